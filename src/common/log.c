@@ -1,0 +1,153 @@
+/*
+ * log.c - the only writer of log lines. Each line is built in a stack
+ * buffer and written with one write(2), so lines from the server and its
+ * workers never interleave mid-line. Over-long values are cut, never
+ * allowed to overflow.
+ */
+#include "compat.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define LOG_LINE_MAX 4096
+
+static enum zn_log_level min_level = ZN_INFO;
+
+enum zn_log_level
+zn_log_level(void)
+{
+    return min_level;
+}
+
+void
+zn_log_set_level(enum zn_log_level level)
+{
+    min_level = level;
+}
+
+int
+zn_log_parse_level(const char *s)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+
+    for (size_t i = 0; i < ZN_ARRAY_LEN(names); i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+struct line {
+    char buf[LOG_LINE_MAX];
+    size_t len;
+};
+
+static void
+put(struct line *l, const char *s, size_t n)
+{
+    /* Keep room for the closing "}\n". */
+    size_t room = sizeof(l->buf) - 2 - l->len;
+
+    if (n > room)
+        n = room;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void
+put_str(struct line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+static void
+put_json_string(struct line *l, const char *s)
+{
+    char esc[8];
+
+    put(l, "\"", 1);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put(l, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            put(l, esc, 6);
+        } else {
+            put(l, (const char *)&c, 1);
+        }
+    }
+    put(l, "\"", 1);
+}
+
+static void
+put_timestamp(struct line *l)
+{
+    struct timespec ts;
+    struct tm tm;
+    char out[40];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    put_json_string(l, out);
+}
+
+void
+zn_log_write(enum zn_log_level level, const char *event,
+             const struct zn_kv *kv, size_t n)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    struct line l;
+    char num[32];
+
+    l.len = 0;
+    put_str(&l, "{\"ts\":");
+    put_timestamp(&l);
+    put_str(&l, ",\"level\":\"");
+    put_str(&l, names[level]);
+    put_str(&l, "\",\"event\":");
+    put_json_string(&l, event);
+    for (size_t i = 0; i < n; i++) {
+        put_str(&l, ",");
+        put_json_string(&l, kv[i].key);
+        put_str(&l, ":");
+        switch (kv[i].type) {
+        case ZN_KV_STR:
+            if (kv[i].v.s)
+                put_json_string(&l, kv[i].v.s);
+            else
+                put_str(&l, "null");
+            break;
+        case ZN_KV_INT:
+            snprintf(num, sizeof(num), "%lld", (long long)kv[i].v.i);
+            put_str(&l, num);
+            break;
+        case ZN_KV_BOOL:
+            put_str(&l, kv[i].v.b ? "true" : "false");
+            break;
+        }
+    }
+    l.buf[l.len++] = '}';
+    l.buf[l.len++] = '\n';
+    /* A failed log write has nowhere to be reported; ignore it. */
+    if (write(STDERR_FILENO, l.buf, l.len) < 0)
+        return;
+}
+
+void
+zn_log_assert_fail(const char *expr, const char *file, int line)
+{
+    ZN_LOG(ZN_ERROR, "assert.failed", ZN_STR("expr", expr),
+           ZN_STR("file", file), ZN_INT("line", line));
+    abort();
+}

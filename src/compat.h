@@ -1,0 +1,28 @@
+/*
+ * compat.h - included first by every .c file. The only place that holds
+ * feature-test macros and platform conditionals.
+ */
+#ifndef ZN_COMPAT_H
+#define ZN_COMPAT_H
+
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1 /* MAP_ANONYMOUS, strsep, timegm, getrusage fields */
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ZN_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define ZN_NORETURN __attribute__((noreturn))
+#else
+#define ZN_PRINTF(fmt, args)
+#define ZN_NORETURN
+#endif
+
+#define ZN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

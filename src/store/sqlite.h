@@ -1,0 +1,42 @@
+/*
+ * sqlite.h - the embedded store: one SQLite database in WAL mode.
+ */
+#ifndef ZN_STORE_SQLITE_H
+#define ZN_STORE_SQLITE_H
+
+#include "compat.h"
+
+#include <stdbool.h>
+
+#include "store/store.h"
+
+enum zn_durability {
+    ZN_DURABILITY_FULL = 0, /* synchronous=FULL: fsync before a commit returns */
+    ZN_DURABILITY_FAST,     /* synchronous=NORMAL: WAL synced at checkpoints */
+};
+
+struct zn_sqlite_opts {
+    enum zn_durability durability;
+    bool readonly;           /* a second handle for readers (the HTTP API) */
+};
+
+/* The current schema version; see the change procedure in sqlite.c. */
+#define ZN_SCHEMA_VERSION 1
+
+/*
+ * Opens (creating if needed) the database at path (":memory:" for tests),
+ * applies pending migrations (unless readonly) and returns the store.
+ * ZN_EIO with err naming the path and SQLite's message on failure; a
+ * database newer than this binary is refused with ZN_ESTATE.
+ */
+int zn_store_sqlite_open(const char *path, const struct zn_sqlite_opts *opts,
+                         struct zn_store **out, struct zn_err *err);
+
+/*
+ * Applies pending migrations to the database at path and reports the
+ * version before and after. Used by `zenith migrate`.
+ */
+int zn_store_sqlite_migrate(const char *path, int *from, int *to,
+                            struct zn_err *err);
+
+#endif
