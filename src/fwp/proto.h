@@ -1,0 +1,149 @@
+/*
+ * proto.h - the Faktory Work Protocol v2, as text: command lines from
+ * clients, RESP replies from the server, and the JSON arguments of HELLO,
+ * ACK, FAIL and BEAT. Pure functions with no I/O, so they can be fuzzed and
+ * shared by the server (fwp/server.c) and our client (fwp/client.c).
+ *
+ * A command is one line: VERB [SP ARGUMENT] CRLF (a bare LF is accepted).
+ * Replies are RESP2: "+OK", "-ERR message", "$len\r\n<bytes>", "$-1".
+ */
+#ifndef ZN_FWP_PROTO_H
+#define ZN_FWP_PROTO_H
+
+#include "compat.h"
+
+#include <stdbool.h>
+
+#include "common/err.h"
+
+#define ZN_FWP_DEFAULT_PORT 7419
+#define ZN_FWP_WID_MAX 64
+
+enum zn_fwp_verb {
+    ZN_FWP_HELLO = 0,
+    ZN_FWP_PUSH,
+    ZN_FWP_PUSHB,
+    ZN_FWP_FETCH,
+    ZN_FWP_ACK,
+    ZN_FWP_FAIL,
+    ZN_FWP_BEAT,
+    ZN_FWP_INFO,
+    ZN_FWP_FLUSH,
+    ZN_FWP_QUEUE,
+    ZN_FWP_END,
+    ZN_FWP_VERB_COUNT
+};
+
+/* A parsed command line; arg points into the line (not NUL-terminated). */
+struct zn_fwp_cmd {
+    enum zn_fwp_verb verb;
+    const char *arg; /* NULL when the command has no argument */
+    size_t arg_len;
+};
+
+/*
+ * Parses one line (len bytes, without or with its trailing CR/LF).
+ * Checks the verb (case-sensitive, as Faktory), and that the argument is
+ * present for HELLO, PUSH, PUSHB, FETCH, ACK, FAIL, BEAT, QUEUE and absent
+ * for INFO, FLUSH, END. ZN_EPROTO with err: "unknown command 'FOO'",
+ * "PUSH: missing argument", "INFO: takes no argument", "empty command",
+ * "command contains a NUL byte".
+ */
+int zn_fwp_parse_line(const char *line, size_t len, struct zn_fwp_cmd *out,
+                      struct zn_err *err);
+
+/* "PUSH" etc. */
+const char *zn_fwp_verb_name(enum zn_fwp_verb v);
+
+/*
+ * Splits a space-separated list (FETCH's queues, QUEUE's names) into at
+ * most max malloc'd, validated queue names. Returns the count or a
+ * negative code (ZN_EINVAL "queue 'x y': ...", ZN_ETOOBIG "too many
+ * queues"). Free with zn_fwp_names_free.
+ */
+int zn_fwp_split_names(const char *s, size_t len, char **names, size_t max,
+                       struct zn_err *err);
+void zn_fwp_names_free(char **names, size_t n);
+
+struct zn_fwp_hello {
+    int v;                           /* protocol version, 2 */
+    char wid[ZN_FWP_WID_MAX + 1];    /* empty for a producer */
+    char *hostname;
+    int64_t pid;
+    char **labels;
+    size_t nlabels;
+    char pwdhash[65];                /* lowercase hex, empty if absent */
+};
+
+/* HELLO {...}: v must be 2; wid, if present, a valid id. */
+int zn_fwp_parse_hello(const char *json, size_t len, struct zn_fwp_hello *out,
+                       struct zn_err *err);
+void zn_fwp_hello_release(struct zn_fwp_hello *h);
+
+/* ACK {"jid":"..."} -> jid (ZN_JID_MAX + 1 bytes). */
+int zn_fwp_parse_ack(const char *json, size_t len, char *jid,
+                     struct zn_err *err);
+
+struct zn_fwp_fail {
+    char jid[65];
+    char *errtype;   /* NULL if absent */
+    char *message;   /* NULL if absent */
+    char *backtrace; /* JSON array text, NULL if absent */
+};
+
+/* FAIL {"jid":..., "errtype":..., "message":..., "backtrace":[...]} */
+int zn_fwp_parse_fail(const char *json, size_t len, struct zn_fwp_fail *out,
+                      struct zn_err *err);
+void zn_fwp_fail_release(struct zn_fwp_fail *f);
+
+struct zn_fwp_beat {
+    char wid[ZN_FWP_WID_MAX + 1];
+    char current_state[16]; /* "", "quiet" or "terminate" */
+    int64_t rss_kb;         /* -1 if absent */
+};
+
+/* BEAT {"wid":..., "current_state":..., "rss_kb":...} */
+int zn_fwp_parse_beat(const char *json, size_t len, struct zn_fwp_beat *out,
+                      struct zn_err *err);
+
+/*
+ * Faktory's password hash: SHA-256 of password+salt, then iterations-1
+ * more SHA-256 of the previous digest, as lowercase hex (65 bytes).
+ */
+void zn_fwp_pwdhash(const char *password, const char *salt, int iterations,
+                    char *out);
+
+/* Constant-time comparison of two NUL-terminated hex digests. */
+bool zn_fwp_hash_equal(const char *a, const char *b);
+
+/*
+ * An address: "unix:/path", "/path" (Unix socket), "host:port",
+ * "[v6]:port" or "tcp://host:port". host is copied into host (size bytes)
+ * or path into path. Returns 0 or ZN_EINVAL "bad address 'x': ...".
+ */
+struct zn_fwp_addr {
+    bool is_unix;
+    char host[256];
+    int port;
+    char path[108];
+};
+int zn_fwp_parse_addr(const char *s, struct zn_fwp_addr *out,
+                      struct zn_err *err);
+
+/*
+ * An incremental RESP reply reader for clients. Feed bytes; when a whole
+ * reply is in, returns 1 and fills the reply. type is '+', '-', '$' (bulk;
+ * data NULL for $-1 nil). data is malloc'd and NUL-terminated; the caller
+ * frees it. Returns 0 when more bytes are needed (consumed tells how many
+ * were used), or ZN_EPROTO for a malformed reply.
+ */
+struct zn_resp_reply {
+    char type;
+    char *data;
+    size_t len;
+};
+int zn_resp_parse(const char *buf, size_t len, size_t max_bulk,
+                  struct zn_resp_reply *out, size_t *consumed,
+                  struct zn_err *err);
+
+#endif
