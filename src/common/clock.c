@@ -51,7 +51,10 @@ zn_clock_format(int64_t ms, char *out, size_t size)
     int msec = (int)(ms - (int64_t)sec * 1000);
     struct tm tm;
 
-    gmtime_r(&sec, &tm);
+    if (!gmtime_r(&sec, &tm)) {
+        snprintf(out, size, "1970-01-01T00:00:00.000Z");
+        return;
+    }
     snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
              tm.tm_min, tm.tm_sec, msec);
@@ -153,7 +156,7 @@ zn_clock_parse_duration(const char *s, int64_t *out_ms)
     if (*p < '0' || *p > '9')
         return ZN_EINVAL;
     while (*p >= '0' && *p <= '9') {
-        if (v > (INT64_MAX / 1000 - 9) / 86400 / 10)
+        if (v > (INT64_MAX - 9) / 10)
             return ZN_EINVAL;
         v = v * 10 + (*p++ - '0');
     }
@@ -168,6 +171,8 @@ zn_clock_parse_duration(const char *s, int64_t *out_ms)
         if (p[1] != '\0')
             return ZN_EINVAL;
     }
+    if (v > INT64_MAX / unit)
+        return ZN_EINVAL;
     *out_ms = v * unit;
     return 0;
 }

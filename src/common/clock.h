@@ -27,7 +27,7 @@ extern const struct zn_clock zn_clock_real;
 
 /*
  * Formats ms as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z")
- * into out (at least 32 bytes).
+ * into out (at least 64 bytes, as -Wformat-truncation counts).
  */
 void zn_clock_format(int64_t ms, char *out, size_t size);
 

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define LOG_LINE_MAX 4096
@@ -90,15 +90,9 @@ put_json_string(struct line *l, const char *s)
 static void
 put_timestamp(struct line *l)
 {
-    struct timespec ts;
-    struct tm tm;
-    char out[40];
+    char out[64];
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    zn_clock_format(zn_clock_wall_ms(), out, sizeof(out));
     put_json_string(l, out);
 }
 

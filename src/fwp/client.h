@@ -39,7 +39,9 @@ void zn_fwp_client_free(struct zn_fwp_client *c);
  * the payload of +simple or $bulk replies (malloc'd, NUL-terminated), or
  * NULL for a nil bulk; reply may be NULL to discard it. A -ERR reply
  * returns ZN_EPROTO with the server's message in err (the connection stays
- * usable); ZN_EIO when the connection failed.
+ * usable); ZN_EIO when the connection failed. After a ZN_EIO (timeout,
+ * closed connection, malformed reply) the client is broken: requests and
+ * replies may be out of step, so every later call fails with ZN_EIO.
  */
 int zn_fwp_client_call(struct zn_fwp_client *c, const char *verb,
                        const char *arg, char **reply, struct zn_err *err);

@@ -31,6 +31,8 @@ enum zn_fwp_verb {
     ZN_FWP_FLUSH,
     ZN_FWP_QUEUE,
     ZN_FWP_END,
+    ZN_FWP_MUTATE, /* Faktory's: requeue/discard/clear dead, retries, ... */
+    ZN_FWP_JOBS,   /* zenith's: list or show jobs (JSON query) */
     ZN_FWP_VERB_COUNT
 };
 
@@ -44,7 +46,8 @@ struct zn_fwp_cmd {
 /*
  * Parses one line (len bytes, without or with its trailing CR/LF).
  * Checks the verb (case-sensitive, as Faktory), and that the argument is
- * present for HELLO, PUSH, PUSHB, FETCH, ACK, FAIL, BEAT, QUEUE and absent
+ * present for HELLO, PUSH, PUSHB, FETCH, ACK, FAIL, BEAT, QUEUE, MUTATE,
+ * JOBS and absent
  * for INFO, FLUSH, END. ZN_EPROTO with err: "unknown command 'FOO'",
  * "PUSH: missing argument", "INFO: takes no argument", "empty command",
  * "command contains a NUL byte".
@@ -59,7 +62,7 @@ const char *zn_fwp_verb_name(enum zn_fwp_verb v);
  * Splits a space-separated list (FETCH's queues, QUEUE's names) into at
  * most max malloc'd, validated queue names. Returns the count or a
  * negative code (ZN_EINVAL "queue 'x y': ...", ZN_ETOOBIG "too many
- * queues"). Free with zn_fwp_names_free.
+ * queues"). A list of only spaces gives 0. Free with zn_fwp_names_free.
  */
 int zn_fwp_split_names(const char *s, size_t len, char **names, size_t max,
                        struct zn_err *err);
@@ -74,6 +77,13 @@ struct zn_fwp_hello {
     size_t nlabels;
     char pwdhash[65];                /* lowercase hex, empty if absent */
 };
+
+/*
+ * The JSON argument parsers (HELLO, ACK, FAIL, BEAT) return 0, or
+ * ZN_EPROTO (ZN_ENOMEM) with a message naming the command and the field.
+ * An optional field that is null counts as absent. On failure nothing is
+ * left to release.
+ */
 
 /* HELLO {...}: v must be 2; wid, if present, a valid id. */
 int zn_fwp_parse_hello(const char *json, size_t len, struct zn_fwp_hello *out,
@@ -109,11 +119,15 @@ int zn_fwp_parse_beat(const char *json, size_t len, struct zn_fwp_beat *out,
 /*
  * Faktory's password hash: SHA-256 of password+salt, then iterations-1
  * more SHA-256 of the previous digest, as lowercase hex (65 bytes).
+ * Iterations below 1 count as 1; a NULL password or salt as "".
  */
 void zn_fwp_pwdhash(const char *password, const char *salt, int iterations,
                     char *out);
 
-/* Constant-time comparison of two NUL-terminated hex digests. */
+/*
+ * Constant-time comparison of two NUL-terminated hex digests. NULL or
+ * empty never matches.
+ */
 bool zn_fwp_hash_equal(const char *a, const char *b);
 
 /*
@@ -133,9 +147,10 @@ int zn_fwp_parse_addr(const char *s, struct zn_fwp_addr *out,
 /*
  * An incremental RESP reply reader for clients. Feed bytes; when a whole
  * reply is in, returns 1 and fills the reply. type is '+', '-', '$' (bulk;
- * data NULL for $-1 nil). data is malloc'd and NUL-terminated; the caller
- * frees it. Returns 0 when more bytes are needed (consumed tells how many
- * were used), or ZN_EPROTO for a malformed reply.
+ * data NULL for $-1 nil) or ':' (integer; data holds its digits). data is
+ * malloc'd and NUL-terminated; the caller frees it. Returns 0 when more
+ * bytes are needed (consumed tells how many were used: 0), or ZN_EPROTO
+ * for a malformed reply (a line over 1 MiB, a bulk over max_bulk).
  */
 struct zn_resp_reply {
     char type;

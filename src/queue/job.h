@@ -118,7 +118,9 @@ int zn_job_parse(const char *json, size_t len, const struct zn_job_limits *lim,
  * pushed), priority, retry, reserve_for, backoff, tags, unique_for, custom,
  * and with_state adds state, attempts, worker, failure{retry_count,
  * failed_at, next_at, errtype, message, backtrace}. Returns a malloc'd
- * NUL-terminated string the caller frees, or NULL on allocation failure.
+ * NUL-terminated string the caller frees, or NULL on allocation failure
+ * or when stored args/custom/backtrace text no longer parses (a damaged
+ * row).
  */
 char *zn_job_encode(const struct zn_job *job, bool with_state);
 

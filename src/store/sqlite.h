@@ -39,4 +39,17 @@ int zn_store_sqlite_open(const char *path, const struct zn_sqlite_opts *opts,
 int zn_store_sqlite_migrate(const char *path, int *from, int *to,
                             struct zn_err *err);
 
+/*
+ * The EXPLAIN QUERY PLAN of a prepared statement behind a hot operation
+ * ("fetch" finds the job, "take" leases it, "promote" finds a due job,
+ * "expired", "next_due", "get", "finish" finds the working job, "extend",
+ * "unique" finds an equal job, "oldest" for queue_stats), one plan line
+ * per text line, e.g. "SEARCH jobs USING INDEX jobs_ready (queue=?)".
+ * For the test that proves the hot paths search an index, and for
+ * diagnostics. *out is malloc'd; the caller frees it. ZN_EINVAL for an
+ * unknown op or a store that is not sqlite.
+ */
+int zn_store_sqlite_explain(struct zn_store *st, const char *op, char **out,
+                            struct zn_err *err);
+
 #endif

@@ -154,7 +154,8 @@ struct zn_store_ops {
      * Moves up to limit SCHEDULED and RETRY jobs with next_at <= now to
      * ENQUEUED (enqueued_at = now). Adds the queues that received jobs to
      * *queues (malloc'd names, caller frees each and the array) when
-     * queues is not NULL.
+     * queues is not NULL. *queues and *nqueues must hold a list already
+     * (NULL and 0 for an empty one); a name in it is not added twice.
      */
     int (*promote)(struct zn_store *st, int64_t now, size_t limit,
                    size_t *moved, char ***queues, size_t *nqueues,

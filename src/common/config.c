@@ -1,0 +1,424 @@
+/*
+ * config.c - the option table and its readers (INI file through inih,
+ * environment, command line). Adding an option is one row in options[];
+ * nothing else reads option names.
+ */
+#include "compat.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "store/sqlite.h"
+
+enum opt_type {
+    OPT_STR,
+    OPT_INT,      /* int, bounded */
+    OPT_BOOL,
+    OPT_DURATION, /* int64 ms from "90s", "15m", "7d" */
+    OPT_SIZE,     /* int64 bytes from "1048576", "64k", "1m" */
+    OPT_BACKOFF,
+    OPT_DURABILITY,
+    OPT_LOGLEVEL,
+};
+
+struct option_def {
+    const char *name;
+    enum opt_type type;
+    size_t offset;
+    const char *def;
+    int64_t min, max;
+    bool secret;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct zn_config, f)
+
+static const struct option_def options[] = {
+    {"data", OPT_STR, OFF(data), "zenith-data", 0, 0, false,
+     "directory of the database files"},
+    {"fwp", OPT_STR, OFF(fwp), "127.0.0.1:7419", 0, 0, false,
+     "Faktory protocol TCP address (\"\" = off; port 0 = any free port)"},
+    {"unix_socket", OPT_STR, OFF(unix_socket), "", 0, 0, false,
+     "Faktory protocol Unix socket (\"\" = DATA/zenith.sock)"},
+    {"http", OPT_STR, OFF(http), "127.0.0.1:7420", 0, 0, false,
+     "HTTP API and dashboard address (\"\" = off)"},
+    {"password", OPT_STR, OFF(password), "", 0, 0, true,
+     "password FWP clients must give (\"\" = none)"},
+    {"store", OPT_STR, OFF(store), "sqlite", 0, 0, false,
+     "job store: sqlite (env QUEUE_CONNECTION)"},
+    {"durability", OPT_DURABILITY, OFF(durability), "full", 0, 0, false,
+     "full: fsync before a push is answered; fast: fsync at checkpoints"},
+    {"log_level", OPT_LOGLEVEL, OFF(log_level), "info", 0, 0, false,
+     "debug, info, warn or error"},
+    {"workers", OPT_BOOL, OFF(workers), "true", 0, 0, false,
+     "run the supervisor's worker processes"},
+    {"max_line", OPT_SIZE, OFF(max_line), "16m", 1024, 1LL << 30, false,
+     "longest FWP command line, in bytes (PUSHB carries many jobs)"},
+    {"max_payload", OPT_SIZE, OFF(engine.limits.max_payload), "1m", 64,
+     1LL << 30, false, "largest job, in bytes of JSON"},
+    {"retry", OPT_INT, OFF(engine.retry), "2", -1, 1000, false,
+     "retries after the first try when a job sets none (2 = 3 tries)"},
+    {"backoff", OPT_BACKOFF, OFF(engine.backoff), "10,30,60", 0, 0, false,
+     "seconds before each retry; the last value repeats"},
+    {"timeout", OPT_INT, OFF(engine.reserve_for), "300", 1, 86400, false,
+     "lease of a job in seconds when it sets no reserve_for"},
+    {"done_ttl", OPT_DURATION, OFF(engine.done_ttl_ms), "60m", 0,
+     3650LL * 86400000, false, "how long done jobs are kept"},
+    {"dead_ttl", OPT_DURATION, OFF(engine.dead_ttl_ms), "7d", 0,
+     3650LL * 86400000, false, "how long dead jobs are kept"},
+};
+
+static const struct option_def *
+find_option(const char *name)
+{
+    for (size_t i = 0; i < ZN_ARRAY_LEN(options); i++)
+        if (strcmp(options[i].name, name) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/* Parses a whole decimal integer with an optional k/m/g suffix. */
+static int
+parse_int(const char *s, bool size_units, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    if (size_units && *end) {
+        int64_t mult = *end == 'k' ? 1024 : *end == 'm' ? 1024 * 1024 :
+                       *end == 'g' ? 1024LL * 1024 * 1024 : 0;
+
+        if (!mult || end[1] || v > INT64_MAX / mult)
+            return -1;
+        v *= mult;
+        end++;
+    }
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int
+set_value(struct zn_config *cfg, const struct option_def *o, const char *v,
+          const char *where, struct zn_err *err)
+{
+    char *base = (char *)cfg + o->offset;
+    int64_t n;
+    int level;
+
+    switch (o->type) {
+    case OPT_STR: {
+        char *copy = strdup(v);
+
+        if (!copy)
+            return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", where);
+        free(*(char **)base);
+        *(char **)base = copy;
+        return 0;
+    }
+    case OPT_INT:
+    case OPT_SIZE:
+    case OPT_DURATION:
+        if (o->type == OPT_DURATION ? zn_clock_parse_duration(v, &n) != 0 :
+                                      parse_int(v, o->type == OPT_SIZE, &n))
+            return zn_err_set(err, ZN_EINVAL, "%s: %s: '%s' is not a %s", where,
+                              o->name, v,
+                              o->type == OPT_DURATION ? "duration like 90s, 15m, 7d"
+                              : o->type == OPT_SIZE ? "size like 1048576 or 1m"
+                                                    : "whole number");
+        if (n < o->min || n > o->max)
+            return zn_err_set(err, ZN_EINVAL,
+                              "%s: %s: %s is out of range %lld..%lld", where,
+                              o->name, v, (long long)o->min, (long long)o->max);
+        if (o->type == OPT_INT)
+            *(int *)base = (int)n;
+        else if (o->offset == OFF(engine.limits.max_payload))
+            *(size_t *)base = (size_t)n;
+        else
+            *(int64_t *)base = n;
+        return 0;
+    case OPT_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") ||
+            !strcmp(v, "1"))
+            *(bool *)base = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") ||
+                 !strcmp(v, "off") || !strcmp(v, "0"))
+            *(bool *)base = false;
+        else
+            return zn_err_set(err, ZN_EINVAL,
+                              "%s: %s: '%s' is not true or false", where,
+                              o->name, v);
+        return 0;
+    case OPT_BACKOFF: {
+        struct zn_err e2;
+        size_t nb;
+
+        if (zn_job_parse_backoff(v, cfg->engine.backoff, &nb, &e2) < 0)
+            return zn_err_set(err, ZN_EINVAL, "%s: %s", where, e2.msg);
+        cfg->engine.nbackoff = nb;
+        return 0;
+    }
+    case OPT_DURABILITY:
+        if (!strcmp(v, "full"))
+            *(int *)base = ZN_DURABILITY_FULL;
+        else if (!strcmp(v, "fast"))
+            *(int *)base = ZN_DURABILITY_FAST;
+        else
+            return zn_err_set(err, ZN_EINVAL,
+                              "%s: durability: '%s' is not full or fast",
+                              where, v);
+        return 0;
+    case OPT_LOGLEVEL:
+        level = zn_log_parse_level(v);
+        if (level < 0)
+            return zn_err_set(err, ZN_EINVAL,
+                              "%s: log_level: '%s' is not debug, info, warn "
+                              "or error", where, v);
+        *(int *)base = level;
+        return 0;
+    }
+    return zn_err_set(err, ZN_EINVAL, "%s: %s: unknown type", where, o->name);
+}
+
+int
+zn_config_set(struct zn_config *cfg, const char *name, const char *value,
+              const char *where, struct zn_err *err)
+{
+    const struct option_def *o = find_option(name);
+
+    if (!o)
+        return zn_err_set(err, ZN_EINVAL, "%s: unknown option '%s'", where,
+                          name);
+    return set_value(cfg, o, value, where, err);
+}
+
+int
+zn_config_init(struct zn_config *cfg, struct zn_err *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    zn_engine_config_default(&cfg->engine);
+    for (size_t i = 0; i < ZN_ARRAY_LEN(options); i++) {
+        int rc = set_value(cfg, &options[i], options[i].def, "default", err);
+
+        if (rc < 0) {
+            zn_config_release(cfg);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void
+zn_config_release(struct zn_config *cfg)
+{
+    for (size_t i = 0; i < ZN_ARRAY_LEN(options); i++) {
+        if (options[i].type == OPT_STR) {
+            char **p = (char **)((char *)cfg + options[i].offset);
+
+            if (*p && options[i].secret)
+                memset(*p, 0, strlen(*p));
+            free(*p);
+            *p = NULL;
+        }
+    }
+}
+
+struct ini_ctx {
+    struct zn_config *cfg;
+    const char *path;
+    FILE *fp;
+    int lineno; /* the line inih handed to ini_cb last */
+    struct zn_err *err;
+    int failed;
+};
+
+/*
+ * Debian's inih does not pass line numbers to the handler; reading the
+ * lines for it lets errors name the line all the same.
+ */
+static char *
+read_line_cb(char *str, int num, void *stream)
+{
+    struct ini_ctx *c = stream;
+    char *line = fgets(str, num, c->fp);
+
+    if (line)
+        c->lineno++;
+    return line;
+}
+
+static int
+ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *c = user;
+    char where[300];
+
+    snprintf(where, sizeof(where), "%s:%d", c->path, c->lineno);
+    if (strcmp(section, "") != 0 && strcmp(section, "server") != 0) {
+        zn_err_set(c->err, ZN_EINVAL, "%s: unknown section '%s'", where,
+                   section);
+        c->failed = 1;
+        return 0;
+    }
+    if (zn_config_set(c->cfg, name, value, where, c->err) < 0) {
+        c->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+int
+zn_config_load_file(struct zn_config *cfg, const char *path,
+                     struct zn_err *err)
+{
+    struct ini_ctx c = {cfg, path, NULL, 0, err, 0};
+    int rc;
+
+    c.fp = fopen(path, "r");
+    if (!c.fp)
+        return zn_err_set(err, ZN_EINVAL, "%s: cannot open: %s", path,
+                          strerror(errno));
+    rc = ini_parse_stream(read_line_cb, &c, ini_cb, &c);
+    fclose(c.fp);
+    if (c.failed)
+        return ZN_EINVAL;
+    if (rc == -2)
+        return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", path);
+    if (rc > 0)
+        return zn_err_set(err, ZN_EINVAL, "%s:%d: syntax error", path, rc);
+    return 0;
+}
+
+int
+zn_config_load_env(struct zn_config *cfg, struct zn_err *err)
+{
+    const char *qc = getenv("QUEUE_CONNECTION");
+    int rc;
+
+    if (qc && *qc) {
+        rc = zn_config_set(cfg, "store", qc, "env QUEUE_CONNECTION", err);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < ZN_ARRAY_LEN(options); i++) {
+        char var[64], where[80];
+        const char *v;
+        size_t j;
+
+        memcpy(var, "ZENITH_", 7);
+        for (j = 0; options[i].name[j] && j + 8 < sizeof(var); j++) {
+            char ch = options[i].name[j];
+
+            var[7 + j] = (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+        }
+        var[7 + j] = '\0';
+        v = getenv(var);
+        if (!v)
+            continue;
+        snprintf(where, sizeof(where), "env %s", var);
+        rc = set_value(cfg, &options[i], v, where, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Turns "--log-level" into "log_level" in out; 0 if it is an option. */
+static int
+flag_to_name(const char *arg, char *out, size_t size, const char **value)
+{
+    size_t i;
+
+    *value = NULL;
+    if (strncmp(arg, "--", 2) != 0)
+        return -1;
+    arg += 2;
+    for (i = 0; arg[i] && arg[i] != '=' && i + 1 < size; i++)
+        out[i] = arg[i] == '-' ? '_' : arg[i];
+    out[i] = '\0';
+    if (arg[i] == '=')
+        *value = arg + i + 1;
+    return 0;
+}
+
+int
+zn_config_from_args(struct zn_config *cfg, int argc, char **argv,
+                    struct zn_err *err)
+{
+    const char *file = NULL;
+    char name[64];
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            file = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9))
+            file = argv[i] + 9;
+    }
+    if (file) {
+        rc = zn_config_load_file(cfg, file, err);
+        if (rc < 0)
+            return rc;
+    }
+    rc = zn_config_load_env(cfg, err);
+    if (rc < 0)
+        return rc;
+    for (int i = 1; i < argc; i++) {
+        const char *value;
+        char where[80];
+
+        if (flag_to_name(argv[i], name, sizeof(name), &value) < 0)
+            return zn_err_set(err, ZN_EINVAL, "unexpected argument '%s'",
+                              argv[i]);
+        if (!strcmp(name, "config")) {
+            i += value ? 0 : 1;
+            continue;
+        }
+        if (!strcmp(name, "no_workers") && !value) {
+            cfg->workers = false;
+            continue;
+        }
+        if (!find_option(name))
+            return zn_err_set(err, ZN_EINVAL, "unknown option '%s'", argv[i]);
+        if (!value) {
+            if (i + 1 >= argc)
+                return zn_err_set(err, ZN_EINVAL, "%s: missing value",
+                                  argv[i]);
+            value = argv[++i];
+        }
+        snprintf(where, sizeof(where), "--%s", name);
+        rc = zn_config_set(cfg, name, value, where, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void
+zn_config_usage(FILE *out)
+{
+    fprintf(out, "options (file key, --flag, or env ZENITH_<KEY>):\n"
+                 "  --config FILE        INI file ([server] section)\n"
+                 "  --no-workers         same as --workers false\n");
+    for (size_t i = 0; i < ZN_ARRAY_LEN(options); i++) {
+        char flag[64];
+        size_t j;
+
+        for (j = 0; options[i].name[j] && j + 1 < sizeof(flag); j++)
+            flag[j] = options[i].name[j] == '_' ? '-' : options[i].name[j];
+        flag[j] = '\0';
+        fprintf(out, "  --%-18s %s (default: %s)\n", flag, options[i].help,
+                options[i].secret ? "none" : options[i].def);
+    }
+}

@@ -1,0 +1,1423 @@
+/*
+ * server.c - the FWP server. Each connection is a small state machine:
+ *
+ *   HELLO --(HELLO ok)--> READY --(END, error, EOF)--> CLOSING (freed
+ *                                                     after the iteration)
+ *
+ * While a connection waits for the commit of its push (held) or for a job
+ * (blocking FETCH), its input is left unread in its buffer, so replies
+ * always leave in the order of the commands. Over-long lines are skipped
+ * as they arrive and answered with an error; they are never buffered whole.
+ *
+ * Consumers register under their wid; a wid may have several connections
+ * (client libraries keep a pool). When the last one closes, the jobs that
+ * worker holds are handed out again at once, recorded as "worker gone".
+ */
+#include "compat.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sodium.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "fwp/proto.h"
+#include "fwp/server.h"
+
+#define FETCH_WAIT_MS 2000
+#define FETCH_QUEUES_MAX 64
+#define PUSHB_MAX 10000
+#define TICK_MS 100
+
+struct worker {
+    char wid[ZN_FWP_WID_MAX + 1];
+    char *hostname;
+    int64_t pid;
+    char *labels;       /* JSON array text */
+    int64_t started_at;
+    int64_t last_beat;
+    int64_t rss_kb;
+    char state[16];     /* "", "quiet", "terminate": what we asked */
+    int conns;
+    LIST_ENTRY(worker) link;
+};
+
+enum conn_state { C_HELLO, C_READY, C_CLOSING };
+
+struct conn {
+    struct zn_fwp_server *srv;
+    struct bufferevent *bev;
+    enum conn_state state;
+    char salt[33];
+    char peer[64];
+    struct worker *worker;
+    size_t scanned;        /* input bytes known to hold no newline */
+    bool discarding;       /* inside an over-long line */
+    bool held;             /* reply waits for the commit */
+    char *held_reply;      /* the RESP text to send then */
+    bool waiting;          /* blocking FETCH */
+    bool ending;           /* END seen: close once the output is written */
+    char *queues[FETCH_QUEUES_MAX];
+    size_t nqueues;
+    struct event *fetch_timer;
+    TAILQ_ENTRY(conn) all_link;
+    TAILQ_ENTRY(conn) held_link;
+    TAILQ_ENTRY(conn) wait_link;
+    TAILQ_ENTRY(conn) dead_link;
+    TAILQ_ENTRY(conn) resume_link;
+    bool resuming;         /* on srv->resumed */
+};
+
+TAILQ_HEAD(conn_list, conn);
+
+struct zn_fwp_server {
+    struct event_base *base;
+    struct zn_engine *engine;
+    struct zn_fwp_server_opts opts;
+    char *password;
+    char *unix_path;
+    struct evconnlistener *tcp;
+    struct evconnlistener *unix_l;
+    int port;
+    struct event *tick;
+    struct conn_list all;
+    struct conn_list held;
+    struct conn_list waiters;
+    struct conn_list dead;
+    struct conn_list resumed; /* to run their buffered input after commit */
+    LIST_HEAD(, worker) workers;
+    size_t nconns;
+    int64_t started_at;
+    uint64_t commands;
+};
+
+static void process_input(struct conn *c);
+
+/* ---- replies --------------------------------------------------------- */
+
+static void
+reply_raw(struct conn *c, const char *s)
+{
+    evbuffer_add(bufferevent_get_output(c->bev), s, strlen(s));
+}
+
+static void
+reply_ok(struct conn *c)
+{
+    reply_raw(c, "+OK\r\n");
+}
+
+static void
+reply_err(struct conn *c, const char *msg)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    /* RESP errors are one line: CR and LF in a message would end it. */
+    evbuffer_add(out, "-ERR ", 5);
+    for (const char *p = msg; *p; p++)
+        evbuffer_add(out, (*p == '\r' || *p == '\n') ? " " : p, 1);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void
+reply_bulk(struct conn *c, const char *s)
+{
+    size_t len = strlen(s);
+
+    evbuffer_add_printf(bufferevent_get_output(c->bev), "$%zu\r\n", len);
+    evbuffer_add(bufferevent_get_output(c->bev), s, len);
+    evbuffer_add(bufferevent_get_output(c->bev), "\r\n", 2);
+}
+
+/* Formats a bulk reply as a malloc'd string, for held replies. */
+static char *
+bulk_text(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = malloc(len + 32);
+
+    if (out)
+        snprintf(out, len + 32, "$%zu\r\n%s\r\n", len, s);
+    return out;
+}
+
+/* Holds reply (malloc'd, taken) until the open transaction commits. */
+static void
+hold_take(struct conn *c, char *reply)
+{
+    if (!reply) {
+        reply_err(c, "out of memory");
+        return;
+    }
+    if (!zn_engine_pending(c->srv->engine)) {
+        reply_raw(c, reply);
+        free(reply);
+        return;
+    }
+    c->held = true;
+    c->held_reply = reply;
+    TAILQ_INSERT_TAIL(&c->srv->held, c, held_link);
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+static struct worker *
+worker_find(struct zn_fwp_server *s, const char *wid)
+{
+    struct worker *w;
+
+    LIST_FOREACH(w, &s->workers, link)
+        if (strcmp(w->wid, wid) == 0)
+            return w;
+    return NULL;
+}
+
+static void
+worker_free(struct worker *w)
+{
+    free(w->hostname);
+    free(w->labels);
+    free(w);
+}
+
+static int
+worker_attach(struct conn *c, const struct zn_fwp_hello *h)
+{
+    struct zn_fwp_server *s = c->srv;
+    struct worker *w = worker_find(s, h->wid);
+
+    if (!w) {
+        json_t *labels = json_array();
+
+        w = calloc(1, sizeof(*w));
+        if (!w || !labels) {
+            free(w);
+            json_decref(labels);
+            return ZN_ENOMEM;
+        }
+        snprintf(w->wid, sizeof(w->wid), "%s", h->wid);
+        w->hostname = strdup(h->hostname ? h->hostname : "");
+        for (size_t i = 0; i < h->nlabels; i++)
+            json_array_append_new(labels, json_string(h->labels[i]));
+        w->labels = json_dumps(labels, JSON_COMPACT);
+        json_decref(labels);
+        w->pid = h->pid;
+        w->started_at = zn_engine_now(s->engine);
+        w->last_beat = w->started_at;
+        w->rss_kb = -1;
+        if (!w->hostname || !w->labels) {
+            worker_free(w);
+            return ZN_ENOMEM;
+        }
+        LIST_INSERT_HEAD(&s->workers, w, link);
+        ZN_LOG(ZN_INFO, "worker.connected", ZN_STR("wid", w->wid),
+               ZN_STR("hostname", w->hostname), ZN_INT("pid", w->pid));
+    }
+    w->conns++;
+    c->worker = w;
+    return 0;
+}
+
+/* The last connection of a worker closed: it cannot be working any job. */
+static void
+worker_detach(struct conn *c)
+{
+    struct worker *w = c->worker;
+    struct zn_engine_failure f = {
+        .outcome = "worker gone",
+        .message = "the worker's connection closed before ACK or FAIL",
+        .cpu_ms = -1, .rss_kb = -1, .at_once = true,
+    };
+    struct zn_err err;
+    size_t n = 0;
+
+    c->worker = NULL;
+    if (!w || --w->conns > 0)
+        return;
+    if (zn_engine_release_worker(c->srv->engine, w->wid, &f, &n, &err) < 0)
+        ZN_LOG(ZN_ERROR, "worker.release_failed", ZN_STR("wid", w->wid),
+               ZN_STR("error", err.msg));
+    ZN_LOG(ZN_INFO, "worker.gone", ZN_STR("wid", w->wid),
+           ZN_INT("jobs_released", n));
+    LIST_REMOVE(w, link);
+    worker_free(w);
+}
+
+size_t
+zn_fwp_server_signal_workers(struct zn_fwp_server *s, const char *wid,
+                             const char *state)
+{
+    struct worker *w;
+    size_t n = 0;
+
+    LIST_FOREACH(w, &s->workers, link) {
+        if (wid && strcmp(w->wid, wid) != 0)
+            continue;
+        /* terminate is stronger than quiet: never weaken a request. */
+        if (strcmp(w->state, "terminate") != 0)
+            snprintf(w->state, sizeof(w->state), "%s", state);
+        n++;
+    }
+    return n;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static void
+fetch_stop_waiting(struct conn *c)
+{
+    if (!c->waiting)
+        return;
+    c->waiting = false;
+    TAILQ_REMOVE(&c->srv->waiters, c, wait_link);
+    evtimer_del(c->fetch_timer);
+    zn_fwp_names_free(c->queues, c->nqueues);
+    c->nqueues = 0;
+}
+
+/* Marks c closing; it is freed after the loop iteration. */
+static void
+conn_close(struct conn *c)
+{
+    struct zn_fwp_server *s = c->srv;
+
+    if (c->state == C_CLOSING)
+        return;
+    c->state = C_CLOSING;
+    fetch_stop_waiting(c);
+    if (c->resuming) {
+        TAILQ_REMOVE(&s->resumed, c, resume_link);
+        c->resuming = false;
+    }
+    if (c->held) {
+        TAILQ_REMOVE(&s->held, c, held_link);
+        c->held = false;
+        free(c->held_reply);
+        c->held_reply = NULL;
+    }
+    worker_detach(c);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    TAILQ_REMOVE(&s->all, c, all_link);
+    TAILQ_INSERT_TAIL(&s->dead, c, dead_link);
+    s->nconns--;
+}
+
+static void
+conn_free(struct conn *c)
+{
+    if (c->fetch_timer)
+        event_free(c->fetch_timer);
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+static void
+cmd_hello(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    struct zn_fwp_hello h;
+    struct zn_err err;
+
+    if (c->state != C_HELLO) {
+        reply_err(c, "HELLO: already said");
+        return;
+    }
+    if (zn_fwp_parse_hello(cmd->arg, cmd->arg_len, &h, &err) < 0) {
+        reply_err(c, err.msg);
+        return;
+    }
+    if (c->srv->password) {
+        char want[65];
+
+        zn_fwp_pwdhash(c->srv->password, c->salt,
+                       c->srv->opts.hash_iterations, want);
+        if (!h.pwdhash[0] || !zn_fwp_hash_equal(want, h.pwdhash)) {
+            sodium_memzero(want, sizeof(want));
+            zn_fwp_hello_release(&h);
+            ZN_LOG(ZN_WARN, "fwp.auth_failed", ZN_STR("peer", c->peer));
+            reply_err(c, "invalid password");
+            return;
+        }
+        sodium_memzero(want, sizeof(want));
+    }
+    if (h.wid[0] && worker_attach(c, &h) < 0) {
+        zn_fwp_hello_release(&h);
+        reply_err(c, "out of memory");
+        return;
+    }
+    zn_fwp_hello_release(&h);
+    c->state = C_READY;
+    reply_ok(c);
+}
+
+static void
+cmd_push(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    const struct zn_engine_config *cfg = zn_engine_config(c->srv->engine);
+    struct zn_job *job = NULL;
+    struct zn_err err;
+
+    if (zn_job_parse(cmd->arg, cmd->arg_len, &cfg->limits,
+                     zn_engine_now(c->srv->engine), &job, &err) < 0) {
+        reply_err(c, err.msg);
+        return;
+    }
+    if (zn_engine_push(c->srv->engine, &job, 1, &err) < 0 || err.code) {
+        reply_err(c, err.msg);
+    } else {
+        ZN_LOG(ZN_DEBUG, "job.pushed", ZN_STR("jid", job->jid),
+               ZN_STR("queue", job->queue), ZN_STR("jobtype", job->jobtype));
+        hold_take(c, strdup("+OK\r\n"));
+    }
+    zn_job_free(job);
+}
+
+/*
+ * PUSHB [job, ...]: the good jobs are accepted, the refused ones listed
+ * in one reply, {"jid": "reason", ...} ({} when all went in), as Faktory.
+ */
+static void
+cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    const struct zn_engine_config *cfg = zn_engine_config(c->srv->engine);
+    int64_t now = zn_engine_now(c->srv->engine);
+    struct zn_job **jobs = NULL;
+    struct zn_err *errs = NULL, perr;
+    json_error_t jerr;
+    json_t *arr, *refused = NULL;
+    size_t n, ok = 0;
+    char *text;
+
+    arr = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
+    if (!arr || !json_is_array(arr)) {
+        if (arr)
+            reply_err(c, "PUSHB: must be a JSON array of jobs");
+        else {
+            char msg[300];
+
+            snprintf(msg, sizeof(msg), "PUSHB: invalid JSON at line %d "
+                     "column %d: %s", jerr.line, jerr.column, jerr.text);
+            reply_err(c, msg);
+        }
+        json_decref(arr);
+        return;
+    }
+    n = json_array_size(arr);
+    if (n > PUSHB_MAX) {
+        json_decref(arr);
+        reply_err(c, "PUSHB: more than 10000 jobs in one batch");
+        return;
+    }
+    jobs = calloc(n ? n : 1, sizeof(*jobs));
+    errs = calloc(n ? n : 1, sizeof(*errs));
+    refused = json_object();
+    if (!jobs || !errs || !refused)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        char key[32];
+
+        text = json_dumps(json_array_get(arr, i), JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text)
+            goto oom;
+        if (zn_job_parse(text, strlen(text), &cfg->limits, now, &jobs[ok],
+                         &perr) < 0) {
+            json_t *jid = json_object_get(json_array_get(arr, i), "jid");
+
+            snprintf(key, sizeof(key), "#%zu", i);
+            json_object_set_new(refused,
+                                json_is_string(jid) ? json_string_value(jid)
+                                                    : key,
+                                json_string(perr.msg));
+        } else {
+            ok++;
+        }
+        free(text);
+    }
+    if (ok && zn_engine_push(c->srv->engine, jobs, ok, errs) < 0) {
+        reply_err(c, errs[0].msg);
+        goto done;
+    }
+    for (size_t i = 0; i < ok; i++)
+        if (errs[i].code)
+            json_object_set_new(refused, jobs[i]->jid, json_string(errs[i].msg));
+    text = json_dumps(refused, JSON_COMPACT);
+    hold_take(c, text ? bulk_text(text) : NULL);
+    free(text);
+    goto done;
+oom:
+    reply_err(c, "out of memory");
+done:
+    for (size_t i = 0; jobs && i < ok; i++)
+        zn_job_free(jobs[i]);
+    free(jobs);
+    free(errs);
+    json_decref(refused);
+    json_decref(arr);
+}
+
+/* Tries to hand c a job; true when it got one (or an error was sent). */
+static bool
+fetch_try(struct conn *c)
+{
+    struct zn_job *job = NULL;
+    struct zn_err err;
+    char *text;
+
+    if (zn_engine_fetch(c->srv->engine, (const char *const *)c->queues,
+                        c->nqueues, c->worker ? c->worker->wid : "",
+                        &job, &err) < 0) {
+        reply_err(c, err.msg);
+        return true;
+    }
+    if (!job)
+        return false;
+    text = zn_job_encode(job, true);
+    if (text)
+        reply_bulk(c, text);
+    else
+        reply_err(c, "out of memory");
+    ZN_LOG(ZN_DEBUG, "job.fetched", ZN_STR("jid", job->jid),
+           ZN_STR("queue", job->queue), ZN_STR("wid", job->worker));
+    free(text);
+    zn_job_free(job);
+    return true;
+}
+
+static void
+fetch_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    fetch_stop_waiting(c);
+    reply_raw(c, "$-1\r\n");
+    process_input(c);
+}
+
+static void
+cmd_fetch(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    struct timeval tv = {FETCH_WAIT_MS / 1000, (FETCH_WAIT_MS % 1000) * 1000};
+    struct zn_err err;
+    int n;
+
+    if (!c->worker) {
+        reply_err(c, "FETCH: only a consumer (HELLO with a wid) may fetch");
+        return;
+    }
+    n = zn_fwp_split_names(cmd->arg, cmd->arg_len, c->queues,
+                           FETCH_QUEUES_MAX, &err);
+    if (n < 0) {
+        reply_err(c, err.msg);
+        return;
+    }
+    c->nqueues = (size_t)n;
+    if (n == 0) {
+        reply_err(c, "FETCH: at least one queue is required");
+        return;
+    }
+    if (strcmp(c->worker->state, "") != 0 || fetch_try(c)) {
+        /* A quiet or terminating worker gets no more jobs. */
+        if (strcmp(c->worker->state, "") != 0)
+            reply_raw(c, "$-1\r\n");
+        zn_fwp_names_free(c->queues, c->nqueues);
+        c->nqueues = 0;
+        return;
+    }
+    c->waiting = true;
+    TAILQ_INSERT_TAIL(&c->srv->waiters, c, wait_link);
+    evtimer_add(c->fetch_timer, &tv);
+}
+
+static void
+cmd_ack(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    char jid[ZN_JID_MAX + 1];
+    struct zn_err err;
+
+    if (zn_fwp_parse_ack(cmd->arg, cmd->arg_len, jid, &err) < 0 ||
+        zn_engine_ack(c->srv->engine, jid, &err) < 0) {
+        reply_err(c, err.msg);
+        return;
+    }
+    ZN_LOG(ZN_DEBUG, "job.acked", ZN_STR("jid", jid));
+    reply_ok(c);
+}
+
+static void
+cmd_fail(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    struct zn_fwp_fail f;
+    struct zn_engine_failure ef = {.outcome = "failed", .cpu_ms = -1,
+                                   .rss_kb = -1};
+    struct zn_err err;
+
+    if (zn_fwp_parse_fail(cmd->arg, cmd->arg_len, &f, &err) < 0) {
+        reply_err(c, err.msg);
+        return;
+    }
+    ef.errtype = f.errtype ? f.errtype : "unknown";
+    ef.message = f.message;
+    ef.backtrace = f.backtrace;
+    if (zn_engine_fail(c->srv->engine, f.jid, &ef, &err) < 0)
+        reply_err(c, err.msg);
+    else
+        reply_ok(c);
+    zn_fwp_fail_release(&f);
+}
+
+static void
+cmd_beat(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    struct zn_fwp_beat b;
+    struct worker *w;
+    struct zn_err err;
+    char reply[96];
+
+    if (zn_fwp_parse_beat(cmd->arg, cmd->arg_len, &b, &err) < 0) {
+        reply_err(c, err.msg);
+        return;
+    }
+    w = worker_find(c->srv, b.wid);
+    if (!w) {
+        snprintf(reply, sizeof(reply), "BEAT: unknown worker '%.20s': "
+                 "HELLO with this wid first", b.wid);
+        reply_err(c, reply);
+        return;
+    }
+    w->last_beat = zn_engine_now(c->srv->engine);
+    if (b.rss_kb >= 0)
+        w->rss_kb = b.rss_kb;
+    if (!w->state[0]) {
+        reply_ok(c);
+        return;
+    }
+    snprintf(reply, sizeof(reply), "{\"state\":\"%s\"}", w->state);
+    reply_bulk(c, reply);
+}
+
+static json_t *
+info_queues(struct zn_fwp_server *s, json_t *sizes, int64_t *total)
+{
+    struct zn_store *st = zn_engine_store(s->engine);
+    struct zn_queue_stats *qs = NULL;
+    int64_t now = zn_engine_now(s->engine);
+    json_t *list = json_array();
+    struct zn_err err;
+    size_t n = 0;
+
+    *total = 0;
+    if (st->ops->queue_stats(st, &qs, &n, &err) < 0)
+        return list;
+    for (size_t i = 0; i < n; i++) {
+        json_t *q = json_object();
+
+        json_object_set_new(q, "name", json_string(qs[i].name));
+        json_object_set_new(q, "paused", json_boolean(qs[i].paused));
+        for (int k = 0; k < ZN_STATE_COUNT; k++)
+            json_object_set_new(q, zn_job_state_name(k),
+                                json_integer(qs[i].count[k]));
+        json_object_set_new(q, "oldest_age_s", json_integer(
+            qs[i].oldest_enqueued_at ? (now - qs[i].oldest_enqueued_at) / 1000
+                                     : 0));
+        json_array_append_new(list, q);
+        json_object_set_new(sizes, qs[i].name,
+                            json_integer(qs[i].count[ZN_STATE_ENQUEUED]));
+        *total += qs[i].count[ZN_STATE_ENQUEUED];
+    }
+    free(qs);
+    return list;
+}
+
+static json_t *
+info_workers(struct zn_fwp_server *s)
+{
+    json_t *list = json_array();
+    struct worker *w;
+    char t1[64], t2[64];
+
+    LIST_FOREACH(w, &s->workers, link) {
+        zn_clock_format(w->started_at, t1, sizeof(t1));
+        zn_clock_format(w->last_beat, t2, sizeof(t2));
+        json_array_append_new(list, json_pack(
+            "{s:s,s:s,s:I,s:o,s:s,s:s,s:I,s:s,s:i}", "wid", w->wid,
+            "hostname", w->hostname, "pid", (json_int_t)w->pid, "labels",
+            json_loads(w->labels, 0, NULL), "started_at", t1, "last_beat", t2,
+            "rss_kb", (json_int_t)w->rss_kb, "state",
+            w->state[0] ? w->state : "running", "connections", w->conns));
+    }
+    return list;
+}
+
+static void
+cmd_info(struct conn *c)
+{
+    struct zn_fwp_server *s = c->srv;
+    struct zn_store *st = zn_engine_store(s->engine);
+    struct zn_store_counters ctr = {0};
+    struct rusage ru;
+    json_t *sizes = json_object(), *root, *queues;
+    int64_t now = zn_engine_now(s->engine), total;
+    struct zn_err err;
+    char ts[64], *text;
+
+    st->ops->counters(st, &ctr, &err);
+    queues = info_queues(s, sizes, &total);
+    getrusage(RUSAGE_SELF, &ru);
+    zn_clock_format(now, ts, sizeof(ts));
+    root = json_pack(
+        "{s:{s:I,s:I,s:I,s:I,s:o,s:{}},s:s,s:{s:s,s:s,s:I,s:I,s:I,s:I},"
+        "s:{s:o,s:o}}",
+        "faktory", "total_enqueued", (json_int_t)total, "total_queues",
+        (json_int_t)json_object_size(sizes), "total_processed",
+        (json_int_t)ctr.processed, "total_failures", (json_int_t)ctr.failed,
+        "queues", sizes, "tasks",
+        "server_utc_time", ts,
+        "server", "description", "zenith", "faktory_version", "1.9.0",
+        "uptime", (json_int_t)((now - s->started_at) / 1000), "connections",
+        (json_int_t)s->nconns, "command_count", (json_int_t)s->commands,
+        "used_memory_mb", (json_int_t)(ru.ru_maxrss / 1024),
+        "zenith", "queues", queues, "workers", info_workers(s));
+    text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    if (text)
+        reply_bulk(c, text);
+    else
+        reply_err(c, "INFO: out of memory");
+    free(text);
+    json_decref(root);
+}
+
+static void
+cmd_flush(struct conn *c)
+{
+    struct zn_err err;
+
+    if (zn_engine_flush(c->srv->engine, &err) < 0)
+        reply_err(c, err.msg);
+    else
+        hold_take(c, strdup("+OK\r\n"));
+}
+
+/* QUEUE PAUSE|RESUME|REMOVE name... */
+static void
+cmd_queue(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    static const char *const subs[] = {"PAUSE", "RESUME", "REMOVE"};
+    char *names[FETCH_QUEUES_MAX];
+    const char *sp = memchr(cmd->arg, ' ', cmd->arg_len);
+    size_t sublen = sp ? (size_t)(sp - cmd->arg) : cmd->arg_len;
+    struct zn_err err;
+    int which = -1, n, rc = 0;
+    int64_t removed;
+
+    for (int i = 0; i < 3; i++)
+        if (sublen == strlen(subs[i]) && !memcmp(cmd->arg, subs[i], sublen))
+            which = i;
+    if (which < 0) {
+        reply_err(c, "QUEUE: subcommand must be PAUSE, RESUME or REMOVE");
+        return;
+    }
+    n = sp ? zn_fwp_split_names(sp + 1, cmd->arg_len - sublen - 1, names,
+                                FETCH_QUEUES_MAX, &err)
+           : 0;
+    if (n <= 0) {
+        reply_err(c, n < 0 ? err.msg : "QUEUE: at least one queue name is "
+                                       "required");
+        return;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (which == 2)
+            rc = zn_engine_clear_queue(c->srv->engine, names[i], &removed,
+                                       &err);
+        else
+            rc = zn_engine_pause(c->srv->engine, names[i], which == 0, &err);
+        if (rc == 0)
+            ZN_LOG(ZN_INFO, "queue.changed", ZN_STR("queue", names[i]),
+                   ZN_STR("action", subs[which]));
+    }
+    zn_fwp_names_free(names, (size_t)n);
+    if (rc < 0)
+        reply_err(c, err.msg);
+    else
+        hold_take(c, strdup("+OK\r\n"));
+}
+
+/* ---- zenith's own commands: JOBS (queries), MUTATE (Faktory's) -------- */
+
+/* Reads the filter fields shared by JOBS and MUTATE; strings borrowed. */
+static int
+read_query(json_t *o, struct zn_store_query *q, const char *verb,
+           struct zn_err *err)
+{
+    static const char *const keys[] = {"queue", "jobtype", "tag", "jid"};
+    const char **dst[] = {&q->queue, &q->jobtype, &q->tag, &q->jid};
+    json_t *v;
+
+    for (size_t i = 0; i < ZN_ARRAY_LEN(keys); i++) {
+        v = json_object_get(o, keys[i]);
+        if (!v || json_is_null(v))
+            continue;
+        if (!json_is_string(v))
+            return zn_err_set(err, ZN_EINVAL, "%s: %s must be a string", verb,
+                              keys[i]);
+        *dst[i] = json_string_value(v);
+    }
+    v = json_object_get(o, "older_than");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return zn_err_set(err, ZN_EINVAL, "%s: older_than must be a "
+                              "number of seconds", verb);
+        q->updated_to = zn_clock_wall_ms() - json_integer_value(v) * 1000;
+    }
+    return 0;
+}
+
+static json_t *
+job_json(const struct zn_job *job)
+{
+    char *text = zn_job_encode(job, true);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+
+    free(text);
+    return j;
+}
+
+static json_t *
+attempts_json(struct zn_store *st, const char *jid)
+{
+    struct zn_attempt *a = NULL;
+    json_t *list = json_array();
+    struct zn_err err;
+    size_t n = 0;
+    char t1[64], t2[64];
+
+    if (st->ops->attempts(st, jid, &a, &n, &err) < 0)
+        return list;
+    for (size_t i = 0; i < n; i++) {
+        zn_clock_format(a[i].started_at, t1, sizeof(t1));
+        zn_clock_format(a[i].ended_at, t2, sizeof(t2));
+        json_array_append_new(list, json_pack(
+            "{s:i,s:s?,s:s,s:s?,s:s?,s:s?,s:s?,s:I,s:I}", "n", a[i].n,
+            "worker", a[i].worker, "started_at", t1, "ended_at",
+            a[i].ended_at ? t2 : NULL, "outcome", a[i].outcome, "errtype",
+            a[i].errtype, "message", a[i].message, "cpu_ms",
+            (json_int_t)a[i].cpu_ms, "rss_kb", (json_int_t)a[i].rss_kb));
+    }
+    zn_attempts_free(a, n);
+    return list;
+}
+
+/*
+ * JOBS {"state":..., "queue":..., "jobtype":..., "tag":..., "after":N,
+ * "limit":N} -> {"jobs":[...], "next":N}; JOBS {"jid":...} -> {"job":
+ * {...}, "attempts":[...]}.
+ */
+static void
+cmd_jobs(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    struct zn_store *st = zn_engine_store(c->srv->engine);
+    struct zn_store_query q = {0};
+    struct zn_store_list l = {0};
+    struct zn_job *job = NULL;
+    json_error_t jerr;
+    json_t *o, *v, *out = NULL;
+    struct zn_err err;
+    char *text;
+
+    o = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
+    if (!json_is_object(o)) {
+        reply_err(c, "JOBS: argument must be a JSON object");
+        goto done;
+    }
+    if (read_query(o, &q, "JOBS", &err) < 0) {
+        reply_err(c, err.msg);
+        goto done;
+    }
+    v = json_object_get(o, "state");
+    if (v) {
+        int s = json_is_string(v) ? zn_job_state_parse(json_string_value(v))
+                                  : -1;
+
+        if (s < 0) {
+            reply_err(c, "JOBS: state must be scheduled, enqueued, working, "
+                         "retry, dead or done");
+            goto done;
+        }
+        q.states = ZN_STATE_BIT(s);
+    }
+    v = json_object_get(o, "after");
+    q.after = json_is_integer(v) && json_integer_value(v) > 0
+                  ? (uint64_t)json_integer_value(v) : 0;
+    v = json_object_get(o, "limit");
+    q.limit = json_is_integer(v) && json_integer_value(v) > 0 &&
+                      json_integer_value(v) <= 1000
+                  ? (size_t)json_integer_value(v) : 100;
+    if (q.jid) {
+        if (st->ops->get(st, q.jid, &job, &err) < 0) {
+            reply_err(c, err.msg);
+            goto done;
+        }
+        out = json_pack("{s:o,s:o}", "job", job_json(job), "attempts",
+                        attempts_json(st, q.jid));
+    } else {
+        json_t *list = json_array();
+
+        if (st->ops->list(st, &q, &l, &err) < 0) {
+            json_decref(list);
+            reply_err(c, err.msg);
+            goto done;
+        }
+        for (size_t i = 0; i < l.n; i++)
+            json_array_append_new(list, job_json(l.jobs[i]));
+        out = json_pack("{s:o,s:I}", "jobs", list, "next",
+                        (json_int_t)l.next);
+    }
+    text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    if (text)
+        reply_bulk(c, text);
+    else
+        reply_err(c, "JOBS: out of memory");
+    free(text);
+done:
+    zn_store_list_release(&l);
+    zn_job_free(job);
+    json_decref(out);
+    json_decref(o);
+}
+
+/*
+ * MUTATE {"cmd":"requeue"|"discard"|"clear", "target":"dead"|"retries"|
+ * "scheduled", "filter":{"jids":[...], "jobtype":..., "queue":...,
+ * "older_than":SECONDS}}, as Faktory (plus queue and older_than).
+ */
+static void
+cmd_mutate(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    static const char *const targets[] = {"dead", "retries", "scheduled"};
+    static const enum zn_job_state tstate[] = {
+        ZN_STATE_DEAD, ZN_STATE_RETRY, ZN_STATE_SCHEDULED};
+    struct zn_store_query q = {0};
+    json_error_t jerr;
+    json_t *o, *jids, *jid;
+    const char *verb, *target;
+    struct zn_err err;
+    int t = -1, rc = 0;
+    int64_t n = 0, total = 0;
+    size_t i;
+
+    o = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
+    verb = json_string_value(json_object_get(o, "cmd"));
+    target = json_string_value(json_object_get(o, "target"));
+    for (size_t k = 0; target && k < ZN_ARRAY_LEN(targets); k++)
+        if (!strcmp(target, targets[k]))
+            t = (int)k;
+    if (!json_is_object(o) || !verb || t < 0 ||
+        (strcmp(verb, "requeue") && strcmp(verb, "discard") &&
+         strcmp(verb, "clear"))) {
+        reply_err(c, "MUTATE: needs {\"cmd\": requeue|discard|clear, "
+                     "\"target\": dead|retries|scheduled, \"filter\": {...}}");
+        goto done;
+    }
+    if (!strcmp(verb, "requeue") && tstate[t] != ZN_STATE_DEAD) {
+        reply_err(c, "MUTATE: requeue applies to the dead target only");
+        goto done;
+    }
+    if (strcmp(verb, "clear") != 0 &&
+        read_query(json_object_get(o, "filter"), &q, "MUTATE", &err) < 0) {
+        reply_err(c, err.msg);
+        goto done;
+    }
+    q.states = ZN_STATE_BIT(tstate[t]);
+    jids = json_object_get(json_object_get(o, "filter"), "jids");
+    if (jids && !json_is_array(jids)) {
+        reply_err(c, "MUTATE: filter.jids must be an array of strings");
+        goto done;
+    }
+    /* One pass per jid when jids are given, else one over the filter. */
+    for (i = 0; rc == 0 && i < (jids && strcmp(verb, "clear") ? json_array_size(jids) : 1); i++) {
+        jid = jids && strcmp(verb, "clear") ? json_array_get(jids, i) : NULL;
+        if (jid && !json_is_string(jid))
+            continue;
+        q.jid = jid ? json_string_value(jid) : NULL;
+        if (!strcmp(verb, "requeue"))
+            rc = zn_engine_retry_dead(c->srv->engine, &q, &n, &err);
+        else
+            rc = zn_engine_remove(c->srv->engine, &q, &n, &err);
+        total += n;
+    }
+    if (rc < 0) {
+        reply_err(c, err.msg);
+        goto done;
+    }
+    ZN_LOG(ZN_INFO, "jobs.mutated", ZN_STR("cmd", verb),
+           ZN_STR("target", target), ZN_INT("jobs", total));
+    hold_take(c, strdup("+OK\r\n"));
+done:
+    json_decref(o);
+}
+
+static void
+dispatch(struct conn *c, const char *line, size_t len)
+{
+    struct zn_fwp_cmd cmd;
+    struct zn_err err;
+
+    c->srv->commands++;
+    if (zn_fwp_parse_line(line, len, &cmd, &err) < 0) {
+        reply_err(c, err.msg);
+        return;
+    }
+    if (cmd.verb == ZN_FWP_END) {
+        c->ending = true;
+        return;
+    }
+    if (c->state == C_HELLO && cmd.verb != ZN_FWP_HELLO) {
+        char msg[80];
+
+        snprintf(msg, sizeof(msg), "%s: say HELLO first",
+                 zn_fwp_verb_name(cmd.verb));
+        reply_err(c, msg);
+        return;
+    }
+    switch (cmd.verb) {
+    case ZN_FWP_HELLO: cmd_hello(c, &cmd); break;
+    case ZN_FWP_PUSH: cmd_push(c, &cmd); break;
+    case ZN_FWP_PUSHB: cmd_pushb(c, &cmd); break;
+    case ZN_FWP_FETCH: cmd_fetch(c, &cmd); break;
+    case ZN_FWP_ACK: cmd_ack(c, &cmd); break;
+    case ZN_FWP_FAIL: cmd_fail(c, &cmd); break;
+    case ZN_FWP_BEAT: cmd_beat(c, &cmd); break;
+    case ZN_FWP_INFO: cmd_info(c); break;
+    case ZN_FWP_FLUSH: cmd_flush(c); break;
+    case ZN_FWP_QUEUE: cmd_queue(c, &cmd); break;
+    case ZN_FWP_MUTATE: cmd_mutate(c, &cmd); break;
+    case ZN_FWP_JOBS: cmd_jobs(c, &cmd); break;
+    case ZN_FWP_END:
+    case ZN_FWP_VERB_COUNT: break;
+    }
+}
+
+/* ---- input ------------------------------------------------------------ */
+
+/*
+ * Runs the complete lines buffered on c, one at a time, until the
+ * connection must wait (held push, blocking FETCH) or closes.
+ */
+static void
+process_input(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t max = c->srv->opts.max_line;
+
+    while (c->state != C_CLOSING && !c->held && !c->waiting && !c->ending) {
+        size_t avail = evbuffer_get_length(in), eol_len = 0, len;
+        struct evbuffer_ptr p;
+        const char *line;
+
+        if (avail == 0)
+            break;
+        /* Resume the newline search where the last one stopped. */
+        evbuffer_ptr_set(in, &p, c->scanned < avail ? c->scanned : 0,
+                         EVBUFFER_PTR_SET);
+        p = evbuffer_search_eol(in, &p, &eol_len, EVBUFFER_EOL_LF);
+        if (p.pos < 0) {
+            c->scanned = avail;
+            if (c->discarding || avail > max) {
+                /* Part of an over-long line: drop it as it comes. */
+                c->discarding = true;
+                evbuffer_drain(in, avail);
+                c->scanned = 0;
+            }
+            break;
+        }
+        len = (size_t)p.pos;
+        c->scanned = 0;
+        if (c->discarding || len > max) {
+            char msg[96];
+
+            c->discarding = false;
+            evbuffer_drain(in, len + eol_len);
+            snprintf(msg, sizeof(msg), "line too long: the limit is %zu bytes",
+                     max);
+            reply_err(c, msg);
+            continue;
+        }
+        line = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len + eol_len));
+        if (!line) {
+            reply_err(c, "out of memory");
+            conn_close(c);
+            break;
+        }
+        dispatch(c, line, len + eol_len);
+        evbuffer_drain(in, len + eol_len);
+    }
+    if (c->ending && c->state != C_CLOSING) {
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_close(c);
+    }
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process_input(arg);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)bev;
+    if (c->ending && c->state != C_CLOSING)
+        conn_close(c);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        conn_close(c);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+          int socklen, void *arg)
+{
+    struct zn_fwp_server *s = arg;
+    struct conn *c = calloc(1, sizeof(*c));
+    unsigned char salt[8];
+    char hi[96];
+
+    (void)l;
+    (void)socklen;
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = s;
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->fetch_timer = evtimer_new(s->base, fetch_timeout_cb, c);
+    if (!c->bev || !c->fetch_timer) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->fetch_timer)
+            event_free(c->fetch_timer);
+        free(c);
+        return;
+    }
+    if (sa->sa_family == AF_UNIX) {
+        snprintf(c->peer, sizeof(c->peer), "unix");
+    } else {
+        int one = 1;
+
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        evutil_inet_ntop(sa->sa_family,
+                         sa->sa_family == AF_INET
+                             ? (void *)&((struct sockaddr_in *)sa)->sin_addr
+                             : (void *)&((struct sockaddr_in6 *)sa)->sin6_addr,
+                         c->peer, sizeof(c->peer));
+    }
+    /* Reading pauses above the limit, so one connection cannot buffer more. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, s->opts.max_line + 65536);
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&s->all, c, all_link);
+    s->nconns++;
+    if (s->password) {
+        randombytes_buf(salt, sizeof(salt));
+        sodium_bin2hex(c->salt, sizeof(c->salt), salt, sizeof(salt));
+        snprintf(hi, sizeof(hi), "+HI {\"v\":2,\"i\":%d,\"s\":\"%s\"}\r\n",
+                 s->opts.hash_iterations, c->salt);
+    } else {
+        snprintf(hi, sizeof(hi), "+HI {\"v\":2}\r\n");
+    }
+    reply_raw(c, hi);
+}
+
+/* ---- the loop's hooks -------------------------------------------------- */
+
+/* Queues c to run its buffered input at the end of this flush. */
+static void
+resume(struct conn *c)
+{
+    if (c->resuming)
+        return;
+    c->resuming = true;
+    TAILQ_INSERT_TAIL(&c->srv->resumed, c, resume_link);
+}
+
+static bool
+waits_on(const struct conn *c, const char *queue)
+{
+    if (!queue)
+        return true;
+    for (size_t i = 0; i < c->nqueues; i++)
+        if (strcmp(c->queues[i], queue) == 0)
+            return true;
+    return false;
+}
+
+/* Jobs became fetchable in queue: serve the waiting fetchers, oldest first. */
+static void
+ready_cb(void *ctx, const char *queue)
+{
+    struct zn_fwp_server *s = ctx;
+    struct conn *c, *next;
+
+    for (c = TAILQ_FIRST(&s->waiters); c; c = next) {
+        next = TAILQ_NEXT(c, wait_link);
+        if (!waits_on(c, queue) || !fetch_try(c))
+            continue;
+        fetch_stop_waiting(c);
+        resume(c);
+    }
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct zn_fwp_server *s = arg;
+    struct zn_err err;
+
+    (void)fd;
+    (void)what;
+    if (zn_engine_tick(s->engine, &err) < 0)
+        ZN_LOG(ZN_ERROR, "engine.tick_failed", ZN_STR("error", err.msg));
+}
+
+bool
+zn_fwp_server_flush(struct zn_fwp_server *s)
+{
+    struct zn_err err;
+    struct conn *c;
+    int rc;
+
+    /* Fetchers woken by the commit (ready_cb) join s->resumed too. */
+    rc = zn_engine_commit(s->engine, &err);
+    while ((c = TAILQ_FIRST(&s->held))) {
+        TAILQ_REMOVE(&s->held, c, held_link);
+        c->held = false;
+        if (rc < 0)
+            reply_err(c, err.msg);
+        else
+            reply_raw(c, c->held_reply);
+        free(c->held_reply);
+        c->held_reply = NULL;
+        resume(c);
+    }
+    /* Commands that waited behind a held reply run now, in order. */
+    while ((c = TAILQ_FIRST(&s->resumed))) {
+        TAILQ_REMOVE(&s->resumed, c, resume_link);
+        c->resuming = false;
+        process_input(c);
+    }
+    while ((c = TAILQ_FIRST(&s->dead))) {
+        TAILQ_REMOVE(&s->dead, c, dead_link);
+        conn_free(c);
+    }
+    return zn_engine_pending(s->engine) || !TAILQ_EMPTY(&s->held);
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+/* A numeric (or "localhost") host and port into ss; -1 if not numeric. */
+static int
+tcp_sockaddr(const struct zn_fwp_addr *a, struct sockaddr_storage *ss,
+             socklen_t *len)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    const char *host = strcmp(a->host, "localhost") == 0 ? "127.0.0.1"
+                                                          : a->host;
+
+    memset(ss, 0, sizeof(*ss));
+    if (evutil_inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)a->port);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    if (evutil_inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)a->port);
+        *len = sizeof(*sin6);
+        return 0;
+    }
+    return -1;
+}
+
+static struct evconnlistener *
+listen_tcp(struct zn_fwp_server *s, const char *addr, struct zn_err *err)
+{
+    struct zn_fwp_addr a;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    struct evconnlistener *l;
+
+    if (zn_fwp_parse_addr(addr, &a, err) < 0)
+        return NULL;
+    if (a.is_unix || tcp_sockaddr(&a, &ss, &sslen) < 0) {
+        zn_err_set(err, ZN_EINVAL, "cannot listen on '%s': not a numeric "
+                   "host:port", addr);
+        return NULL;
+    }
+    l = evconnlistener_new_bind(s->base, accept_cb, s,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                    LEV_OPT_CLOSE_ON_EXEC,
+                                512, (struct sockaddr *)&ss, (int)sslen);
+    if (!l) {
+        zn_err_set(err, ZN_EIO, "cannot listen on '%s': %s", addr,
+                   strerror(errno));
+        return NULL;
+    }
+    sslen = sizeof(ss);
+    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss,
+                    &sslen) == 0)
+        s->port = ntohs(ss.ss_family == AF_INET
+                            ? ((struct sockaddr_in *)&ss)->sin_port
+                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    return l;
+}
+
+static struct evconnlistener *
+listen_unix(struct zn_fwp_server *s, const char *path, struct zn_err *err)
+{
+    struct sockaddr_un sun;
+    struct evconnlistener *l;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        zn_err_set(err, ZN_EINVAL, "cannot listen on '%s': path too long",
+                   path);
+        return NULL;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    unlink(path); /* a stale socket of an earlier run */
+    l = evconnlistener_new_bind(s->base, accept_cb, s,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                512, (struct sockaddr *)&sun, sizeof(sun));
+    if (!l) {
+        zn_err_set(err, ZN_EIO, "cannot listen on '%s': %s", path,
+                   strerror(errno));
+        return NULL;
+    }
+    chmod(path, 0600);
+    return l;
+}
+
+int
+zn_fwp_server_new(struct event_base *base, struct zn_engine *e,
+                  const struct zn_fwp_server_opts *o,
+                  struct zn_fwp_server **out, struct zn_err *err)
+{
+    struct zn_fwp_server *s = calloc(1, sizeof(*s));
+    struct timeval tv = {0, TICK_MS * 1000};
+
+    if (!s)
+        return zn_err_set(err, ZN_ENOMEM, "cannot allocate the FWP server");
+    s->base = base;
+    s->engine = e;
+    s->opts = *o;
+    if (s->opts.hash_iterations <= 0)
+        s->opts.hash_iterations = 5545;
+    s->started_at = zn_engine_now(e);
+    TAILQ_INIT(&s->all);
+    TAILQ_INIT(&s->held);
+    TAILQ_INIT(&s->waiters);
+    TAILQ_INIT(&s->dead);
+    TAILQ_INIT(&s->resumed);
+    LIST_INIT(&s->workers);
+    if (o->password && *o->password && !(s->password = strdup(o->password)))
+        goto oom;
+    if (o->tcp && *o->tcp && !(s->tcp = listen_tcp(s, o->tcp, err)))
+        goto fail;
+    if (o->unix_path && *o->unix_path) {
+        if (!(s->unix_path = strdup(o->unix_path)))
+            goto oom;
+        if (!(s->unix_l = listen_unix(s, o->unix_path, err)))
+            goto fail;
+    }
+    s->tick = event_new(base, -1, EV_PERSIST, tick_cb, s);
+    if (!s->tick)
+        goto oom;
+    event_add(s->tick, &tv);
+    zn_engine_set_ready_cb(e, ready_cb, s);
+    *out = s;
+    return 0;
+oom:
+    zn_err_set(err, ZN_ENOMEM, "cannot allocate the FWP server");
+fail:
+    zn_fwp_server_free(s);
+    return err ? err->code : ZN_EIO;
+}
+
+int
+zn_fwp_server_port(const struct zn_fwp_server *s)
+{
+    return s->port;
+}
+
+void
+zn_fwp_server_stop_listening(struct zn_fwp_server *s)
+{
+    if (s->tcp)
+        evconnlistener_free(s->tcp);
+    if (s->unix_l) {
+        evconnlistener_free(s->unix_l);
+        unlink(s->unix_path);
+    }
+    s->tcp = NULL;
+    s->unix_l = NULL;
+}
+
+void
+zn_fwp_server_free(struct zn_fwp_server *s)
+{
+    struct conn *c;
+
+    if (!s)
+        return;
+    zn_fwp_server_stop_listening(s);
+    while ((c = TAILQ_FIRST(&s->all)))
+        conn_close(c);
+    while ((c = TAILQ_FIRST(&s->dead))) {
+        TAILQ_REMOVE(&s->dead, c, dead_link);
+        conn_free(c);
+    }
+    if (s->tick)
+        event_free(s->tick);
+    zn_engine_set_ready_cb(s->engine, NULL, NULL);
+    if (s->password) {
+        sodium_memzero(s->password, strlen(s->password));
+        free(s->password);
+    }
+    free(s->unix_path);
+    free(s);
+}

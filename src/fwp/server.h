@@ -1,0 +1,63 @@
+/*
+ * server.h - the Faktory Work Protocol v2 server: listeners on TCP and a
+ * Unix socket, one connection state machine each, blocking FETCH, the
+ * registry of connected workers, and the group commit of pushes.
+ *
+ * Runs on the event-loop thread that owns the engine. The loop calls
+ * zn_fwp_server_flush after every iteration: it commits the engine's
+ * transaction and only then answers the pushes it held.
+ */
+#ifndef ZN_FWP_SERVER_H
+#define ZN_FWP_SERVER_H
+
+#include "compat.h"
+
+#include <stdbool.h>
+
+#include "common/err.h"
+#include "queue/engine.h"
+
+struct event_base;
+struct zn_fwp_server;
+
+struct zn_fwp_server_opts {
+    const char *tcp;        /* "host:port" or NULL/"" for none */
+    const char *unix_path;  /* socket path or NULL/"" for none */
+    const char *password;   /* NULL/"" = no password */
+    size_t max_line;        /* longest command line in bytes */
+    int hash_iterations;    /* pwdhash iterations asked in HI */
+};
+
+/*
+ * Binds the listeners and registers their events on base. The engine is
+ * borrowed. ZN_EIO "cannot listen on 'addr': ..." on failure.
+ */
+int zn_fwp_server_new(struct event_base *base, struct zn_engine *e,
+                      const struct zn_fwp_server_opts *o,
+                      struct zn_fwp_server **out, struct zn_err *err);
+
+/* The TCP port bound (useful with port 0), or 0 when TCP is off. */
+int zn_fwp_server_port(const struct zn_fwp_server *s);
+
+/*
+ * End of an event-loop iteration: commits, answers held replies, resumes
+ * their connections, frees closed ones. Returns true when new work is
+ * already waiting (the loop must not block before calling it again).
+ */
+bool zn_fwp_server_flush(struct zn_fwp_server *s);
+
+/* Stops accepting connections (shutdown, step one). */
+void zn_fwp_server_stop_listening(struct zn_fwp_server *s);
+
+/*
+ * Asks every worker to go quiet or terminate: their next BEAT gets
+ * {"state":"quiet"} or {"state":"terminate"}. wid NULL = all workers.
+ * Returns how many workers were marked.
+ */
+size_t zn_fwp_server_signal_workers(struct zn_fwp_server *s, const char *wid,
+                                    const char *state);
+
+/* Closes every connection and listener and frees the server. */
+void zn_fwp_server_free(struct zn_fwp_server *s);
+
+#endif

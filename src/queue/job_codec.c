@@ -1,0 +1,595 @@
+/*
+ * job_codec.c - the job JSON codec: zn_job_parse turns untrusted JSON into
+ * a struct zn_job, zn_job_encode writes a job in Faktory's shape plus our
+ * own fields.
+ *
+ * Parsing loads the whole payload into a jansson tree (after the size
+ * check, so an oversized payload costs no allocation), then one reader per
+ * field checks type and range and says what was wrong, field name first.
+ * Our own fields (tags, backoff, unique_for, timeout) are read from the top
+ * level first, else from "custom", where clients that only know Faktory
+ * keep them; a message names where the bad value was ("custom.tags[2]").
+ *
+ * JSON null counts as "absent" for every optional field: Faktory's Go
+ * client sends "args": null for a job made without arguments.
+ *
+ * Invariants: on error *out is untouched and nothing leaks. Every time the
+ * parser accepts lies in the years 0000 to 9999 UTC, so the RFC 3339 text
+ * the encoder writes parses again, and parsing an encoding gives back the
+ * same job, except that an "at" of 1970 or before (which means now) comes
+ * back as 0 (tests/fuzz/fuzz_job.c checks both). Messages quote at most
+ * QUOTE_MAX bytes of a bad value with control characters replaced, so an
+ * error stays one line on the wire.
+ *
+ * args, custom and a failure's backtrace are kept as compact JSON text and
+ * re-embedded on encode; text that no longer parses (a damaged store row)
+ * makes zn_job_encode return NULL like an allocation failure.
+ *
+ * Non-goals: applying config defaults and making jids (the engine does
+ * both), keeping the original spelling of numbers inside args.
+ */
+#include "compat.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/clock.h"
+#include "queue/job.h"
+
+#define QUOTE_MAX 40                     /* bytes of a bad value shown */
+#define QUOTE_BUF (QUOTE_MAX + 4)        /* plus "..." and NUL */
+#define SECONDS_MAX 31536000             /* a year: backoff, unique_for */
+#define RESERVE_MAX 86400
+#define TIME_MIN_MS (-62167219200000LL)  /* 0000-01-01T00:00:00.000Z */
+#define TIME_MAX_MS 253402300799999LL    /* 9999-12-31T23:59:59.999Z */
+
+/* What every field reader needs. */
+struct reader {
+    json_t *root;
+    json_t *custom; /* the "custom" object, or NULL */
+    const struct zn_job_limits *lim;
+    struct zn_err *err;
+};
+
+static int
+oom(struct zn_err *err)
+{
+    return zn_err_set(err, ZN_ENOMEM, "job: out of memory");
+}
+
+/*
+ * Copies at most QUOTE_MAX bytes of s into buf (QUOTE_BUF bytes) for a
+ * message. Control characters become '?' so the message stays one line,
+ * and a cut never splits a UTF-8 sequence, so the message stays valid
+ * UTF-8 when it is put into JSON.
+ */
+static const char *
+quote(const char *s, char *buf)
+{
+    size_t n = strlen(s), i;
+    bool cut = n > QUOTE_MAX;
+
+    if (cut) {
+        n = QUOTE_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    if (cut) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+/*
+ * jansson's message for the byte it stopped at may hold raw input bytes:
+ * keep printable ASCII only. When jansson cannot allocate its lexer it
+ * returns without any message at all.
+ */
+static int
+json_fail(const json_error_t *jerr, struct zn_err *err)
+{
+    char text[JSON_ERROR_TEXT_LENGTH];
+    size_t i;
+
+    if (json_error_code(jerr) == json_error_out_of_memory ||
+        jerr->text[0] == '\0')
+        return oom(err);
+    for (i = 0; i < sizeof(text) - 1 && jerr->text[i]; i++) {
+        unsigned char c = (unsigned char)jerr->text[i];
+
+        text[i] = c < 0x20 || c > 0x7e ? '?' : (char)c;
+    }
+    text[i] = '\0';
+    return zn_err_set(err, ZN_EINVAL, "job: invalid JSON at line %d column "
+                      "%d: %s", jerr->line, jerr->column, text);
+}
+
+/*
+ * Compact JSON text of v in a malloc'd string, or NULL on allocation
+ * failure. Not json_dumps: jansson 2.14 ignores a failed append while it
+ * writes an object key, so under memory pressure json_dumps can return
+ * success with a key missing. Measuring first and then writing into a
+ * buffer of the right size leaves nothing to fail in between.
+ */
+static char *
+dump_compact(const json_t *v)
+{
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    char *s;
+
+    if (n == 0) /* never a valid length: the shortest JSON is "[]" */
+        return NULL;
+    s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    if (json_dumpb(v, s, n, JSON_COMPACT) != n) {
+        free(s);
+        return NULL;
+    }
+    s[n] = '\0';
+    return s;
+}
+
+/* A member of obj (which may be NULL); JSON null counts as absent. */
+static json_t *
+member(json_t *obj, const char *name)
+{
+    json_t *v = obj ? json_object_get(obj, name) : NULL;
+
+    return json_is_null(v) ? NULL : v;
+}
+
+/*
+ * One of our own fields: the top level first, else custom. *label names
+ * where it was found, for messages; buf holds "custom.<name>".
+ */
+static json_t *
+own_member(const struct reader *r, const char *name, const char **label,
+           char *buf, size_t size)
+{
+    json_t *v = member(r->root, name);
+
+    *label = name;
+    if (v)
+        return v;
+    v = member(r->custom, name);
+    if (v) {
+        snprintf(buf, size, "custom.%s", name);
+        *label = buf;
+    }
+    return v;
+}
+
+/* Booleans and reals (even 1.0) are not integers. */
+static int
+read_int(json_t *v, const char *label, long long lo, long long hi, int *out,
+         struct zn_err *err)
+{
+    json_int_t i;
+
+    if (!json_is_integer(v))
+        goto bad;
+    i = json_integer_value(v);
+    if (i < lo || i > hi)
+        goto bad;
+    *out = (int)i;
+    return 0;
+bad:
+    return zn_err_set(err, ZN_EINVAL, "%s: must be an integer from %lld to "
+                      "%lld", label, lo, hi);
+}
+
+static int
+read_time(json_t *v, const char *label, int64_t *out, struct zn_err *err)
+{
+    char q[QUOTE_BUF];
+    const char *s;
+    int64_t ms;
+
+    if (!json_is_string(v))
+        return zn_err_set(err, ZN_EINVAL, "%s: must be an RFC 3339 time "
+                          "string", label);
+    s = json_string_value(v);
+    if (zn_clock_parse(s, &ms) < 0)
+        return zn_err_set(err, ZN_EINVAL, "%s: '%s' is not an RFC 3339 time",
+                          label, quote(s, q));
+    /* Outside these years the encoder's "%04d" would not parse again. */
+    if (ms < TIME_MIN_MS || ms > TIME_MAX_MS)
+        return zn_err_set(err, ZN_EINVAL, "%s: '%s' is outside the years "
+                          "0000 to 9999 UTC", label, quote(s, q));
+    *out = ms;
+    return 0;
+}
+
+static int
+parse_names(const struct reader *r, struct zn_job *job)
+{
+    char q[QUOTE_BUF];
+    json_t *v;
+
+    v = member(r->root, "jid");
+    if (v) {
+        if (!json_is_string(v) ||
+            !zn_job_jid_valid(json_string_value(v), json_string_length(v)))
+            return zn_err_set(r->err, ZN_EINVAL, "jid: must be a string of 1 "
+                              "to %d printable ASCII characters without "
+                              "spaces", ZN_JID_MAX);
+        memcpy(job->jid, json_string_value(v), json_string_length(v) + 1);
+    }
+    v = member(r->root, "jobtype");
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        json_string_length(v) > r->lim->max_jobtype)
+        return zn_err_set(r->err, ZN_EINVAL, "jobtype: must be a string of "
+                          "1 to %zu bytes", r->lim->max_jobtype);
+    job->jobtype = strdup(json_string_value(v));
+    if (!job->jobtype)
+        return oom(r->err);
+    v = member(r->root, "queue");
+    if (!v) {
+        memcpy(job->queue, "default", sizeof("default"));
+        return 0;
+    }
+    if (!json_is_string(v))
+        return zn_err_set(r->err, ZN_EINVAL, "queue: must be a string "
+                          "matching [A-Za-z0-9_.:-]{1,100}");
+    if (!zn_job_queue_name_valid(json_string_value(v), json_string_length(v)))
+        return zn_err_set(r->err, ZN_EINVAL, "queue: '%s' does not match "
+                          "[A-Za-z0-9_.:-]{1,100}",
+                          quote(json_string_value(v), q));
+    memcpy(job->queue, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int
+parse_blobs(const struct reader *r, struct zn_job *job)
+{
+    json_t *v = member(r->root, "args");
+
+    if (v && !json_is_array(v))
+        return zn_err_set(r->err, ZN_EINVAL, "args: must be an array");
+    job->args = v ? dump_compact(v) : strdup("[]");
+    if (!job->args)
+        return oom(r->err);
+    if (r->custom) {
+        job->custom = dump_compact(r->custom);
+        if (!job->custom)
+            return oom(r->err);
+    }
+    return 0;
+}
+
+/* "" means "not given" for both, as in Faktory. */
+static int
+parse_times(const struct reader *r, struct zn_job *job, int64_t now_ms)
+{
+    json_t *v;
+    int rc;
+
+    v = member(r->root, "at");
+    if (v && !(json_is_string(v) && json_string_length(v) == 0)) {
+        rc = read_time(v, "at", &job->at, r->err);
+        if (rc < 0)
+            return rc;
+    }
+    job->created_at = now_ms;
+    v = member(r->root, "created_at");
+    if (v && !(json_is_string(v) && json_string_length(v) == 0)) {
+        rc = read_time(v, "created_at", &job->created_at, r->err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int
+parse_numbers(const struct reader *r, struct zn_job *job)
+{
+    const struct {
+        const char *name;
+        long long lo, hi;
+        int *out;
+    } ints[] = {
+        {"priority", 1, 9, &job->priority},
+        {"retry", -1, 1000, &job->retry},
+        {"backtrace", 0, 1000, &job->backtrace_lines},
+    };
+    const char *label = "reserve_for";
+    char buf[32];
+    json_t *v;
+    int rc;
+
+    for (size_t i = 0; i < ZN_ARRAY_LEN(ints); i++) {
+        v = member(r->root, ints[i].name);
+        rc = v ? read_int(v, ints[i].name, ints[i].lo, ints[i].hi,
+                          ints[i].out, r->err) : 0;
+        if (rc < 0)
+            return rc;
+    }
+    /* Faktory says reserve_for; our clients may say timeout. */
+    v = member(r->root, "reserve_for");
+    if (!v)
+        v = own_member(r, "timeout", &label, buf, sizeof(buf));
+    if (v) {
+        rc = read_int(v, label, 1, RESERVE_MAX, &job->reserve_for, r->err);
+        if (rc < 0)
+            return rc;
+    }
+    v = own_member(r, "unique_for", &label, buf, sizeof(buf));
+    return v ? read_int(v, label, 0, SECONDS_MAX, &job->unique_for, r->err)
+             : 0;
+}
+
+static int
+parse_tags(const struct reader *r, struct zn_job *job)
+{
+    const struct zn_job_limits *lim = r->lim;
+    const char *label;
+    char buf[32];
+    json_t *v = own_member(r, "tags", &label, buf, sizeof(buf));
+    size_t n, i;
+
+    if (!v)
+        return 0;
+    if (!json_is_array(v) || json_array_size(v) > lim->max_tags)
+        return zn_err_set(r->err, ZN_EINVAL, "%s: must be an array of at "
+                          "most %zu strings", label, lim->max_tags);
+    n = json_array_size(v);
+    for (i = 0; i < n; i++) {
+        json_t *t = json_array_get(v, i);
+
+        if (!json_is_string(t) || json_string_length(t) == 0 ||
+            json_string_length(t) > lim->max_tag_len)
+            return zn_err_set(r->err, ZN_EINVAL, "%s[%zu]: must be a string "
+                              "of 1 to %zu bytes", label, i,
+                              lim->max_tag_len);
+    }
+    if (n == 0)
+        return 0;
+    job->tags = calloc(n, sizeof(*job->tags));
+    if (!job->tags)
+        return oom(r->err);
+    for (i = 0; i < n; i++) {
+        job->tags[i] = strdup(json_string_value(json_array_get(v, i)));
+        if (!job->tags[i])
+            return oom(r->err);
+        job->ntags++;
+    }
+    return 0;
+}
+
+/* An array of seconds, or Faktory-friendly text like "10,30,60". */
+static int
+parse_backoff(const struct reader *r, struct zn_job *job)
+{
+    const char *label;
+    char buf[32];
+    json_t *v = own_member(r, "backoff", &label, buf, sizeof(buf));
+    size_t n, i;
+    int one;
+
+    if (!v)
+        return 0;
+    if (json_is_string(v)) {
+        int32_t vals[ZN_BACKOFF_MAX];
+        char q[QUOTE_BUF];
+
+        if (zn_job_parse_backoff(json_string_value(v), vals, &n, NULL) < 0)
+            return zn_err_set(r->err, ZN_EINVAL, "%s: '%s' is not a list of "
+                              "at most %d values from 0 to %d seconds like "
+                              "10,30,60", label,
+                              quote(json_string_value(v), q), ZN_BACKOFF_MAX,
+                              SECONDS_MAX);
+        memcpy(job->backoff, vals, n * sizeof(vals[0]));
+        job->nbackoff = n;
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) > ZN_BACKOFF_MAX)
+        return zn_err_set(r->err, ZN_EINVAL, "%s: must be an array of at "
+                          "most %d integers or a string like \"10,30,60\"",
+                          label, ZN_BACKOFF_MAX);
+    n = json_array_size(v);
+    for (i = 0; i < n; i++) {
+        if (read_int(json_array_get(v, i), label, 0, SECONDS_MAX, &one,
+                     NULL) < 0)
+            return zn_err_set(r->err, ZN_EINVAL, "%s[%zu]: must be an "
+                              "integer from 0 to %d", label, i, SECONDS_MAX);
+        job->backoff[i] = one;
+    }
+    job->nbackoff = n;
+    return 0;
+}
+
+int
+zn_job_parse(const char *json, size_t len, const struct zn_job_limits *lim,
+             int64_t now_ms, struct zn_job **out, struct zn_err *err)
+{
+    struct zn_job_limits deflim;
+    struct reader r = {NULL, NULL, NULL, err};
+    struct zn_job *job = NULL;
+    json_error_t jerr;
+    int rc;
+
+    if (!lim) {
+        zn_job_limits_default(&deflim);
+        lim = &deflim;
+    }
+    r.lim = lim;
+    if (len > lim->max_payload)
+        return zn_err_set(err, ZN_ETOOBIG, "job: payload of %zu bytes is over "
+                          "the limit of %zu bytes", len, lim->max_payload);
+    /* DECODE_ANY so that "42" gets our message, not jansson's. */
+    r.root = json_loadb(json, len, JSON_DECODE_ANY, &jerr);
+    if (!r.root)
+        return json_fail(&jerr, err);
+    if (!json_is_object(r.root)) {
+        rc = zn_err_set(err, ZN_EINVAL, "job: must be a JSON object");
+        goto fail;
+    }
+    r.custom = member(r.root, "custom");
+    if (r.custom && !json_is_object(r.custom)) {
+        rc = zn_err_set(err, ZN_EINVAL, "custom: must be an object");
+        goto fail;
+    }
+    job = zn_job_new();
+    if (!job) {
+        rc = oom(err);
+        goto fail;
+    }
+    rc = parse_names(&r, job);
+    if (rc == 0)
+        rc = parse_blobs(&r, job);
+    if (rc == 0)
+        rc = parse_times(&r, job, now_ms);
+    if (rc == 0)
+        rc = parse_numbers(&r, job);
+    if (rc == 0)
+        rc = parse_tags(&r, job);
+    if (rc == 0)
+        rc = parse_backoff(&r, job);
+    if (rc < 0)
+        goto fail;
+    json_decref(r.root);
+    *out = job;
+    return 0;
+fail:
+    zn_job_free(job);
+    json_decref(r.root);
+    return rc;
+}
+
+/* Stored JSON text (args, custom, a backtrace) that must be of type. */
+static json_t *
+raw(const char *text, json_type type)
+{
+    json_t *v = json_loads(text, 0, NULL);
+
+    if (v && json_typeof(v) != type) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+
+static json_t *
+time_value(int64_t ms)
+{
+    char buf[64];
+
+    zn_clock_format(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+/*
+ * The helpers below add members and return nonzero if any failed. Every
+ * jansson setter takes a NULL value (failed allocation or invalid UTF-8)
+ * and reports -1, so failures are collected with |= and checked once.
+ */
+static int
+encode_lists(json_t *o, const struct zn_job *job)
+{
+    json_t *a;
+    int rc = 0;
+
+    if (job->ntags) {
+        a = json_array();
+        for (size_t i = 0; i < job->ntags; i++)
+            rc |= json_array_append_new(a, json_string(job->tags[i]));
+        rc |= json_object_set_new(o, "tags", a);
+    }
+    if (job->nbackoff) {
+        a = json_array();
+        for (size_t i = 0; i < job->nbackoff; i++)
+            rc |= json_array_append_new(a, json_integer(job->backoff[i]));
+        rc |= json_object_set_new(o, "backoff", a);
+    }
+    return rc;
+}
+
+/* Faktory's failure object: retry_count is 0 after the first failure. */
+static int
+encode_state(json_t *o, const struct zn_job *job)
+{
+    const struct zn_job_failure *fl = &job->failure;
+    json_t *f;
+    int rc = 0;
+
+    rc |= json_object_set_new(o, "state",
+                              json_string(zn_job_state_name(job->state)));
+    rc |= json_object_set_new(o, "attempts", json_integer(job->attempts));
+    if (job->worker)
+        rc |= json_object_set_new(o, "worker", json_string(job->worker));
+    if (job->quarantined)
+        rc |= json_object_set_new(o, "quarantined", json_true());
+    if (!fl->errtype)
+        return rc;
+    f = json_object();
+    rc |= json_object_set_new(f, "retry_count",
+                              json_integer(job->failures > 0 ?
+                                           job->failures - 1 : 0));
+    rc |= json_object_set_new(f, "failed_at", time_value(fl->failed_at));
+    if (job->state == ZN_STATE_RETRY)
+        rc |= json_object_set_new(f, "next_at", time_value(job->next_at));
+    rc |= json_object_set_new(f, "errtype", json_string(fl->errtype));
+    if (fl->message)
+        rc |= json_object_set_new(f, "message", json_string(fl->message));
+    if (fl->backtrace)
+        rc |= json_object_set_new(f, "backtrace",
+                                  raw(fl->backtrace, JSON_ARRAY));
+    rc |= json_object_set_new(o, "failure", f);
+    return rc;
+}
+
+char *
+zn_job_encode(const struct zn_job *job, bool with_state)
+{
+    json_t *o = json_object();
+    char *s = NULL;
+    int rc = 0;
+
+    if (!o)
+        return NULL;
+    /* No jid yet (not pushed): "" would not parse again. */
+    if (job->jid[0])
+        rc |= json_object_set_new(o, "jid", json_string(job->jid));
+    rc |= json_object_set_new(o, "queue", json_string(job->queue));
+    rc |= json_object_set_new(o, "jobtype", json_string(job->jobtype));
+    rc |= json_object_set_new(o, "args",
+                              raw(job->args ? job->args : "[]", JSON_ARRAY));
+    rc |= json_object_set_new(o, "created_at", time_value(job->created_at));
+    if (job->enqueued_at)
+        rc |= json_object_set_new(o, "enqueued_at",
+                                  time_value(job->enqueued_at));
+    if (job->at > 0)
+        rc |= json_object_set_new(o, "at", time_value(job->at));
+    rc |= json_object_set_new(o, "priority", json_integer(job->priority));
+    if (job->retry != ZN_JOB_RETRY_UNSET)
+        rc |= json_object_set_new(o, "retry", json_integer(job->retry));
+    if (job->reserve_for)
+        rc |= json_object_set_new(o, "reserve_for",
+                                  json_integer(job->reserve_for));
+    if (job->backtrace_lines > 0)
+        rc |= json_object_set_new(o, "backtrace",
+                                  json_integer(job->backtrace_lines));
+    rc |= encode_lists(o, job);
+    if (job->unique_for > 0)
+        rc |= json_object_set_new(o, "unique_for",
+                                  json_integer(job->unique_for));
+    if (job->custom)
+        rc |= json_object_set_new(o, "custom", raw(job->custom, JSON_OBJECT));
+    if (with_state)
+        rc |= encode_state(o, job);
+    if (rc == 0)
+        s = dump_compact(o);
+    json_decref(o);
+    return s;
+}

@@ -1,0 +1,1489 @@
+/*
+ * sqlite.c - the embedded store: every job, attempt record, queue flag and
+ * counter in one SQLite database in WAL mode, behind struct zn_store_ops.
+ *
+ * Data: one row per job in "jobs", keyed by seq (INTEGER PRIMARY KEY
+ * AUTOINCREMENT, so a seq is never reused: FIFO order and list cursors
+ * stay right after deletes and flushes). Tags live twice: as JSON text in
+ * jobs.tags, read back with the row, and one row each in job_tags, for
+ * search. Attempts are keyed by (job seq, attempt number).
+ *
+ * Partial indexes make every hot query an index search whatever the table
+ * holds (a million waiting jobs cost a fetch a few more B-tree levels).
+ * Each one holds the jobs of one state, so a state change touches few of
+ * them: a fetch moves an entry from jobs_ready and jobs_waiting to
+ * jobs_lease, nothing more.
+ *   jobs_ready   (queue, priority DESC, seq) WHERE enqueued   fetch
+ *   jobs_waiting (queue, enqueued_at) WHERE enqueued          oldest waiting
+ *   jobs_due     (next_at) WHERE scheduled or retry           promote
+ *   jobs_lease   (lease_until) WHERE working                  expired; the
+ *                                                             jobs of a worker
+ *   jobs_unique  (unique_key, pushed_at) WHERE unique_for     push
+ *   jobs_dead, jobs_done (updated_at) WHERE dead, done        pruning by age
+ * There is no index by (queue, state): every state change would pay for
+ * it. The number of jobs by queue and state is kept instead, in table
+ * queue_counts, written once per transaction (sqlite_count.c).
+ * The hot statements name their index with INDEXED BY. SQLite documents
+ * that clause for exactly this: preparing fails loudly if a schema change
+ * makes the index unusable, instead of silently planning a scan.
+ *
+ * A fetch reads the row through jobs_ready and then updates it by seq,
+ * setting the same new values in the job it returns: measured, that is
+ * about twice as fast as one UPDATE ... RETURNING with a subquery.
+ *
+ * Invariants: state is one of enum zn_job_state; worker is set exactly
+ * while a job is working; every attempt a fetch starts has its row;
+ * queue_counts plus the changes pending in memory equal the jobs table.
+ *
+ * This file holds the schema, open and close, transactions and the job
+ * lifecycle (push, fetch, finish, promote...), the hot path. Reading rows
+ * back (treated as input: a bad value gives ZN_EIO) and the filtered and
+ * reporting queries are in sqlite_query.c, the counts in sqlite_count.c;
+ * sqlite_int.h is what they share.
+ *
+ * Each write op is atomic on its own: it runs in its own transaction in
+ * autocommit mode, or in a savepoint inside the caller's transaction.
+ * The hot statements are prepared once at open and reused.
+ *
+ * Non-goals: sharing one handle between threads (open one per thread).
+ * list pages in seq order: a filter that few jobs match, with no index of
+ * its own, reads the table until the page is full (the dashboard's cost,
+ * not the event loop's).
+ */
+#include "compat.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/log.h"
+#include "store/sqlite_int.h"
+
+/*
+ * The schema, one entry per version: migrations[i] takes a database from
+ * user_version i to i + 1. All pending ones run in one transaction at
+ * open (and in `zenith migrate`), so a crash leaves the old version or the
+ * new, never a mix.
+ *
+ * To change the schema:
+ *  1. Append a migration; never edit one that has shipped, databases in
+ *     the field have already run it.
+ *  2. Bump ZN_SCHEMA_VERSION in sqlite.h to the new number of entries (the
+ *     static assertion below checks it).
+ *  3. If jobs gains or loses a column, change together (they list the
+ *     columns in one order): ZN__SQLITE_JOB_COLS in sqlite_int.h, enum
+ *     job_col and zn__sqlite_row_job in sqlite_query.c, INSERT_SQL, enum
+ *     insert_param and insert_bind here.
+ *  4. If an index of a hot statement changes, change its INDEXED BY and
+ *     test_store_sqlite_query_plans_use_indexes.
+ *  5. Add a test that builds a database at the previous version, opens it
+ *     with the new code and checks the data survived.
+ *  6. Older binaries refuse the migrated file with ZN_ESTATE: say so in the
+ *     release notes.
+ */
+static const char *const migrations[] = {
+    /* 1: the first schema. */
+    "CREATE TABLE jobs ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " jid TEXT NOT NULL UNIQUE,"
+    " queue TEXT NOT NULL,"
+    " jobtype TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " priority INTEGER NOT NULL,"
+    " args TEXT NOT NULL,"
+    " custom TEXT,"
+    " tags TEXT,"
+    " backoff TEXT,"
+    " retry INTEGER NOT NULL,"
+    " reserve_for INTEGER NOT NULL,"
+    " unique_for INTEGER NOT NULL,"
+    " unique_key TEXT,"
+    " backtrace_lines INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " enqueued_at INTEGER NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " next_at INTEGER NOT NULL,"
+    " lease_until INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " pushed_at INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL,"
+    " failures INTEGER NOT NULL,"
+    " worker TEXT,"
+    " errtype TEXT,"
+    " message TEXT,"
+    " backtrace TEXT,"
+    " failed_at INTEGER NOT NULL,"
+    " quarantined INTEGER NOT NULL);"
+    "CREATE INDEX jobs_ready ON jobs (queue, priority DESC, seq)"
+    " WHERE state = 1;"
+    "CREATE INDEX jobs_due ON jobs (next_at) WHERE state IN (0, 3);"
+    "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 2;"
+    "CREATE INDEX jobs_unique ON jobs (unique_key, pushed_at)"
+    " WHERE unique_key IS NOT NULL;"
+    "CREATE INDEX jobs_waiting ON jobs (queue, enqueued_at) WHERE state = 1;"
+    "CREATE INDEX jobs_dead ON jobs (updated_at) WHERE state = 4;"
+    "CREATE INDEX jobs_done ON jobs (updated_at) WHERE state = 5;"
+    "CREATE TABLE job_tags ("
+    " seq INTEGER NOT NULL,"
+    " tag TEXT NOT NULL,"
+    " PRIMARY KEY (seq, tag)) WITHOUT ROWID;"
+    "CREATE INDEX job_tags_tag ON job_tags (tag, seq);"
+    "CREATE TABLE attempts ("
+    " seq INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " worker TEXT,"
+    " started_at INTEGER NOT NULL,"
+    " ended_at INTEGER NOT NULL,"
+    " outcome TEXT,"
+    " errtype TEXT,"
+    " message TEXT,"
+    " cpu_ms INTEGER NOT NULL,"
+    " rss_kb INTEGER NOT NULL,"
+    " PRIMARY KEY (seq, n)) WITHOUT ROWID;"
+    "CREATE TABLE queues ("
+    " name TEXT PRIMARY KEY,"
+    " paused INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE queue_counts ("
+    " queue TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY (queue, state)) WITHOUT ROWID;"
+    "CREATE TABLE counters ("
+    " name TEXT PRIMARY KEY,"
+    " value INTEGER NOT NULL) WITHOUT ROWID;",
+};
+
+_Static_assert(ZN_ARRAY_LEN(migrations) == ZN_SCHEMA_VERSION,
+               "one migration per schema version");
+
+#define INSERT_SQL                                                          \
+    "INSERT INTO jobs (jid, queue, jobtype, state, priority, args, custom, " \
+    "tags, backoff, retry, reserve_for, unique_for, unique_key, "           \
+    "backtrace_lines, created_at, enqueued_at, at, next_at, lease_until, "  \
+    "updated_at, pushed_at, attempts, failures, worker, errtype, message, " \
+    "backtrace, failed_at, quarantined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "   \
+    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "   \
+    "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
+
+enum insert_param {
+    P_JID = 1, P_QUEUE, P_JOBTYPE, P_STATE, P_PRIORITY, P_ARGS, P_CUSTOM,
+    P_TAGS, P_BACKOFF, P_RETRY, P_RESERVE_FOR, P_UNIQUE_FOR, P_UNIQUE_KEY,
+    P_BACKTRACE_LINES, P_CREATED_AT, P_ENQUEUED_AT, P_AT, P_NEXT_AT,
+    P_LEASE_UNTIL, P_UPDATED_AT, P_PUSHED_AT, P_ATTEMPTS, P_FAILURES,
+    P_WORKER, P_ERRTYPE, P_MESSAGE, P_BACKTRACE, P_FAILED_AT, P_QUARANTINED
+};
+
+static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
+    [ZN__SQLITE_BEGIN] = "BEGIN IMMEDIATE",
+    [ZN__SQLITE_COMMIT] = "COMMIT",
+    [ZN__SQLITE_ROLLBACK] = "ROLLBACK",
+    [ZN__SQLITE_SAVEPOINT] = "SAVEPOINT zn_op",
+    [ZN__SQLITE_RELEASE] = "RELEASE zn_op",
+    [ZN__SQLITE_ROLLBACK_TO] = "ROLLBACK TO zn_op",
+    [ZN__SQLITE_UNIQUE] = "SELECT jid FROM jobs INDEXED BY jobs_unique"
+                          " WHERE unique_key = ?1 AND pushed_at > ?2"
+                          " ORDER BY pushed_at DESC LIMIT 1",
+    [ZN__SQLITE_INSERT] = INSERT_SQL,
+    [ZN__SQLITE_TAG] =
+        "INSERT OR IGNORE INTO job_tags (seq, tag) VALUES (?1, ?2)",
+    [ZN__SQLITE_COUNTER_ADD] =
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)"
+        " ON CONFLICT (name) DO UPDATE"
+        " SET value = value + excluded.value",
+    [ZN__SQLITE_GET] =
+        "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs WHERE jid = ?1",
+    [ZN__SQLITE_SEQ_OF] = "SELECT seq FROM jobs WHERE jid = ?1",
+    [ZN__SQLITE_FETCH] =
+        "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs INDEXED BY jobs_ready"
+        " WHERE state = 1 AND queue = ?1"
+        " ORDER BY priority DESC, seq LIMIT 1",
+    [ZN__SQLITE_TAKE] =
+        "UPDATE jobs SET state = 2, lease_until = ?2, attempts = ?3,"
+        " worker = ?4, updated_at = ?5 WHERE seq = ?1 AND state = 1",
+    [ZN__SQLITE_ATTEMPT_START] =
+        "INSERT OR REPLACE INTO attempts (seq, n, worker,"
+        " started_at, ended_at, cpu_ms, rss_kb)"
+        " VALUES (?1, ?2, ?3, ?4, 0, -1, -1)",
+    [ZN__SQLITE_WORKING] =
+        "SELECT seq, attempts, queue FROM jobs WHERE jid = ?1 AND state = 2",
+    [ZN__SQLITE_FINISH_OK] =
+        "UPDATE jobs SET state = 5, next_at = 0,"
+        " lease_until = 0, worker = NULL, updated_at = ?2"
+        " WHERE seq = ?1",
+    [ZN__SQLITE_FINISH_FAIL] =
+        "UPDATE jobs SET state = ?3, next_at = ?4,"
+        " enqueued_at = CASE WHEN ?3 = 1 THEN ?2"
+        " ELSE enqueued_at END,"
+        " lease_until = 0, worker = NULL, updated_at = ?2,"
+        " failures = failures + 1, errtype = ?5,"
+        " message = ?6, backtrace = ?7, failed_at = ?2,"
+        " quarantined = ?8"
+        " WHERE seq = ?1",
+    [ZN__SQLITE_ATTEMPT_END] =
+        "UPDATE attempts SET ended_at = ?3, outcome = ?4,"
+        " errtype = ?5, message = ?6, cpu_ms = ?7,"
+        " rss_kb = ?8 WHERE seq = ?1 AND n = ?2",
+    [ZN__SQLITE_EXTEND] = "UPDATE jobs SET lease_until = ?2"
+                          " WHERE jid = ?1 AND state = 2",
+    [ZN__SQLITE_EXPIRED] =
+        "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs INDEXED BY jobs_lease"
+        " WHERE state = 2 AND lease_until <= ?1"
+        " ORDER BY lease_until LIMIT ?2",
+    [ZN__SQLITE_DUE] =
+        "SELECT seq, queue, state FROM jobs INDEXED BY jobs_due"
+        " WHERE state IN (0, 3) AND next_at <= ?1"
+        " ORDER BY next_at LIMIT 1",
+    [ZN__SQLITE_PROMOTE] =
+        "UPDATE jobs SET state = 1, enqueued_at = ?2, next_at = 0,"
+        " updated_at = ?2 WHERE seq = ?1",
+    [ZN__SQLITE_NEXT_DUE] = "SELECT next_at FROM jobs INDEXED BY jobs_due"
+                            " WHERE state IN (0, 3) ORDER BY next_at LIMIT 1",
+    [ZN__SQLITE_ATTEMPTS] = "SELECT n, worker, started_at, ended_at, outcome,"
+                            " errtype, message, cpu_ms, rss_kb FROM attempts"
+                            " WHERE seq = ?1 ORDER BY n",
+    [ZN__SQLITE_COUNTERS] = "SELECT name, value FROM counters",
+    [ZN__SQLITE_SET_PAUSED] =
+        "INSERT INTO queues (name, paused) VALUES (?1, ?2)"
+        " ON CONFLICT (name) DO UPDATE"
+        " SET paused = excluded.paused",
+    [ZN__SQLITE_PAUSED] =
+        "SELECT name FROM queues WHERE paused = 1 ORDER BY name",
+    [ZN__SQLITE_DATA_VERSION] = "PRAGMA data_version",
+    [ZN__SQLITE_QUEUE_COUNTS] =
+        "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
+        " ORDER BY queue, state",
+    [ZN__SQLITE_QUEUE_COUNT_ADD] =
+        "INSERT INTO queue_counts (queue, state, n) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n",
+    [ZN__SQLITE_OLDEST] =
+        "SELECT min(enqueued_at) FROM jobs INDEXED BY jobs_waiting"
+        " WHERE state = 1 AND queue = ?1",
+};
+
+int
+zn__sqlite_err(struct zn__sqlite *s, const char *what, struct zn_err *err)
+{
+    int code = sqlite3_errcode(s->db) == SQLITE_NOMEM ? ZN_ENOMEM : ZN_EIO;
+
+    return zn_err_set(err, code, "cannot %s '%s': %s", what, s->path,
+                      sqlite3_errmsg(s->db));
+}
+
+int
+zn__sqlite_nomem(struct zn__sqlite *s, const char *what, struct zn_err *err)
+{
+    return zn_err_set(err, ZN_ENOMEM, "cannot %s '%s': out of memory", what,
+                      s->path);
+}
+
+/* The message is taken before the reset, which may replace it. */
+int
+zn__sqlite_step(struct zn__sqlite *s, sqlite3_stmt *st, const char *what,
+                struct zn_err *err)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return rc;
+    rc = zn__sqlite_err(s, what, err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int
+zn__sqlite_run(struct zn__sqlite *s, sqlite3_stmt *st, const char *what,
+               struct zn_err *err)
+{
+    int rc = zn__sqlite_step(s, st, what, err);
+
+    if (rc < 0)
+        return rc;
+    sqlite3_reset(st);
+    return 0;
+}
+
+/*
+ * Binds of integers and of text passed as SQLITE_STATIC copy nothing, so
+ * they fail only on programmer errors (a wrong index) that the tests
+ * catch; their results are not checked.
+ */
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int64_t
+limit_of(size_t n)
+{
+    return n > (size_t)INT64_MAX ? INT64_MAX : (int64_t)n;
+}
+
+int
+zn__sqlite_writable(struct zn__sqlite *s, const char *what, struct zn_err *err)
+{
+    if (!s->readonly)
+        return 0;
+    return zn_err_set(err, ZN_ESTATE, "cannot %s '%s': the store is open "
+                      "read-only", what, s->path);
+}
+
+static void
+paused_drop(struct zn__sqlite *s)
+{
+    for (size_t i = 0; i < s->npaused; i++)
+        free(s->paused[i]);
+    free(s->paused);
+    s->paused = NULL;
+    s->npaused = 0;
+    s->paused_ok = false;
+}
+
+/* Undoes what tx_open began; errors go to the log: there is no caller. */
+static void
+tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
+{
+    static const char what[] = "roll back";
+    struct zn_err e;
+    int rc = 0;
+
+    s->paused_ok = false;
+    if (tx == ZN__SQLITE_TX_OWN)
+        zn__sqlite_tally_clear(s);
+    else
+        zn__sqlite_tally_drop(s);
+    /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
+    if (sqlite3_get_autocommit(s->db)) {
+        zn__sqlite_tally_clear(s);
+        return;
+    }
+    if (tx == ZN__SQLITE_TX_OWN) {
+        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_ROLLBACK], what, &e);
+    } else {
+        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_ROLLBACK_TO], what, &e);
+        if (rc == 0)
+            rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], what, &e);
+    }
+    if (rc < 0)
+        ZN_LOG(ZN_ERROR, "store.rollback_failed", ZN_STR("error", e.msg));
+}
+
+int
+zn__sqlite_tx_open(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
+                   const char *what, struct zn_err *err)
+{
+    bool own = sqlite3_get_autocommit(s->db);
+    int rc;
+
+    *tx = own ? ZN__SQLITE_TX_OWN : ZN__SQLITE_TX_NESTED;
+    rc = zn__sqlite_run(s, s->stmt[own ? ZN__SQLITE_BEGIN
+                                       : ZN__SQLITE_SAVEPOINT], what, err);
+    if (rc == 0)
+        zn__sqlite_tally_begin(s, own);
+    return rc;
+}
+
+int
+zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
+                    const char *what, struct zn_err *err)
+{
+    if (rc == 0 && tx == ZN__SQLITE_TX_OWN) {
+        rc = zn__sqlite_tally_flush(s, what, err);
+        if (rc == 0)
+            rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_COMMIT], what, err);
+    } else if (rc == 0) {
+        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], what, err);
+        if (rc == 0)
+            zn__sqlite_tally_keep(s);
+    }
+    if (rc < 0)
+        tx_undo(s, tx);
+    return rc;
+}
+
+/* Transactions. */
+
+static int
+sq_begin(struct zn_store *st, struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+
+    if (!sqlite3_get_autocommit(s->db))
+        return zn_err_set(err, ZN_ESTATE, "cannot begin on '%s': a "
+                          "transaction is already open", s->path);
+    zn__sqlite_tally_clear(s);
+    return zn__sqlite_run(s, s->stmt[ZN__SQLITE_BEGIN],
+                          "begin a transaction on", err);
+}
+
+static int
+sq_commit(struct zn_store *st, struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+
+    int rc;
+
+    if (sqlite3_get_autocommit(s->db))
+        return zn_err_set(err, ZN_ESTATE, "cannot commit on '%s': no "
+                          "transaction is open", s->path);
+    rc = zn__sqlite_tally_flush(s, "commit to", err);
+    if (rc == 0)
+        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_COMMIT], "commit to", err);
+    return rc;
+}
+
+static void
+sq_rollback(struct zn_store *st)
+{
+    tx_undo(zn__sqlite_of(st), ZN__SQLITE_TX_OWN);
+}
+
+/* Push. */
+
+/* Sets *refused to ZN_EUNIQUE when an equal job is within unique_for. */
+static int
+unique_check(struct zn__sqlite *s, const struct zn_job *job, const char *key,
+             int64_t now, struct zn_err *refused, struct zn_err *err)
+{
+    sqlite3_stmt *st = s->stmt[ZN__SQLITE_UNIQUE];
+    const unsigned char *jid;
+    int rc;
+
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now - (int64_t)job->unique_for * 1000);
+    rc = zn__sqlite_step(s, st, "push into", err);
+    if (rc == SQLITE_ROW) {
+        jid = sqlite3_column_text(st, 0);
+        zn_err_set(refused, ZN_EUNIQUE, "job is not unique: equal job '%s' "
+                   "pushed within unique_for", jid ? (const char *)jid : "?");
+    }
+    sqlite3_reset(st);
+    return rc < 0 ? rc : 0;
+}
+
+/* "10,30,60" into out, or NULL when the job has no list of its own. */
+static const char *
+backoff_text(const struct zn_job *job, char *out, size_t size)
+{
+    size_t len = 0;
+    size_t n = job->nbackoff < ZN_BACKOFF_MAX ? job->nbackoff
+                                              : ZN_BACKOFF_MAX;
+
+    if (n == 0)
+        return NULL;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && len < size; i++)
+        len += (size_t)snprintf(out + len, size - len, "%s%ld", i ? "," : "",
+                                (long)job->backoff[i]);
+    return out;
+}
+
+/* The tags as JSON text (malloc'd) into *out, NULL when there are none. */
+static int
+tags_json(const struct zn_job *job, char **out)
+{
+    json_t *a;
+    int rc = 0;
+
+    *out = NULL;
+    if (job->ntags == 0)
+        return 0;
+    a = json_array();
+    if (!a)
+        return ZN_ENOMEM;
+    for (size_t i = 0; i < job->ntags && rc == 0; i++) {
+        /* NULL for a NULL tag or bad UTF-8 (the codec lets neither in). */
+        json_t *v = job->tags[i] ? json_string(job->tags[i]) : NULL;
+
+        if (!v || json_array_append_new(a, v))
+            rc = ZN_EINVAL;
+    }
+    if (rc == 0) {
+        *out = json_dumps(a, JSON_COMPACT);
+        if (!*out)
+            rc = ZN_ENOMEM;
+    }
+    json_decref(a);
+    return rc;
+}
+
+static void
+insert_bind(sqlite3_stmt *st, const struct zn_job *job, const char *tags,
+            const char *backoff, const char *key, int64_t now)
+{
+    int64_t enq = job->enqueued_at;
+
+    if (enq == 0 && job->state == ZN_STATE_ENQUEUED)
+        enq = now;
+    bind_text(st, P_JID, job->jid);
+    bind_text(st, P_QUEUE, job->queue);
+    bind_text(st, P_JOBTYPE, job->jobtype);
+    sqlite3_bind_int(st, P_STATE, (int)job->state);
+    sqlite3_bind_int(st, P_PRIORITY, job->priority);
+    bind_text(st, P_ARGS, job->args ? job->args : "[]");
+    bind_text(st, P_CUSTOM, job->custom);
+    bind_text(st, P_TAGS, tags);
+    bind_text(st, P_BACKOFF, backoff);
+    sqlite3_bind_int(st, P_RETRY, job->retry);
+    sqlite3_bind_int(st, P_RESERVE_FOR, job->reserve_for);
+    sqlite3_bind_int(st, P_UNIQUE_FOR, job->unique_for);
+    bind_text(st, P_UNIQUE_KEY, key);
+    sqlite3_bind_int(st, P_BACKTRACE_LINES, job->backtrace_lines);
+    sqlite3_bind_int64(st, P_CREATED_AT, job->created_at);
+    sqlite3_bind_int64(st, P_ENQUEUED_AT, enq);
+    sqlite3_bind_int64(st, P_AT, job->at);
+    sqlite3_bind_int64(st, P_NEXT_AT, job->next_at);
+    sqlite3_bind_int64(st, P_LEASE_UNTIL, job->lease_until);
+    sqlite3_bind_int64(st, P_UPDATED_AT, now);
+    sqlite3_bind_int64(st, P_PUSHED_AT, now);
+    sqlite3_bind_int(st, P_ATTEMPTS, job->attempts);
+    sqlite3_bind_int(st, P_FAILURES, job->failures);
+    bind_text(st, P_WORKER, job->worker);
+    bind_text(st, P_ERRTYPE, job->failure.errtype);
+    bind_text(st, P_MESSAGE, job->failure.message);
+    bind_text(st, P_BACKTRACE, job->failure.backtrace);
+    sqlite3_bind_int64(st, P_FAILED_AT, job->failure.failed_at);
+    sqlite3_bind_int(st, P_QUARANTINED, job->quarantined);
+}
+
+/* Inserts the row; a taken jid is a refusal, not a store failure. */
+static int
+insert_job(struct zn__sqlite *s, struct zn_job *job, const char *key,
+           int64_t now, struct zn_err *refused, struct zn_err *err)
+{
+    sqlite3_stmt *st = s->stmt[ZN__SQLITE_INSERT];
+    char backoff[ZN_BACKOFF_MAX * 12];
+    char *tags;
+    int rc = tags_json(job, &tags);
+
+    if (rc == ZN_EINVAL) {
+        zn_err_set(refused, rc, "tags: a tag of job '%s' is not valid UTF-8",
+                   job->jid);
+        return 0;
+    }
+    if (rc < 0)
+        return zn__sqlite_nomem(s, "push into", err);
+    insert_bind(st, job, tags, backoff_text(job, backoff, sizeof(backoff)),
+                key, now);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = 0;
+        job->seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
+        job->updated_at = now;
+    } else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE) {
+        rc = 0;
+        zn_err_set(refused, ZN_EEXIST, "jid '%s' already exists", job->jid);
+    } else {
+        rc = zn__sqlite_err(s, "push into", err);
+    }
+    sqlite3_reset(st);
+    free(tags);
+    return rc;
+}
+
+static int
+insert_tags(struct zn__sqlite *s, const struct zn_job *job, struct zn_err *err)
+{
+    sqlite3_stmt *st = s->stmt[ZN__SQLITE_TAG];
+    int rc = 0;
+
+    for (size_t i = 0; i < job->ntags && rc == 0; i++) {
+        sqlite3_bind_int64(st, 1, (int64_t)job->seq);
+        sqlite3_bind_text(st, 2, job->tags[i], -1, SQLITE_STATIC);
+        rc = zn__sqlite_run(s, st, "push into", err);
+    }
+    return rc;
+}
+
+/* The engine checks jobs; these checks keep a bad one from being stored. */
+static bool
+push_valid(const struct zn_job *job, struct zn_err *refused)
+{
+    const char *bad = NULL;
+
+    if (!zn_job_jid_valid(job->jid, strnlen(job->jid, sizeof(job->jid))))
+        bad = "jid is not valid";
+    else if (!zn_job_queue_name_valid(job->queue,
+                                      strnlen(job->queue, sizeof(job->queue))))
+        bad = "queue is not valid";
+    else if (!job->jobtype || !job->jobtype[0])
+        bad = "jobtype is missing";
+    else if ((unsigned)job->state >= ZN_STATE_COUNT)
+        bad = "state is unknown";
+    if (bad)
+        zn_err_set(refused, ZN_EINVAL, "cannot push job: %s", bad);
+    return !bad;
+}
+
+/* One job: 0 with *refused set or not, or a store failure. */
+static int
+push_one(struct zn__sqlite *s, struct zn_job *job, int64_t now,
+         struct zn_err *refused, struct zn_err *err)
+{
+    char key[65];
+    int rc;
+
+    if (!push_valid(job, refused))
+        return 0;
+    if (job->unique_for > 0) {
+        zn_job_unique_key(job, key);
+        rc = unique_check(s, job, key, now, refused, err);
+        if (rc < 0 || refused->code)
+            return rc;
+    }
+    rc = insert_job(s, job, job->unique_for > 0 ? key : NULL, now, refused,
+                    err);
+    if (rc < 0 || refused->code)
+        return rc;
+    return insert_tags(s, job, err);
+}
+
+static int
+sq_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
+        int64_t now, struct zn_err *errs)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    struct zn_err err;
+    int64_t accepted = 0;
+    enum zn__sqlite_tx tx;
+    int rc;
+
+    for (size_t i = 0; i < n; i++)
+        zn_err_clear(&errs[i]);
+    if (n == 0)
+        return 0;
+    rc = zn__sqlite_writable(s, "push into", &err);
+    if (rc == 0)
+        rc = zn__sqlite_tx_open(s, &tx, "push into", &err);
+    if (rc == 0) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = push_one(s, jobs[i], now, &errs[i], &err);
+            if (rc == 0 && errs[i].code == 0) {
+                accepted++;
+                rc = zn__sqlite_tally(s, jobs[i]->queue, (int)jobs[i]->state,
+                                      1, "push into", &err);
+            }
+        }
+        s->op_counter[ZN__SQLITE_PUSHED] += accepted;
+        rc = zn__sqlite_tx_close(s, tx, rc, "push into", &err);
+    }
+    if (rc == 0)
+        return 0;
+    /* Nothing of the batch was kept: every job gets the store's error. */
+    for (size_t i = 0; i < n; i++)
+        errs[i] = err;
+    return rc;
+}
+
+/* Get. */
+
+static int
+sq_get(struct zn_store *st, const char *jid, struct zn_job **out,
+       struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_GET];
+    int rc;
+
+    *out = NULL;
+    bind_text(q, 1, jid);
+    rc = zn__sqlite_step(s, q, "read from", err);
+    if (rc == SQLITE_ROW)
+        rc = zn__sqlite_row_job(s, q, out, err);
+    else if (rc == SQLITE_DONE)
+        rc = zn_err_set(err, ZN_ENOTFOUND, "no job '%s'", jid ? jid : "");
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* The seq of a job, or ZN_ENOTFOUND. */
+int
+zn__sqlite_seq_of(struct zn__sqlite *s, const char *jid, int64_t *seq,
+                  struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_SEQ_OF];
+    int rc;
+
+    bind_text(q, 1, jid);
+    rc = zn__sqlite_step(s, q, "read from", err);
+    if (rc == SQLITE_ROW)
+        *seq = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    if (rc == SQLITE_DONE)
+        return zn_err_set(err, ZN_ENOTFOUND, "no job '%s'", jid ? jid : "");
+    return rc < 0 ? rc : 0;
+}
+
+/* Fetch. */
+
+static int
+paused_load(struct zn__sqlite *s, struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_PAUSED];
+    const char *name;
+    size_t cap = 0;
+    int rc;
+
+    paused_drop(s);
+    for (;;) {
+        rc = zn__sqlite_step(s, q, "read from", err);
+        if (rc != SQLITE_ROW)
+            break;
+        if (s->npaused == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            char **grown = realloc(s->paused, ncap * sizeof(*grown));
+
+            if (!grown) {
+                rc = zn__sqlite_nomem(s, "read from", err);
+                break;
+            }
+            s->paused = grown;
+            cap = ncap;
+        }
+        name = (const char *)sqlite3_column_text(q, 0);
+        s->paused[s->npaused] = strdup(name ? name : "");
+        if (!s->paused[s->npaused]) {
+            rc = zn__sqlite_nomem(s, "read from", err);
+            break;
+        }
+        s->npaused++;
+    }
+    sqlite3_reset(q);
+    if (rc < 0) {
+        paused_drop(s);
+        return rc;
+    }
+    s->paused_ok = true;
+    return 0;
+}
+
+/*
+ * Makes the paused cache current. data_version changes when another
+ * connection commits, for instance `zenith pause` run on the file while
+ * the server is up, so such a change is seen by the next fetch.
+ */
+static int
+paused_refresh(struct zn__sqlite *s, struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_DATA_VERSION];
+    int rc = zn__sqlite_step(s, q, "read from", err);
+
+    if (rc < 0)
+        return rc;
+    if (rc == SQLITE_ROW && sqlite3_column_int64(q, 0) != s->data_version) {
+        s->data_version = sqlite3_column_int64(q, 0);
+        s->paused_ok = false;
+    }
+    sqlite3_reset(q);
+    return s->paused_ok ? 0 : paused_load(s, err);
+}
+
+static bool
+paused_has(const struct zn__sqlite *s, const char *queue)
+{
+    for (size_t i = 0; i < s->npaused; i++)
+        if (strcmp(s->paused[i], queue) == 0)
+            return true;
+    return false;
+}
+
+/* Leases the job just read to wid: its row and *job change alike. */
+static int
+take(struct zn__sqlite *s, struct zn_job *job, const char *wid, int64_t now,
+     struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_TAKE];
+    char *worker = strdup(wid);
+    int rc;
+
+    if (!worker)
+        return zn__sqlite_nomem(s, "fetch from", err);
+    free(job->worker);
+    job->worker = worker;
+    job->state = ZN_STATE_WORKING;
+    job->lease_until = now + (int64_t)job->reserve_for * 1000;
+    job->attempts++; /* row_job allows at most INT_MAX - 1 */
+    job->updated_at = now;
+    sqlite3_bind_int64(q, 1, (int64_t)job->seq);
+    sqlite3_bind_int64(q, 2, job->lease_until);
+    sqlite3_bind_int(q, 3, job->attempts);
+    sqlite3_bind_text(q, 4, wid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, now);
+    rc = zn__sqlite_run(s, q, "fetch from", err);
+    /* The write lock is held since the read: the row cannot have moved. */
+    if (rc == 0 && sqlite3_changes(s->db) != 1)
+        rc = zn_err_set(err, ZN_EIO, "cannot fetch from '%s': job %llu "
+                        "changed while being taken", s->path,
+                        (unsigned long long)job->seq);
+    return rc;
+}
+
+/* Takes the first ready job of one queue, if any, into *job. */
+static int
+fetch_from(struct zn__sqlite *s, const char *queue, const char *wid,
+           int64_t now, struct zn_job **job, struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_FETCH];
+    int rc;
+
+    sqlite3_bind_text(q, 1, queue, -1, SQLITE_STATIC);
+    rc = zn__sqlite_step(s, q, "fetch from", err);
+    if (rc == SQLITE_ROW)
+        rc = zn__sqlite_row_job(s, q, job, err);
+    sqlite3_reset(q);
+    if (rc < 0 || !*job)
+        return rc < 0 ? rc : 0;
+    rc = take(s, *job, wid, now, err);
+    if (rc == 0)
+        rc = zn__sqlite_tally(s, queue, ZN_STATE_ENQUEUED, -1, "fetch from",
+                              err);
+    if (rc == 0)
+        rc = zn__sqlite_tally(s, queue, ZN_STATE_WORKING, 1, "fetch from",
+                              err);
+    return rc;
+}
+
+static int
+attempt_start(struct zn__sqlite *s, const struct zn_job *job, const char *wid,
+              int64_t now, struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_ATTEMPT_START];
+
+    sqlite3_bind_int64(q, 1, (int64_t)job->seq);
+    sqlite3_bind_int(q, 2, job->attempts);
+    sqlite3_bind_text(q, 3, wid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, now);
+    return zn__sqlite_run(s, q, "fetch from", err);
+}
+
+static int
+sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
+         const char *wid, int64_t now, struct zn_job **out,
+         struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    struct zn_job *job = NULL;
+    enum zn__sqlite_tx tx;
+    int rc;
+
+    *out = NULL;
+    if (!wid)
+        return zn_err_set(err, ZN_EINVAL, "cannot fetch: no worker id");
+    rc = zn__sqlite_writable(s, "fetch from", err);
+    if (rc == 0)
+        rc = paused_refresh(s, err);
+    if (rc == 0)
+        rc = zn__sqlite_tx_open(s, &tx, "fetch from", err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < nq && !job && rc == 0; i++)
+        if (queues[i] && !paused_has(s, queues[i]))
+            rc = fetch_from(s, queues[i], wid, now, &job, err);
+    if (rc == 0 && job)
+        rc = attempt_start(s, job, wid, now, err);
+    rc = zn__sqlite_tx_close(s, tx, rc, "fetch from", err);
+    if (rc < 0) {
+        zn_job_free(job);
+        return rc;
+    }
+    *out = job;
+    return 0;
+}
+
+/* Finish, extend, expired. */
+
+static bool
+outcome_valid(const struct zn_store_outcome *o)
+{
+    return o->next == ZN_STATE_DONE || o->next == ZN_STATE_ENQUEUED ||
+           o->next == ZN_STATE_RETRY || o->next == ZN_STATE_DEAD;
+}
+
+/* The seq, running attempt and queue (ZN_QUEUE_NAME_MAX + 1 bytes) of a
+ * working job. */
+static int
+working(struct zn__sqlite *s, const char *jid, int64_t *seq, int *n,
+        char *queue, struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_WORKING];
+    const unsigned char *name;
+    int rc;
+
+    sqlite3_bind_text(q, 1, jid, -1, SQLITE_STATIC);
+    rc = zn__sqlite_step(s, q, "finish a job in", err);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(q, 0);
+        *n = sqlite3_column_int(q, 1);
+        name = sqlite3_column_text(q, 2);
+        if (name && sqlite3_column_bytes(q, 2) <= ZN_QUEUE_NAME_MAX)
+            memcpy(queue, name, (size_t)sqlite3_column_bytes(q, 2) + 1);
+        else
+            rc = zn_err_set(err, ZN_EIO, "cannot read job %lld from '%s': "
+                            "column 'queue' is not a queue name",
+                            (long long)*seq, s->path);
+    } else if (rc == SQLITE_DONE) {
+        rc = zn_err_set(err, ZN_ENOTFOUND, "cannot finish job '%s': no such "
+                        "working job", jid);
+    }
+    sqlite3_reset(q);
+    return rc < 0 ? rc : 0;
+}
+
+/* Moves the working job seq on to o->next. */
+static int
+finish_job(struct zn__sqlite *s, int64_t seq, int64_t now,
+           const struct zn_store_outcome *o, struct zn_err *err)
+{
+    bool ok = o->next == ZN_STATE_DONE;
+    sqlite3_stmt *q =
+        s->stmt[ok ? ZN__SQLITE_FINISH_OK : ZN__SQLITE_FINISH_FAIL];
+
+    sqlite3_bind_int64(q, 1, seq);
+    sqlite3_bind_int64(q, 2, now);
+    if (!ok) {
+        sqlite3_bind_int(q, 3, (int)o->next);
+        sqlite3_bind_int64(q, 4, o->next == ZN_STATE_RETRY ? o->next_at : 0);
+        bind_text(q, 5, o->errtype);
+        bind_text(q, 6, o->message);
+        bind_text(q, 7, o->backtrace);
+        sqlite3_bind_int(q, 8, o->quarantined);
+    }
+    return zn__sqlite_run(s, q, "finish a job in", err);
+}
+
+static int
+attempt_end(struct zn__sqlite *s, int64_t seq, int n, int64_t now,
+            const struct zn_store_outcome *o, struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_ATTEMPT_END];
+    const char *outcome = o->outcome;
+
+    if (!outcome)
+        outcome = o->next == ZN_STATE_DONE ? "ok" : "failed";
+    sqlite3_bind_int64(q, 1, seq);
+    sqlite3_bind_int(q, 2, n);
+    sqlite3_bind_int64(q, 3, now);
+    sqlite3_bind_text(q, 4, outcome, -1, SQLITE_STATIC);
+    bind_text(q, 5, o->errtype);
+    bind_text(q, 6, o->message);
+    sqlite3_bind_int64(q, 7, o->cpu_ms);
+    sqlite3_bind_int64(q, 8, o->rss_kb);
+    return zn__sqlite_run(s, q, "finish a job in", err);
+}
+
+static int
+sq_finish(struct zn_store *st, const char *jid, int64_t now,
+          const struct zn_store_outcome *o, struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    char queue[ZN_QUEUE_NAME_MAX + 1];
+    int64_t seq = 0;
+    int n = 0;
+    enum zn__sqlite_tx tx;
+    int rc;
+
+    if (!jid || !outcome_valid(o))
+        return zn_err_set(err, ZN_EINVAL, "cannot finish job '%s': next "
+                          "state '%s' does not end an attempt",
+                          jid ? jid : "", zn_job_state_name(o->next));
+    rc = zn__sqlite_writable(s, "finish a job in", err);
+    if (rc == 0)
+        rc = zn__sqlite_tx_open(s, &tx, "finish a job in", err);
+    if (rc < 0)
+        return rc;
+    rc = working(s, jid, &seq, &n, queue, err);
+    if (rc == 0)
+        rc = finish_job(s, seq, now, o, err);
+    if (rc == 0)
+        rc = attempt_end(s, seq, n, now, o, err);
+    if (rc == 0)
+        rc = zn__sqlite_tally(s, queue, ZN_STATE_WORKING, -1,
+                              "finish a job in", err);
+    if (rc == 0)
+        rc = zn__sqlite_tally(s, queue, (int)o->next, 1, "finish a job in",
+                              err);
+    s->op_counter[o->next == ZN_STATE_DONE ? ZN__SQLITE_PROCESSED
+                                           : ZN__SQLITE_FAILED]++;
+    return zn__sqlite_tx_close(s, tx, rc, "finish a job in", err);
+}
+
+static int
+sq_extend(struct zn_store *st, const char *jid, int64_t lease_until,
+          struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_EXTEND];
+    int rc = zn__sqlite_writable(s, "extend a lease in", err);
+
+    if (rc < 0)
+        return rc;
+    bind_text(q, 1, jid);
+    sqlite3_bind_int64(q, 2, lease_until);
+    rc = zn__sqlite_run(s, q, "extend a lease in", err);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = zn_err_set(err, ZN_ENOTFOUND, "cannot extend job '%s': no such "
+                        "working job", jid ? jid : "");
+    return rc;
+}
+
+static int
+sq_expired(struct zn_store *st, int64_t now, size_t limit,
+           struct zn_store_list *out, struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_EXPIRED];
+    bool more;
+
+    memset(out, 0, sizeof(*out));
+    sqlite3_bind_int64(q, 1, now);
+    sqlite3_bind_int64(q, 2, limit_of(limit));
+    return zn__sqlite_read_jobs(s, q, limit, out, &more, err);
+}
+
+/* Promote, next_due. */
+
+/* Adds a copy of name to the list unless it is there already. */
+static int
+name_add(char ***names, size_t *n, const char *name)
+{
+    char **grown;
+
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*names)[i], name) == 0)
+            return 0;
+    grown = realloc(*names, (*n + 1) * sizeof(*grown));
+    if (!grown)
+        return ZN_ENOMEM;
+    *names = grown;
+    grown[*n] = strdup(name);
+    if (!grown[*n])
+        return ZN_ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+/* Moves the first due job to ENQUEUED; queue gets its queue, "" if none. */
+static int
+promote_one(struct zn__sqlite *s, int64_t now, char *queue,
+            struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_DUE];
+    const unsigned char *name;
+    int64_t seq = 0;
+    int rc, state = 0;
+
+    queue[0] = '\0';
+    sqlite3_bind_int64(q, 1, now);
+    rc = zn__sqlite_step(s, q, "promote jobs in", err);
+    if (rc == SQLITE_ROW) {
+        seq = sqlite3_column_int64(q, 0);
+        name = sqlite3_column_text(q, 1);
+        state = sqlite3_column_int(q, 2);
+        if (name && sqlite3_column_bytes(q, 1) <= ZN_QUEUE_NAME_MAX)
+            memcpy(queue, name, (size_t)sqlite3_column_bytes(q, 1) + 1);
+        else
+            rc = zn_err_set(err, ZN_EIO, "cannot read job %lld from '%s': "
+                            "column 'queue' is not a queue name",
+                            (long long)seq, s->path);
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW)
+        return rc < 0 ? rc : 0;
+    q = s->stmt[ZN__SQLITE_PROMOTE];
+    sqlite3_bind_int64(q, 1, seq);
+    sqlite3_bind_int64(q, 2, now);
+    rc = zn__sqlite_run(s, q, "promote jobs in", err);
+    if (rc == 0)
+        rc = zn__sqlite_tally(s, queue, state, -1, "promote jobs in", err);
+    if (rc == 0)
+        rc = zn__sqlite_tally(s, queue, ZN_STATE_ENQUEUED, 1,
+                              "promote jobs in", err);
+    return rc;
+}
+
+/*
+ * One due job at a time, each found by a fresh index search: the rows
+ * change under the search, and the count by state needs each job's old
+ * state, which UPDATE ... RETURNING cannot give.
+ */
+static int
+promote_rows(struct zn__sqlite *s, int64_t now, size_t limit, size_t *moved,
+             char ***queues, size_t *nqueues, struct zn_err *err)
+{
+    char queue[ZN_QUEUE_NAME_MAX + 1];
+    int rc = 0;
+
+    while (*moved < limit && rc == 0) {
+        rc = promote_one(s, now, queue, err);
+        if (rc < 0 || !queue[0])
+            break;
+        (*moved)++;
+        if (queues && name_add(queues, nqueues, queue) < 0)
+            rc = zn__sqlite_nomem(s, "promote jobs in", err);
+    }
+    return rc;
+}
+
+static int
+sq_promote(struct zn_store *st, int64_t now, size_t limit, size_t *moved,
+           char ***queues, size_t *nqueues, struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    size_t had = queues ? *nqueues : 0;
+    enum zn__sqlite_tx tx;
+    int rc;
+
+    *moved = 0;
+    rc = zn__sqlite_writable(s, "promote jobs in", err);
+    if (rc == 0)
+        rc = zn__sqlite_tx_open(s, &tx, "promote jobs in", err);
+    if (rc < 0)
+        return rc;
+    rc = promote_rows(s, now, limit, moved, queues, nqueues, err);
+    rc = zn__sqlite_tx_close(s, tx, rc, "promote jobs in", err);
+    if (rc < 0) {
+        /* Nothing moved after all: take back the names this call added. */
+        *moved = 0;
+        for (; queues && *nqueues > had; (*nqueues)--)
+            free((*queues)[*nqueues - 1]);
+    }
+    return rc;
+}
+
+static int
+sq_next_due(struct zn_store *st, int64_t *at, struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_NEXT_DUE];
+    int rc = zn__sqlite_step(s, q, "read from", err);
+
+    *at = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    return rc < 0 ? rc : 0;
+}
+
+/* Queues. */
+
+static int
+sq_set_paused(struct zn_store *st, const char *queue, bool paused,
+              struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_SET_PAUSED];
+    int rc;
+
+    if (!queue || !zn_job_queue_name_valid(queue, strlen(queue)))
+        return zn_err_set(err, ZN_EINVAL, "queue: '%s' does not match "
+                          "[A-Za-z0-9_.:-]{1,100}", queue ? queue : "");
+    rc = zn__sqlite_writable(s, "pause a queue in", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(q, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, paused);
+    rc = zn__sqlite_run(s, q, "pause a queue in", err);
+    s->paused_ok = false;
+    return rc;
+}
+
+static int
+sq_flush(struct zn_store *st, struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+    enum zn__sqlite_tx tx;
+    int rc;
+
+    rc = zn__sqlite_writable(s, "flush", err);
+    if (rc == 0)
+        rc = zn__sqlite_tx_open(s, &tx, "flush", err);
+    if (rc < 0)
+        return rc;
+    /*
+     * No WHERE and no triggers: SQLite truncates each table instead of
+     * deleting row by row. sqlite_sequence is kept, so seqs never repeat.
+     */
+    if (sqlite3_exec(s->db, "DELETE FROM attempts; DELETE FROM job_tags;"
+                     " DELETE FROM jobs; DELETE FROM queues;"
+                     " DELETE FROM queue_counts; DELETE FROM counters;",
+                     NULL, NULL, NULL))
+        rc = zn__sqlite_err(s, "flush", err);
+    paused_drop(s);
+    rc = zn__sqlite_tx_close(s, tx, rc, "flush", err);
+    /* The counts of earlier ops in the transaction went with the rows. */
+    if (rc == 0)
+        zn__sqlite_tally_clear(s);
+    return rc;
+}
+
+/* Open, migrate, close. */
+
+static void
+sq_close(struct zn_store *st)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+
+    for (int i = 0; i < ZN__SQLITE_NSTMT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+        ZN_LOG(ZN_ERROR, "store.close_failed", ZN_STR("path", s->path),
+               ZN_STR("error", sqlite3_errmsg(s->db)));
+    paused_drop(s);
+    free(s->tally);
+    free(s->path);
+    free(s);
+}
+
+const struct zn_store_ops zn__sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .push = sq_push,
+    .get = sq_get,
+    .fetch = sq_fetch,
+    .finish = sq_finish,
+    .extend = sq_extend,
+    .expired = sq_expired,
+    .promote = sq_promote,
+    .next_due = sq_next_due,
+    .list = zn__sqlite_list,
+    .count = zn__sqlite_count,
+    .retry_dead = zn__sqlite_retry_dead,
+    .remove = zn__sqlite_remove,
+    .set_paused = sq_set_paused,
+    .queue_stats = zn__sqlite_queue_stats,
+    .attempts = zn__sqlite_attempts,
+    .counters = zn__sqlite_counters,
+    .flush = sq_flush,
+};
+
+static int
+exec_err(sqlite3 *db, const char *path, const char *what, struct zn_err *err)
+{
+    int code = sqlite3_errcode(db) == SQLITE_NOMEM ? ZN_ENOMEM : ZN_EIO;
+
+    return zn_err_set(err, code, "cannot %s '%s': %s", what, path,
+                      sqlite3_errmsg(db));
+}
+
+/* One integer from a statement like "PRAGMA user_version". */
+static int
+query_int(sqlite3 *db, const char *path, const char *sql, int64_t *v,
+          struct zn_err *err)
+{
+    sqlite3_stmt *q;
+    int rc;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL))
+        return exec_err(db, path, "open", err);
+    rc = sqlite3_step(q);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        rc = exec_err(db, path, "open", err);
+    else
+        rc = 0;
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* Sets journal_mode=WAL; a database in memory keeps "memory". */
+static int
+set_wal(sqlite3 *db, const char *path, struct zn_err *err)
+{
+    sqlite3_stmt *q;
+    const char *mode;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &q, NULL))
+        return exec_err(db, path, "open", err);
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        rc = exec_err(db, path, "set WAL mode on", err);
+    } else {
+        mode = (const char *)sqlite3_column_text(q, 0);
+        if (!mode || (strcmp(mode, "wal") && strcmp(mode, "memory")))
+            rc = zn_err_set(err, ZN_EIO, "cannot set WAL mode on '%s': "
+                            "journal mode stays '%s'", path,
+                            mode ? mode : "?");
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int
+db_open(const char *path, bool readonly, enum zn_durability durability,
+        sqlite3 **out, struct zn_err *err)
+{
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (readonly ? SQLITE_OPEN_READONLY
+                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    const char *sync = durability == ZN_DURABILITY_FAST
+                           ? "PRAGMA synchronous = NORMAL"
+                           : "PRAGMA synchronous = FULL";
+    sqlite3 *db = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        if (!db)
+            return zn_err_set(err, ZN_ENOMEM, "cannot open '%s': out of "
+                              "memory", path);
+        rc = exec_err(db, path, "open", err);
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    rc = readonly ? 0 : set_wal(db, path, err);
+    /* 32 MiB of page cache: the hot indexes of a big queue stay in. */
+    if (rc == 0 && sqlite3_exec(db, "PRAGMA cache_size = -32768", NULL, NULL,
+                                NULL))
+        rc = exec_err(db, path, "open", err);
+    if (rc == 0 && sqlite3_exec(db, sync, NULL, NULL, NULL))
+        rc = exec_err(db, path, "open", err);
+    if (rc < 0) {
+        sqlite3_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+static int
+version_newer(const char *path, int64_t v, struct zn_err *err)
+{
+    return zn_err_set(err, ZN_ESTATE, "cannot open '%s': its schema version "
+                      "%lld is newer than this program's %d", path,
+                      (long long)v, ZN_SCHEMA_VERSION);
+}
+
+/* Applies the pending migrations in one transaction. */
+static int
+schema_migrate(sqlite3 *db, const char *path, int *from, int *to,
+               struct zn_err *err)
+{
+    char set[64];
+    int64_t v = 0;
+    int rc = 0;
+
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL))
+        return exec_err(db, path, "migrate", err);
+    rc = query_int(db, path, "PRAGMA user_version", &v, err);
+    if (rc == 0 && v > ZN_SCHEMA_VERSION)
+        rc = version_newer(path, v, err);
+    else if (rc == 0 && v < 0)
+        rc = zn_err_set(err, ZN_EIO, "cannot migrate '%s': schema version "
+                        "%lld is not valid", path, (long long)v);
+    for (int64_t i = v; rc == 0 && i < ZN_SCHEMA_VERSION; i++)
+        if (sqlite3_exec(db, migrations[i], NULL, NULL, NULL))
+            rc = exec_err(db, path, "migrate", err);
+    snprintf(set, sizeof(set), "PRAGMA user_version = %d", ZN_SCHEMA_VERSION);
+    if (rc == 0 && v < ZN_SCHEMA_VERSION &&
+        sqlite3_exec(db, set, NULL, NULL, NULL))
+        rc = exec_err(db, path, "migrate", err);
+    if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL))
+        rc = exec_err(db, path, "migrate", err);
+    if (rc < 0) {
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    /* A new, empty database is not news; upgrading existing data is. */
+    if (v > 0 && v < ZN_SCHEMA_VERSION)
+        ZN_LOG(ZN_INFO, "store.migrated", ZN_STR("path", path),
+               ZN_INT("from", v), ZN_INT("to", ZN_SCHEMA_VERSION));
+    if (from)
+        *from = (int)v;
+    if (to)
+        *to = ZN_SCHEMA_VERSION;
+    return 0;
+}
+
+/* A read-only handle cannot migrate: the schema must be current. */
+static int
+schema_check(sqlite3 *db, const char *path, struct zn_err *err)
+{
+    int64_t v;
+    int rc = query_int(db, path, "PRAGMA user_version", &v, err);
+
+    if (rc < 0)
+        return rc;
+    if (v > ZN_SCHEMA_VERSION)
+        return version_newer(path, v, err);
+    if (v < ZN_SCHEMA_VERSION)
+        return zn_err_set(err, ZN_ESTATE, "cannot open '%s' read-only: its "
+                          "schema version %lld is older than %d; run zenith "
+                          "migrate", path, (long long)v, ZN_SCHEMA_VERSION);
+    return 0;
+}
+
+static int
+stmts_prepare(struct zn__sqlite *s, struct zn_err *err)
+{
+    for (int i = 0; i < ZN__SQLITE_NSTMT; i++) {
+        /* A reader's transactions must not take the write lock. */
+        const char *sql =
+            i == ZN__SQLITE_BEGIN && s->readonly ? "BEGIN" : stmt_sql[i];
+
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                               &s->stmt[i], NULL))
+            return zn__sqlite_err(s, "prepare statements for", err);
+    }
+    return 0;
+}
+
+int
+zn_store_sqlite_open(const char *path, const struct zn_sqlite_opts *opts,
+                     struct zn_store **out, struct zn_err *err)
+{
+    static const struct zn_sqlite_opts defaults;
+    struct zn__sqlite *s;
+    int rc;
+
+    *out = NULL;
+    if (!opts)
+        opts = &defaults;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return zn_err_set(err, ZN_ENOMEM, "cannot open '%s': out of memory",
+                          path);
+    s->base.ops = &zn__sqlite_ops;
+    s->readonly = opts->readonly;
+    s->data_version = -1;
+    s->path = strdup(path);
+    if (!s->path)
+        rc = zn_err_set(err, ZN_ENOMEM, "cannot open '%s': out of memory",
+                        path);
+    else
+        rc = db_open(path, opts->readonly, opts->durability, &s->db, err);
+    if (rc == 0)
+        rc = opts->readonly ? schema_check(s->db, path, err)
+                            : schema_migrate(s->db, path, NULL, NULL, err);
+    if (rc == 0)
+        rc = stmts_prepare(s, err);
+    if (rc < 0) {
+        sq_close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
+}
+
+int
+zn_store_sqlite_migrate(const char *path, int *from, int *to,
+                        struct zn_err *err)
+{
+    sqlite3 *db;
+    int rc = db_open(path, false, ZN_DURABILITY_FULL, &db, err);
+
+    if (rc < 0)
+        return rc;
+    rc = schema_migrate(db, path, from, to, err);
+    sqlite3_close(db);
+    return rc;
+}
+

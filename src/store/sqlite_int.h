@@ -1,0 +1,183 @@
+/*
+ * sqlite_int.h - what the two files of the sqlite store share: the handle
+ * with its prepared statements, and the error and transaction helpers
+ * (sqlite.c); the row readers and the filtered queries (sqlite_query.c).
+ * Only src/store/sqlite*.c include it.
+ */
+#ifndef ZN_STORE_SQLITE_INT_H
+#define ZN_STORE_SQLITE_INT_H
+
+#include "compat.h"
+
+#include <stdbool.h>
+
+#include <sqlite3.h>
+
+#include "store/sqlite.h"
+
+/* The columns of a job as read back, in the order of enum job_col. */
+#define ZN__SQLITE_JOB_COLS                                                 \
+    "seq, jid, queue, jobtype, state, priority, args, custom, tags, "       \
+    "backoff, retry, reserve_for, unique_for, backtrace_lines, "            \
+    "created_at, enqueued_at, at, next_at, lease_until, updated_at, "       \
+    "attempts, failures, worker, errtype, message, backtrace, "             \
+    "failed_at, quarantined"
+
+/* The statements prepared once at open (their SQL is in sqlite.c). */
+enum zn__sqlite_stmt {
+    ZN__SQLITE_BEGIN, ZN__SQLITE_COMMIT, ZN__SQLITE_ROLLBACK,
+    ZN__SQLITE_SAVEPOINT, ZN__SQLITE_RELEASE, ZN__SQLITE_ROLLBACK_TO,
+    ZN__SQLITE_UNIQUE, ZN__SQLITE_INSERT, ZN__SQLITE_TAG,
+    ZN__SQLITE_COUNTER_ADD, ZN__SQLITE_GET, ZN__SQLITE_SEQ_OF,
+    ZN__SQLITE_FETCH, ZN__SQLITE_TAKE, ZN__SQLITE_ATTEMPT_START,
+    ZN__SQLITE_WORKING, ZN__SQLITE_FINISH_OK, ZN__SQLITE_FINISH_FAIL,
+    ZN__SQLITE_ATTEMPT_END, ZN__SQLITE_EXTEND,
+    ZN__SQLITE_EXPIRED, ZN__SQLITE_PROMOTE, ZN__SQLITE_NEXT_DUE,
+    ZN__SQLITE_ATTEMPTS, ZN__SQLITE_COUNTERS, ZN__SQLITE_SET_PAUSED,
+    ZN__SQLITE_PAUSED, ZN__SQLITE_DATA_VERSION, ZN__SQLITE_QUEUE_COUNTS,
+    ZN__SQLITE_QUEUE_COUNT_ADD, ZN__SQLITE_OLDEST, ZN__SQLITE_DUE,
+    ZN__SQLITE_NSTMT
+};
+
+/* The rows of the counters table, in memory. */
+enum zn__sqlite_counter {
+    ZN__SQLITE_PUSHED, ZN__SQLITE_PROCESSED, ZN__SQLITE_FAILED,
+    ZN__SQLITE_NCOUNTER
+};
+
+/* A change to the number of jobs of a queue in a state, not yet written. */
+struct zn__sqlite_tally {
+    char queue[ZN_QUEUE_NAME_MAX + 1];
+    int state;
+    int64_t n;
+};
+
+struct zn__sqlite {
+    struct zn_store base; /* first: a zn_store * is a zn__sqlite * */
+    sqlite3 *db;
+    char *path;
+    bool readonly;
+    sqlite3_stmt *stmt[ZN__SQLITE_NSTMT];
+    /*
+     * Names of the paused queues, so a fetch costs no query per queue.
+     * Valid while paused_ok; dropped by set_paused, flush and rollbacks on
+     * this handle, and when data_version shows another connection wrote.
+     */
+    char **paused;
+    size_t npaused;
+    bool paused_ok;
+    int64_t data_version;
+    /*
+     * Changes to queue_counts and counters, kept in memory and written
+     * once when the transaction commits (sqlite_count.c). tally[mark..]
+     * and op_counter belong to the running op, and are undone with it.
+     */
+    struct zn__sqlite_tally *tally;
+    size_t ntally, cap_tally, mark;
+    int64_t counter[ZN__SQLITE_NCOUNTER];
+    int64_t op_counter[ZN__SQLITE_NCOUNTER];
+};
+
+/* How an op made itself atomic: its own transaction or a savepoint. */
+enum zn__sqlite_tx { ZN__SQLITE_TX_OWN, ZN__SQLITE_TX_NESTED };
+
+extern const struct zn_store_ops zn__sqlite_ops;
+
+static inline struct zn__sqlite *
+zn__sqlite_of(struct zn_store *st)
+{
+    return (struct zn__sqlite *)st;
+}
+
+/* Records SQLite's last error as "cannot <what> '<path>': <message>". */
+int zn__sqlite_err(struct zn__sqlite *s, const char *what,
+                   struct zn_err *err);
+
+/* ZN_ENOMEM as "cannot <what> '<path>': out of memory". */
+int zn__sqlite_nomem(struct zn__sqlite *s, const char *what,
+                     struct zn_err *err);
+
+/*
+ * Steps st once: returns SQLITE_ROW or SQLITE_DONE, or a ZN_E* code with
+ * err set and st reset.
+ */
+int zn__sqlite_step(struct zn__sqlite *s, sqlite3_stmt *st, const char *what,
+                    struct zn_err *err);
+
+/* Runs st to its first row or its end, then resets it: 0 or ZN_E*. */
+int zn__sqlite_run(struct zn__sqlite *s, sqlite3_stmt *st, const char *what,
+                   struct zn_err *err);
+
+/* ZN_ESTATE when the handle is read-only. */
+int zn__sqlite_writable(struct zn__sqlite *s, const char *what,
+                        struct zn_err *err);
+
+/*
+ * Makes one op atomic: its own transaction in autocommit mode, else a
+ * savepoint in the caller's. tx_close keeps the work when rc is 0 and
+ * undoes it otherwise; it returns the op's outcome.
+ */
+int zn__sqlite_tx_open(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
+                       const char *what, struct zn_err *err);
+int zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
+                        const char *what, struct zn_err *err);
+
+/* The seq of the job jid, or ZN_ENOTFOUND. */
+int zn__sqlite_seq_of(struct zn__sqlite *s, const char *jid, int64_t *seq,
+                      struct zn_err *err);
+
+/* sqlite_count.c */
+
+/* Starts an op's changes; own_tx: no transaction was open, none pend. */
+void zn__sqlite_tally_begin(struct zn__sqlite *s, bool own_tx);
+
+/* Counts n more (n < 0: fewer) jobs of queue in state. ZN_ENOMEM. */
+int zn__sqlite_tally(struct zn__sqlite *s, const char *queue, int state,
+                     int64_t n, const char *what, struct zn_err *err);
+
+/* The running op succeeded: its changes join the transaction's. */
+void zn__sqlite_tally_keep(struct zn__sqlite *s);
+
+/* The running op failed: its changes are forgotten. */
+void zn__sqlite_tally_drop(struct zn__sqlite *s);
+
+/* The transaction is gone: every pending change is forgotten. */
+void zn__sqlite_tally_clear(struct zn__sqlite *s);
+
+/* Writes the pending changes in the open transaction. */
+int zn__sqlite_tally_flush(struct zn__sqlite *s, const char *what,
+                           struct zn_err *err);
+
+/* sqlite_query.c */
+
+/* Builds a job from a row whose columns are ZN__SQLITE_JOB_COLS. */
+int zn__sqlite_row_job(struct zn__sqlite *s, sqlite3_stmt *st,
+                       struct zn_job **out, struct zn_err *err);
+
+/*
+ * Steps st and appends up to max jobs to out; *more tells whether a row
+ * was left. out is released on failure. st is reset.
+ */
+int zn__sqlite_read_jobs(struct zn__sqlite *s, sqlite3_stmt *st, size_t max,
+                         struct zn_store_list *out, bool *more,
+                         struct zn_err *err);
+
+/* The ops of sqlite_query.c, for the table in sqlite.c. */
+int zn__sqlite_list(struct zn_store *st, const struct zn_store_query *q,
+                    struct zn_store_list *out, struct zn_err *err);
+int zn__sqlite_count(struct zn_store *st, const struct zn_store_query *q,
+                     int64_t *n, struct zn_err *err);
+int zn__sqlite_retry_dead(struct zn_store *st,
+                          const struct zn_store_query *q, int64_t now,
+                          int64_t *n, struct zn_err *err);
+int zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
+                      int64_t *n, struct zn_err *err);
+int zn__sqlite_queue_stats(struct zn_store *st, struct zn_queue_stats **out,
+                           size_t *n, struct zn_err *err);
+int zn__sqlite_attempts(struct zn_store *st, const char *jid,
+                        struct zn_attempt **out, size_t *n,
+                        struct zn_err *err);
+int zn__sqlite_counters(struct zn_store *st, struct zn_store_counters *out,
+                        struct zn_err *err);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * harness.h - integration tests start the real `zenith serve` (path in
+ * $ZN_BIN) on a free port with its own data directory, wait for its
+ * server.listening log line, talk to it over FWP, and stop it. Timeouts
+ * scale with $ZN_TEST_TIMEOUT_MULT (sanitizer builds are slower).
+ */
+#ifndef ZN_TEST_HARNESS_H
+#define ZN_TEST_HARNESS_H
+
+#include "compat.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "fwp/client.h"
+
+struct zn_srv {
+    pid_t pid;
+    char dir[256];       /* data directory (mkdtemp) */
+    char log[PATH_MAX];  /* the server's stderr, appended across restarts */
+    char addr[64];       /* "127.0.0.1:PORT" */
+    char sock[PATH_MAX]; /* Unix socket */
+    int port;
+    off_t log_seen;      /* log bytes before the current run */
+};
+
+/* base_ms scaled by ZN_TEST_TIMEOUT_MULT (default 1). */
+int64_t zn_test_ms(int64_t base_ms);
+
+/*
+ * Starts the server with extra arguments (NULL-terminated, may be NULL):
+ * a fresh data directory unless s->dir is already set (restart on the
+ * same data). Fails the test (cmocka) if it does not come up.
+ */
+void zn_srv_start(struct zn_srv *s, const char *const *extra);
+
+/* SIGTERM, then SIGKILL after a timeout; returns the exit status. */
+int zn_srv_stop(struct zn_srv *s);
+
+/* kill -9 and reap. */
+void zn_srv_kill9(struct zn_srv *s);
+
+/* True while the server process is alive. */
+bool zn_srv_alive(struct zn_srv *s);
+
+/* Stops the server if running and removes the data directory. */
+void zn_srv_cleanup(struct zn_srv *s);
+
+/* Prints the server's log (on failure). */
+void zn_srv_dump_log(const struct zn_srv *s);
+
+/* Connects as producer (wid NULL) or consumer; fails the test on error. */
+struct zn_fwp_client *zn_srv_connect(const struct zn_srv *s, const char *wid,
+                                     const char *password);
+
+/* One command that must succeed; returns the reply (caller frees). */
+char *zn_srv_call(struct zn_fwp_client *c, const char *verb, const char *arg);
+
+/* One command that must fail; returns the error message (static). */
+const char *zn_srv_call_err(struct zn_fwp_client *c, const char *verb,
+                            const char *arg);
+
+/* Path of the database file of s. */
+void zn_srv_db_path(const struct zn_srv *s, char *out, size_t size);
+
+/* A plain TCP socket to 127.0.0.1:port (no HELLO); -1 on failure. */
+int zn_test_connect_raw(int port);
+
+/* Runs `zenith ARGS...` with stdout captured; returns exit status. */
+int zn_run_cli(const char *const *args, char **out);
+
+#endif

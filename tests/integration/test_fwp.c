@@ -1,0 +1,479 @@
+/*
+ * test_fwp.c - every FWP command against the real server, once without
+ * and once with a password. Each test gets its own server and data dir.
+ */
+#include "compat.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/clock.h"
+#include "harness.h"
+
+struct fx {
+    struct zn_srv srv;
+    const char *password;
+    struct zn_fwp_client *p; /* producer */
+    struct zn_fwp_client *w; /* consumer "w1" */
+};
+
+static const char *pw_none = NULL;
+static const char *pw_set = "s3cret-pw";
+
+static int
+setup_with(void **state, const char *password)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    const char *extra[] = {"--password", password, NULL};
+
+    f->password = password;
+    zn_srv_start(&f->srv, password ? extra : NULL);
+    f->p = zn_srv_connect(&f->srv, NULL, password);
+    f->w = zn_srv_connect(&f->srv, "w1", password);
+    *state = f;
+    return 0;
+}
+
+static int setup_open(void **state) { return setup_with(state, pw_none); }
+static int setup_pw(void **state) { return setup_with(state, pw_set); }
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+
+    zn_fwp_client_free(f->p);
+    zn_fwp_client_free(f->w);
+    assert_int_equal(zn_srv_stop(&f->srv), 0);
+    zn_srv_cleanup(&f->srv);
+    free(f);
+    return 0;
+}
+
+/* Parses a JSON reply (fails the test if it is not JSON). */
+static json_t *
+parse(char *text)
+{
+    json_t *j = json_loads(text ? text : "", 0, NULL);
+
+    if (!j)
+        fail_msg("not JSON: %s", text ? text : "(nil)");
+    free(text);
+    return j;
+}
+
+static void
+push(struct fx *f, const char *json)
+{
+    free(zn_srv_call(f->p, "PUSH", json));
+}
+
+/* FETCH that must return a job; returns its jid (static buffer). */
+static const char *
+fetch_jid(struct zn_fwp_client *c, const char *queues)
+{
+    static char jid[80];
+    json_t *j = parse(zn_srv_call(c, "FETCH", queues));
+
+    snprintf(jid, sizeof(jid), "%s",
+             json_string_value(json_object_get(j, "jid")));
+    json_decref(j);
+    return jid;
+}
+
+static json_t *
+job_info(struct fx *f, const char *jid)
+{
+    char arg[128];
+
+    snprintf(arg, sizeof(arg), "{\"jid\":\"%s\"}", jid);
+    return parse(zn_srv_call(f->p, "JOBS", arg));
+}
+
+static const char *
+job_state(json_t *info)
+{
+    return json_string_value(
+        json_object_get(json_object_get(info, "job"), "state"));
+}
+
+static void
+test_fwp_push_fetch_ack(void **state)
+{
+    struct fx *f = *state;
+    json_t *info, *j;
+
+    push(f, "{\"jid\":\"j1\",\"jobtype\":\"send\",\"args\":[1,\"a\"]}");
+    j = parse(zn_srv_call(f->w, "FETCH", "default"));
+    assert_string_equal(json_string_value(json_object_get(j, "jid")), "j1");
+    assert_string_equal(json_string_value(json_object_get(j, "jobtype")),
+                        "send");
+    assert_int_equal(json_integer_value(
+                         json_array_get(json_object_get(j, "args"), 0)), 1);
+    json_decref(j);
+    free(zn_srv_call(f->w, "ACK", "{\"jid\":\"j1\"}"));
+    info = job_info(f, "j1");
+    assert_string_equal(job_state(info), "done");
+    json_decref(info);
+    /* A second ACK of the same job is an error, not a crash. */
+    assert_non_null(strstr(zn_srv_call_err(f->w, "ACK", "{\"jid\":\"j1\"}"),
+                           "'j1'"));
+    info = parse(zn_srv_call(f->p, "INFO", NULL));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(info, "faktory"), "total_processed")),
+                     1);
+    json_decref(info);
+}
+
+static void
+test_fwp_push_refusals(void **state)
+{
+    struct fx *f = *state;
+
+    assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH", "{\"args\":[]}"),
+                           "jobtype"));
+    assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH", "{nope"),
+                           "invalid JSON"));
+    push(f, "{\"jid\":\"dup\",\"jobtype\":\"x\"}");
+    assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH",
+                                           "{\"jid\":\"dup\",\"jobtype\":\"x\"}"),
+                           "already exists"));
+    assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH",
+                                           "{\"jobtype\":\"x\",\"queue\":\"a b\"}"),
+                           "queue"));
+}
+
+static void
+test_fwp_pushb_reports_refused(void **state)
+{
+    struct fx *f = *state;
+    json_t *r;
+
+    r = parse(zn_srv_call(f->p, "PUSHB",
+                          "[{\"jid\":\"b1\",\"jobtype\":\"x\"},"
+                          "{\"jid\":\"b2\",\"args\":[]},"
+                          "{\"jid\":\"b3\",\"jobtype\":\"x\",\"priority\":12}]"));
+    assert_int_equal(json_object_size(r), 2);
+    assert_non_null(json_object_get(r, "b2"));
+    assert_non_null(strstr(json_string_value(json_object_get(r, "b3")),
+                           "priority"));
+    json_decref(r);
+    assert_string_equal(fetch_jid(f->w, "default"), "b1");
+    r = parse(zn_srv_call(f->p, "PUSHB", "[]"));
+    assert_int_equal(json_object_size(r), 0);
+    json_decref(r);
+    assert_non_null(strstr(zn_srv_call_err(f->p, "PUSHB", "{\"a\":1}"),
+                           "array"));
+}
+
+static void
+test_fwp_fetch_order_and_queues(void **state)
+{
+    struct fx *f = *state;
+
+    push(f, "{\"jid\":\"low\",\"jobtype\":\"x\",\"priority\":1}");
+    push(f, "{\"jid\":\"mid1\",\"jobtype\":\"x\"}");
+    push(f, "{\"jid\":\"mid2\",\"jobtype\":\"x\"}");
+    push(f, "{\"jid\":\"high\",\"jobtype\":\"x\",\"priority\":9}");
+    push(f, "{\"jid\":\"crit\",\"jobtype\":\"x\",\"queue\":\"critical\"}");
+    assert_string_equal(fetch_jid(f->w, "critical default"), "crit");
+    assert_string_equal(fetch_jid(f->w, "critical default"), "high");
+    assert_string_equal(fetch_jid(f->w, "critical default"), "mid1");
+    assert_string_equal(fetch_jid(f->w, "critical default"), "mid2");
+    assert_string_equal(fetch_jid(f->w, "critical default"), "low");
+}
+
+static void
+test_fwp_fetch_blocks_then_wakes(void **state)
+{
+    struct fx *f = *state;
+    struct zn_err err;
+    char *reply = (char *)"x";
+    int64_t t0;
+
+    /* Nothing waiting: nil after the 2 s wait. */
+    t0 = zn_clock_mono_ms();
+    assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "empty", &reply, &err),
+                     0);
+    assert_null(reply);
+    assert_true(zn_clock_mono_ms() - t0 >= 1900);
+    /* A job pushed while the fetch waits is handed over at once. */
+    assert_int_equal(zn_fwp_client_send(f->w, "FETCH", "wake", &err), 0);
+    push(f, "{\"jid\":\"wj\",\"jobtype\":\"x\",\"queue\":\"wake\"}");
+    t0 = zn_clock_mono_ms();
+    assert_int_equal(zn_fwp_client_recv(f->w, &reply, &err), 0);
+    assert_non_null(reply);
+    assert_non_null(strstr(reply, "\"wj\""));
+    assert_true(zn_clock_mono_ms() - t0 < 1500);
+    free(reply);
+}
+
+static void
+test_fwp_fail_retry_then_dead(void **state)
+{
+    struct fx *f = *state;
+    json_t *info, *a;
+
+    push(f, "{\"jid\":\"ff\",\"jobtype\":\"x\",\"retry\":1,\"backoff\":[0]}");
+    assert_string_equal(fetch_jid(f->w, "default"), "ff");
+    free(zn_srv_call(f->w, "FAIL", "{\"jid\":\"ff\",\"errtype\":\"Boom\","
+                                   "\"message\":\"first\",\"backtrace\":[\"a:1\"]}"));
+    info = job_info(f, "ff");
+    assert_true(!strcmp(job_state(info), "retry") ||
+                !strcmp(job_state(info), "enqueued"));
+    json_decref(info);
+    /* Backoff 0: enqueued again by the next tick; FETCH waits for it. */
+    assert_string_equal(fetch_jid(f->w, "default"), "ff");
+    free(zn_srv_call(f->w, "FAIL", "{\"jid\":\"ff\",\"errtype\":\"Boom\","
+                                   "\"message\":\"second\"}"));
+    info = job_info(f, "ff");
+    assert_string_equal(job_state(info), "dead");
+    a = json_object_get(json_object_get(info, "job"), "failure");
+    assert_string_equal(json_string_value(json_object_get(a, "errtype")),
+                        "Boom");
+    assert_string_equal(json_string_value(json_object_get(a, "message")),
+                        "second");
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 2);
+    json_decref(info);
+    assert_non_null(strstr(zn_srv_call_err(f->w, "FAIL", "{\"jid\":\"nope\"}"),
+                           "nope"));
+}
+
+static void
+test_fwp_worker_gone_requeues_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct zn_fwp_client *w2 = zn_srv_connect(&f->srv, "w2", f->password);
+    json_t *info, *a;
+
+    push(f, "{\"jid\":\"g1\",\"jobtype\":\"x\"}");
+    assert_string_equal(fetch_jid(w2, "default"), "g1");
+    zn_fwp_client_free(w2); /* gone without ACK */
+    assert_string_equal(fetch_jid(f->w, "default"), "g1");
+    info = job_info(f, "g1");
+    a = json_array_get(json_object_get(info, "attempts"), 0);
+    assert_string_equal(json_string_value(json_object_get(a, "outcome")),
+                        "worker gone");
+    json_decref(info);
+}
+
+static void
+test_fwp_lease_expiry(void **state)
+{
+    struct fx *f = *state;
+    json_t *info, *a;
+
+    push(f, "{\"jid\":\"le\",\"jobtype\":\"x\",\"reserve_for\":1,"
+            "\"backoff\":[0]}");
+    assert_string_equal(fetch_jid(f->w, "default"), "le");
+    /* Not acknowledged: after 1 s the lease expires and it comes back. */
+    assert_string_equal(fetch_jid(f->w, "default"), "le");
+    info = job_info(f, "le");
+    a = json_array_get(json_object_get(info, "attempts"), 0);
+    assert_string_equal(json_string_value(json_object_get(a, "outcome")),
+                        "lease expired");
+    json_decref(info);
+}
+
+static void
+test_fwp_scheduled_job_waits(void **state)
+{
+    struct fx *f = *state;
+    char job[200], at[64];
+    struct zn_err err;
+    char *reply = NULL;
+    int64_t t0 = zn_clock_wall_ms();
+
+    zn_clock_format(t0 + 2500, at, sizeof(at));
+    snprintf(job, sizeof(job), "{\"jid\":\"later\",\"jobtype\":\"x\",\"at\":\"%s\"}",
+             at);
+    push(f, job);
+    /* First FETCH waits its 2 s and comes back empty. */
+    assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "default", &reply, &err),
+                     0);
+    assert_null(reply);
+    assert_string_equal(fetch_jid(f->w, "default"), "later");
+    assert_true(zn_clock_wall_ms() >= t0 + 2500);
+}
+
+static void
+test_fwp_unique_for(void **state)
+{
+    struct fx *f = *state;
+
+    push(f, "{\"jid\":\"u1\",\"jobtype\":\"mail\",\"args\":[7],\"unique_for\":60}");
+    assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH",
+                                           "{\"jid\":\"u2\",\"jobtype\":\"mail\","
+                                           "\"args\":[7],\"unique_for\":60}"),
+                           "u1"));
+    /* Other args: a different job. */
+    push(f, "{\"jid\":\"u3\",\"jobtype\":\"mail\",\"args\":[8],\"unique_for\":60}");
+}
+
+static void
+test_fwp_queue_pause_resume_remove(void **state)
+{
+    struct fx *f = *state;
+    struct zn_err err;
+    char *reply = NULL;
+    json_t *info;
+
+    push(f, "{\"jid\":\"q1\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
+    free(zn_srv_call(f->p, "QUEUE", "PAUSE mail"));
+    assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "mail", &reply, &err),
+                     0);
+    assert_null(reply);
+    free(zn_srv_call(f->p, "QUEUE", "RESUME mail"));
+    assert_string_equal(fetch_jid(f->w, "mail"), "q1");
+    push(f, "{\"jid\":\"q2\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
+    free(zn_srv_call(f->p, "QUEUE", "REMOVE mail"));
+    info = job_info(f, "q1");
+    json_decref(info);
+    assert_non_null(strstr(zn_srv_call_err(f->p, "JOBS", "{\"jid\":\"q2\"}"),
+                           "q2"));
+    assert_non_null(zn_srv_call_err(f->p, "QUEUE", "STOP mail"));
+    assert_non_null(zn_srv_call_err(f->p, "QUEUE", "PAUSE"));
+}
+
+static void
+test_fwp_beat_and_info(void **state)
+{
+    struct fx *f = *state;
+    json_t *info, *workers;
+
+    free(zn_srv_call(f->w, "BEAT", "{\"wid\":\"w1\",\"rss_kb\":2048}"));
+    assert_non_null(zn_srv_call_err(f->w, "BEAT", "{\"wid\":\"nobody\"}"));
+    info = parse(zn_srv_call(f->p, "INFO", NULL));
+    workers = json_object_get(json_object_get(info, "zenith"), "workers");
+    assert_int_equal(json_array_size(workers), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(workers, 0), "wid")), "w1");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(workers, 0), "rss_kb")), 2048);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(info, "server"), "description")),
+                        "zenith");
+    json_decref(info);
+}
+
+static void
+test_fwp_flush(void **state)
+{
+    struct fx *f = *state;
+    struct zn_err err;
+    char *reply = NULL;
+
+    push(f, "{\"jid\":\"fl\",\"jobtype\":\"x\"}");
+    free(zn_srv_call(f->p, "FLUSH", NULL));
+    assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "default", &reply, &err),
+                     0);
+    assert_null(reply);
+}
+
+static void
+test_fwp_errors_keep_connection(void **state)
+{
+    struct fx *f = *state;
+
+    assert_non_null(strstr(zn_srv_call_err(f->p, "BOGUS", "x"), "BOGUS"));
+    assert_non_null(zn_srv_call_err(f->p, "INFO", "extra"));
+    assert_non_null(zn_srv_call_err(f->p, "FETCH", "default"));
+    push(f, "{\"jid\":\"ok\",\"jobtype\":\"x\"}");
+}
+
+static void
+test_fwp_end_closes(void **state)
+{
+    struct fx *f = *state;
+    struct zn_err err;
+    char *reply = NULL;
+
+    assert_int_equal(zn_fwp_client_send(f->p, "END", NULL, &err), 0);
+    assert_int_equal(zn_fwp_client_recv(f->p, &reply, &err), ZN_EIO);
+    zn_fwp_client_free(f->p);
+    f->p = zn_srv_connect(&f->srv, NULL, f->password);
+}
+
+static void
+test_fwp_password(void **state)
+{
+    struct fx *f = *state;
+    struct zn_fwp_client_opts o = {.addr = f->srv.addr, .password = "wrong"};
+    struct zn_fwp_client *c = NULL;
+    struct zn_err err;
+    int rc;
+
+    rc = zn_fwp_client_connect(&o, &c, &err);
+    if (!f->password) {
+        /* No password set: any client gets in. */
+        assert_int_equal(rc, 0);
+        zn_fwp_client_free(c);
+        return;
+    }
+    assert_int_equal(rc, ZN_EAUTH);
+    o.password = NULL;
+    assert_int_equal(zn_fwp_client_connect(&o, &c, &err), ZN_EAUTH);
+}
+
+#define BOTH(t)                                                      \
+    cmocka_unit_test_setup_teardown(t, setup_open, teardown)
+
+static const struct CMUnitTest tests_open[] = {
+    BOTH(test_fwp_push_fetch_ack),
+    BOTH(test_fwp_push_refusals),
+    BOTH(test_fwp_pushb_reports_refused),
+    BOTH(test_fwp_fetch_order_and_queues),
+    BOTH(test_fwp_fetch_blocks_then_wakes),
+    BOTH(test_fwp_fail_retry_then_dead),
+    BOTH(test_fwp_worker_gone_requeues_at_once),
+    BOTH(test_fwp_lease_expiry),
+    BOTH(test_fwp_scheduled_job_waits),
+    BOTH(test_fwp_unique_for),
+    BOTH(test_fwp_queue_pause_resume_remove),
+    BOTH(test_fwp_beat_and_info),
+    BOTH(test_fwp_flush),
+    BOTH(test_fwp_errors_keep_connection),
+    BOTH(test_fwp_end_closes),
+    BOTH(test_fwp_password),
+};
+
+#undef BOTH
+#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_pw, teardown)
+
+static const struct CMUnitTest tests_pw[] = {
+    BOTH(test_fwp_push_fetch_ack),
+    BOTH(test_fwp_push_refusals),
+    BOTH(test_fwp_pushb_reports_refused),
+    BOTH(test_fwp_fetch_order_and_queues),
+    BOTH(test_fwp_fetch_blocks_then_wakes),
+    BOTH(test_fwp_fail_retry_then_dead),
+    BOTH(test_fwp_worker_gone_requeues_at_once),
+    BOTH(test_fwp_lease_expiry),
+    BOTH(test_fwp_scheduled_job_waits),
+    BOTH(test_fwp_unique_for),
+    BOTH(test_fwp_queue_pause_resume_remove),
+    BOTH(test_fwp_beat_and_info),
+    BOTH(test_fwp_flush),
+    BOTH(test_fwp_errors_keep_connection),
+    BOTH(test_fwp_end_closes),
+    BOTH(test_fwp_password),
+};
+
+int
+main(void)
+{
+    int failed = 0;
+
+    failed += cmocka_run_group_tests_name("fwp without password", tests_open,
+                                          NULL, NULL);
+    failed += cmocka_run_group_tests_name("fwp with password", tests_pw, NULL,
+                                          NULL);
+    return failed ? 1 : 0;
+}
