@@ -63,10 +63,11 @@ for (const password of [undefined, "node-s3cret"]) {
     const client = await faktory.connect(opts);
     try {
       const seen = new Set();
-      const worker = faktory.work({
+      const worker = new faktory.Worker({
         ...opts, concurrency: 8, queues: ["default"],
         registry: { "node.job": async (n) => { seen.add(n); } },
       });
+      await worker.work();
       const jids = [];
       for (let i = 0; i < 1000; i++)
         jids.push(await client.job("node.job", i).push());
@@ -74,7 +75,7 @@ for (const password of [undefined, "node-s3cret"]) {
       const done = await waitFor(() => seen.size === 1000, 60000);
       assert.ok(done, `only ${seen.size} of 1000 jobs ran`);
       const ok = await waitFor(async () => {
-        const info = JSON.parse(await client.info());
+        const info = await client.info();
         return info.faktory.total_processed === 1000;
       }, 10000);
       assert.ok(ok, "not every job was acknowledged");
@@ -93,10 +94,18 @@ test("a throwing handler is retried per its backoff, then dead",
   const client = await faktory.connect(opts);
   try {
     const starts = [];
-    const worker = faktory.work({
+    const worker = new faktory.Worker({
       ...opts, concurrency: 1, queues: ["default"],
-      registry: { "node.boom": async () => { starts.push(Date.now()); throw new Error("boom"); } },
+      registry: {
+        "node.boom": async () => {
+          starts.push(Date.now());
+          const e = new Error("boom");
+          e.code = "BoomError";          // the client sends e.code as errtype
+          throw e;
+        },
+      },
     });
+    await worker.work();
     const job = client.job("node.boom", 1);
     job.retry = 2;                       // 3 tries in all
     job.custom = { backoff: [1, 2] };    // zenith reads backoff from custom
@@ -108,7 +117,7 @@ test("a throwing handler is retried per its backoff, then dead",
     assert.ok(dead, "job did not reach dead");
     const r = JSON.parse(await client.send(["JOBS", JSON.stringify({ jid })]));
     assert.equal(r.attempts.length, 3);
-    assert.equal(r.job.failure.errtype, "Error");
+    assert.equal(r.job.failure.errtype, "BoomError");
     assert.match(r.job.failure.message, /boom/);
     assert.equal(starts.length, 3);
     // Backoff 1 s then 2 s between the tries (100 ms tick, some slack).
