@@ -353,6 +353,8 @@ cmd_hello(struct conn *c, const struct zn_fwp_cmd *cmd)
             zn_fwp_hello_release(&h);
             ZN_LOG(ZN_WARN, "fwp.auth_failed", ZN_STR("peer", c->peer));
             reply_err(c, "invalid password");
+            /* As Faktory: no second guess on the same connection. */
+            c->ending = true;
             return;
         }
         sodium_memzero(want, sizeof(want));

@@ -422,49 +422,30 @@ test_fwp_password(void **state)
     assert_int_equal(zn_fwp_client_connect(&o, &c, &err), ZN_EAUTH);
 }
 
-#define BOTH(t)                                                      \
-    cmocka_unit_test_setup_teardown(t, setup_open, teardown)
+/* Every test runs twice: on a server without and with a password. */
+#define FWP_TESTS(X)                              \
+    X(test_fwp_push_fetch_ack)                    \
+    X(test_fwp_push_refusals)                     \
+    X(test_fwp_pushb_reports_refused)             \
+    X(test_fwp_fetch_order_and_queues)            \
+    X(test_fwp_fetch_blocks_then_wakes)           \
+    X(test_fwp_fail_retry_then_dead)              \
+    X(test_fwp_worker_gone_requeues_at_once)      \
+    X(test_fwp_lease_expiry)                      \
+    X(test_fwp_scheduled_job_waits)               \
+    X(test_fwp_unique_for)                        \
+    X(test_fwp_queue_pause_resume_remove)         \
+    X(test_fwp_beat_and_info)                     \
+    X(test_fwp_flush)                             \
+    X(test_fwp_errors_keep_connection)            \
+    X(test_fwp_end_closes)                        \
+    X(test_fwp_password)
 
-static const struct CMUnitTest tests_open[] = {
-    BOTH(test_fwp_push_fetch_ack),
-    BOTH(test_fwp_push_refusals),
-    BOTH(test_fwp_pushb_reports_refused),
-    BOTH(test_fwp_fetch_order_and_queues),
-    BOTH(test_fwp_fetch_blocks_then_wakes),
-    BOTH(test_fwp_fail_retry_then_dead),
-    BOTH(test_fwp_worker_gone_requeues_at_once),
-    BOTH(test_fwp_lease_expiry),
-    BOTH(test_fwp_scheduled_job_waits),
-    BOTH(test_fwp_unique_for),
-    BOTH(test_fwp_queue_pause_resume_remove),
-    BOTH(test_fwp_beat_and_info),
-    BOTH(test_fwp_flush),
-    BOTH(test_fwp_errors_keep_connection),
-    BOTH(test_fwp_end_closes),
-    BOTH(test_fwp_password),
-};
+#define OPEN(t) cmocka_unit_test_setup_teardown(t, setup_open, teardown),
+#define WITH_PW(t) cmocka_unit_test_setup_teardown(t, setup_pw, teardown),
 
-#undef BOTH
-#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_pw, teardown)
-
-static const struct CMUnitTest tests_pw[] = {
-    BOTH(test_fwp_push_fetch_ack),
-    BOTH(test_fwp_push_refusals),
-    BOTH(test_fwp_pushb_reports_refused),
-    BOTH(test_fwp_fetch_order_and_queues),
-    BOTH(test_fwp_fetch_blocks_then_wakes),
-    BOTH(test_fwp_fail_retry_then_dead),
-    BOTH(test_fwp_worker_gone_requeues_at_once),
-    BOTH(test_fwp_lease_expiry),
-    BOTH(test_fwp_scheduled_job_waits),
-    BOTH(test_fwp_unique_for),
-    BOTH(test_fwp_queue_pause_resume_remove),
-    BOTH(test_fwp_beat_and_info),
-    BOTH(test_fwp_flush),
-    BOTH(test_fwp_errors_keep_connection),
-    BOTH(test_fwp_end_closes),
-    BOTH(test_fwp_password),
-};
+static const struct CMUnitTest tests_open[] = {FWP_TESTS(OPEN)};
+static const struct CMUnitTest tests_pw[] = {FWP_TESTS(WITH_PW)};
 
 int
 main(void)
