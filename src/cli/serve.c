@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +27,8 @@
 #include "fwp/server.h"
 #include "store/sqlite.h"
 
+#define SHUTDOWN_GRACE_MS 2000
+
 struct serve {
     struct zn_config cfg;
     struct event_base *base;
@@ -32,6 +36,7 @@ struct serve {
     struct zn_engine *engine;
     struct zn_fwp_server *fwp;
     struct event *sigterm, *sigint;
+    int lock_fd;
     bool stopping;
 };
 
@@ -100,6 +105,31 @@ load_config(struct zn_config *cfg, int argc, char **argv,
     return -1;
 }
 
+/* libevent's own warnings, as our log lines. */
+static void
+libevent_log_cb(int severity, const char *msg)
+{
+    ZN_LOG(severity >= EVENT_LOG_ERR ? ZN_ERROR : ZN_WARN, "libevent",
+           ZN_STR("message", msg));
+}
+
+/* One server per data directory: a second would share the database. */
+static int
+lock_data_dir(struct serve *sv, struct zn_err *err)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/zenith.lock", sv->cfg.data);
+    sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sv->lock_fd < 0)
+        return zn_err_set(err, ZN_EIO, "cannot open '%s': %s", path,
+                          strerror(errno));
+    if (flock(sv->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return zn_err_set(err, ZN_ESTATE, "another zenith serve is using "
+                          "'%s'", sv->cfg.data);
+    return 0;
+}
+
 static int
 serve_open(struct serve *sv, struct zn_err *err)
 {
@@ -113,6 +143,9 @@ serve_open(struct serve *sv, struct zn_err *err)
 
     if (db_path(&sv->cfg, path, sizeof(path)) < 0)
         return zn_err_set(err, ZN_EIO, "cannot prepare the data directory");
+    rc = lock_data_dir(sv, err);
+    if (rc < 0)
+        return rc;
     if (sv->cfg.unix_socket[0])
         snprintf(sock, sizeof(sock), "%s", sv->cfg.unix_socket);
     else
@@ -163,15 +196,18 @@ serve_close(struct serve *sv)
         event_free(sv->sigint);
     if (sv->base)
         event_base_free(sv->base);
+    if (sv->lock_fd >= 0)
+        close(sv->lock_fd);
     zn_config_release(&sv->cfg);
 }
 
 int
 zn_cli_serve(int argc, char **argv)
 {
-    struct serve sv = {0};
+    struct serve sv = {.lock_fd = -1};
     struct zn_err err;
     bool more = false;
+    int64_t deadline;
     int rc;
 
     rc = load_config(&sv.cfg, argc, argv, serve_usage);
@@ -184,6 +220,7 @@ zn_cli_serve(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(libevent_log_cb);
     if (serve_open(&sv, &err) < 0) {
         ZN_LOG(ZN_ERROR, "server.start_failed", ZN_STR("error", err.msg));
         fprintf(stderr, "zenith: %s\n", err.msg);
@@ -194,10 +231,14 @@ zn_cli_serve(int argc, char **argv)
         event_base_loop(sv.base, EVLOOP_ONCE | (more ? EVLOOP_NONBLOCK : 0));
         more = zn_fwp_server_flush(sv.fwp);
     }
-    /* Stop accepting, answer what is pending, tell workers to go. */
+    /*
+     * Stop accepting, run no more commands, commit, and give the replies
+     * that are due a short grace period to reach their clients.
+     */
     zn_fwp_server_stop_listening(sv.fwp);
-    zn_fwp_server_flush(sv.fwp);
-    zn_fwp_server_signal_workers(sv.fwp, NULL, "terminate");
+    deadline = zn_clock_mono_ms() + SHUTDOWN_GRACE_MS;
+    while (zn_fwp_server_drain(sv.fwp) && zn_clock_mono_ms() < deadline)
+        event_base_loop(sv.base, EVLOOP_ONCE);
     serve_close(&sv);
     ZN_LOG0(ZN_INFO, "server.stopped");
     return 0;

@@ -44,6 +44,8 @@
 #define FETCH_QUEUES_MAX 64
 #define PUSHB_MAX 10000
 #define TICK_MS 100
+#define HELLO_LINE_MAX (16 * 1024)  /* before HELLO nobody gets more */
+#define OUTPUT_MAX (64 * 1024 * 1024) /* stop reading while over this */
 
 struct worker {
     char wid[ZN_FWP_WID_MAX + 1];
@@ -70,9 +72,11 @@ struct conn {
     size_t scanned;        /* input bytes known to hold no newline */
     bool discarding;       /* inside an over-long line */
     bool held;             /* reply waits for the commit */
-    char *held_reply;      /* the RESP text to send then */
+    const char *held_reply; /* the RESP text to send then */
+    char *held_owned;      /* held_reply when malloc'd, else NULL */
     bool waiting;          /* blocking FETCH */
-    bool ending;           /* END seen: close once the output is written */
+    bool ending;           /* no more commands: close once output is out */
+    bool eof;              /* the peer closed its side */
     char *queues[FETCH_QUEUES_MAX];
     size_t nqueues;
     struct event *fetch_timer;
@@ -101,6 +105,9 @@ struct zn_fwp_server {
     struct conn_list waiters;
     struct conn_list dead;
     struct conn_list resumed; /* to run their buffered input after commit */
+    bool draining;         /* shutting down: run no more commands */
+    bool closing_all;      /* freeing: keep the jobs workers hold */
+    struct event *relisten;  /* re-enables accepting after an error */
     LIST_HEAD(, worker) workers;
     size_t nconns;
     int64_t started_at;
@@ -157,22 +164,38 @@ bulk_text(const char *s)
     return out;
 }
 
-/* Holds reply (malloc'd, taken) until the open transaction commits. */
+/*
+ * Holds reply until the open transaction commits; owned is the same text
+ * when it was malloc'd (taken), NULL for a constant.
+ */
 static void
-hold_take(struct conn *c, char *reply)
+hold(struct conn *c, const char *reply, char *owned)
 {
-    if (!reply) {
-        reply_err(c, "out of memory");
-        return;
-    }
     if (!zn_engine_pending(c->srv->engine)) {
         reply_raw(c, reply);
-        free(reply);
+        free(owned);
         return;
     }
     c->held = true;
     c->held_reply = reply;
+    c->held_owned = owned;
     TAILQ_INSERT_TAIL(&c->srv->held, c, held_link);
+}
+
+/* "+OK" after the commit; needs no allocation, so it cannot fail. */
+static void
+hold_ok(struct conn *c)
+{
+    hold(c, "+OK\r\n", NULL);
+}
+
+static void
+release_held(struct conn *c)
+{
+    free(c->held_owned);
+    c->held_owned = NULL;
+    c->held_reply = NULL;
+    c->held = false;
 }
 
 /* ---- workers ---------------------------------------------------------- */
@@ -250,7 +273,12 @@ worker_detach(struct conn *c)
     c->worker = NULL;
     if (!w || --w->conns > 0)
         return;
-    if (zn_engine_release_worker(c->srv->engine, w->wid, &f, &n, &err) < 0)
+    /*
+     * On shutdown the worker is not gone: it keeps working its jobs and
+     * may ACK them after a restart; their leases cover the rest.
+     */
+    if (!c->srv->closing_all &&
+        zn_engine_release_worker(c->srv->engine, w->wid, &f, &n, &err) < 0)
         ZN_LOG(ZN_ERROR, "worker.release_failed", ZN_STR("wid", w->wid),
                ZN_STR("error", err.msg));
     ZN_LOG(ZN_INFO, "worker.gone", ZN_STR("wid", w->wid),
@@ -307,9 +335,7 @@ conn_close(struct conn *c)
     }
     if (c->held) {
         TAILQ_REMOVE(&s->held, c, held_link);
-        c->held = false;
-        free(c->held_reply);
-        c->held_reply = NULL;
+        release_held(c);
     }
     worker_detach(c);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -386,9 +412,49 @@ cmd_push(struct conn *c, const struct zn_fwp_cmd *cmd)
     } else {
         ZN_LOG(ZN_DEBUG, "job.pushed", ZN_STR("jid", job->jid),
                ZN_STR("queue", job->queue), ZN_STR("jobtype", job->jobtype));
-        hold_take(c, strdup("+OK\r\n"));
+        hold_ok(c);
     }
     zn_job_free(job);
+}
+
+/*
+ * Parses every element of arr into jobs[] (the good ones, *ok of them);
+ * the refused ones go into refused as "jid" (or "#index"): "reason".
+ * Returns 0 or ZN_ENOMEM.
+ */
+static int
+pushb_parse(struct conn *c, json_t *arr, struct zn_job **jobs, size_t *ok,
+            json_t *refused)
+{
+    const struct zn_engine_config *cfg = zn_engine_config(c->srv->engine);
+    int64_t now = zn_engine_now(c->srv->engine);
+    struct zn_err perr;
+    json_t *el;
+    size_t i;
+
+    json_array_foreach(arr, i, el) {
+        char *text = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_t *jid = json_object_get(el, "jid");
+        char key[32];
+
+        if (!text)
+            return ZN_ENOMEM;
+        if (zn_job_parse(text, strlen(text), &cfg->limits, now, &jobs[*ok],
+                         &perr) == 0) {
+            (*ok)++;
+        } else {
+            snprintf(key, sizeof(key), "#%zu", i);
+            if (json_object_set_new(refused,
+                                    json_is_string(jid) ? json_string_value(jid)
+                                                        : key,
+                                    json_string(perr.msg)) < 0) {
+                free(text);
+                return ZN_ENOMEM;
+            }
+        }
+        free(text);
+    }
+    return 0;
 }
 
 /*
@@ -398,70 +464,44 @@ cmd_push(struct conn *c, const struct zn_fwp_cmd *cmd)
 static void
 cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
 {
-    const struct zn_engine_config *cfg = zn_engine_config(c->srv->engine);
-    int64_t now = zn_engine_now(c->srv->engine);
     struct zn_job **jobs = NULL;
-    struct zn_err *errs = NULL, perr;
+    struct zn_err *errs = NULL;
     json_error_t jerr;
-    json_t *arr, *refused = NULL;
+    json_t *arr, *refused = json_object();
     size_t n, ok = 0;
-    char *text;
+    char *text = NULL, *reply = NULL, msg[300];
 
     arr = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
-    if (!arr || !json_is_array(arr)) {
-        if (arr)
-            reply_err(c, "PUSHB: must be a JSON array of jobs");
-        else {
-            char msg[300];
-
+    n = json_array_size(arr);
+    if (!json_is_array(arr) || n > PUSHB_MAX) {
+        if (!arr)
             snprintf(msg, sizeof(msg), "PUSHB: invalid JSON at line %d "
                      "column %d: %s", jerr.line, jerr.column, jerr.text);
-            reply_err(c, msg);
-        }
-        json_decref(arr);
-        return;
-    }
-    n = json_array_size(arr);
-    if (n > PUSHB_MAX) {
-        json_decref(arr);
-        reply_err(c, "PUSHB: more than 10000 jobs in one batch");
-        return;
+        else
+            snprintf(msg, sizeof(msg), "PUSHB: must be a JSON array of at "
+                     "most %d jobs", PUSHB_MAX);
+        reply_err(c, msg);
+        goto done;
     }
     jobs = calloc(n ? n : 1, sizeof(*jobs));
     errs = calloc(n ? n : 1, sizeof(*errs));
-    refused = json_object();
-    if (!jobs || !errs || !refused)
+    if (!jobs || !errs || !refused ||
+        pushb_parse(c, arr, jobs, &ok, refused) < 0)
         goto oom;
-    for (size_t i = 0; i < n; i++) {
-        char key[32];
-
-        text = json_dumps(json_array_get(arr, i), JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!text)
-            goto oom;
-        if (zn_job_parse(text, strlen(text), &cfg->limits, now, &jobs[ok],
-                         &perr) < 0) {
-            json_t *jid = json_object_get(json_array_get(arr, i), "jid");
-
-            snprintf(key, sizeof(key), "#%zu", i);
-            json_object_set_new(refused,
-                                json_is_string(jid) ? json_string_value(jid)
-                                                    : key,
-                                json_string(perr.msg));
-        } else {
-            ok++;
-        }
-        free(text);
-    }
     if (ok && zn_engine_push(c->srv->engine, jobs, ok, errs) < 0) {
         reply_err(c, errs[0].msg);
         goto done;
     }
     for (size_t i = 0; i < ok; i++)
-        if (errs[i].code)
-            json_object_set_new(refused, jobs[i]->jid, json_string(errs[i].msg));
+        if (errs[i].code &&
+            json_object_set_new(refused, jobs[i]->jid,
+                                json_string(errs[i].msg)) < 0)
+            goto oom;
     text = json_dumps(refused, JSON_COMPACT);
-    hold_take(c, text ? bulk_text(text) : NULL);
-    free(text);
+    reply = text ? bulk_text(text) : NULL;
+    if (!reply)
+        goto oom;
+    hold(c, reply, reply);
     goto done;
 oom:
     reply_err(c, "out of memory");
@@ -470,6 +510,7 @@ done:
         zn_job_free(jobs[i]);
     free(jobs);
     free(errs);
+    free(text);
     json_decref(refused);
     json_decref(arr);
 }
@@ -491,10 +532,19 @@ fetch_try(struct conn *c)
     if (!job)
         return false;
     text = zn_job_encode(job, true);
-    if (text)
+    if (text) {
         reply_bulk(c, text);
-    else
-        reply_err(c, "out of memory");
+    } else {
+        /* A damaged row: no worker can run it, so it must not wait. */
+        struct zn_engine_failure f = {
+            .outcome = "failed", .errtype = "unreadable",
+            .message = "the stored job cannot be encoded",
+            .cpu_ms = -1, .rss_kb = -1,
+        };
+
+        zn_engine_fail(c->srv->engine, job->jid, &f, &err);
+        reply_err(c, "FETCH: the next job could not be read; it was failed");
+    }
     ZN_LOG(ZN_DEBUG, "job.fetched", ZN_STR("jid", job->jid),
            ZN_STR("queue", job->queue), ZN_STR("wid", job->worker));
     free(text);
@@ -599,9 +649,12 @@ cmd_beat(struct conn *c, const struct zn_fwp_cmd *cmd)
         return;
     }
     w = worker_find(c->srv, b.wid);
-    if (!w) {
+    if (!w || w != c->worker) {
         snprintf(reply, sizeof(reply), "BEAT: unknown worker '%.20s': "
                  "HELLO with this wid first", b.wid);
+        if (w)
+            snprintf(reply, sizeof(reply), "BEAT: wid '%.20s' is not the "
+                     "worker of this connection", b.wid);
         reply_err(c, reply);
         return;
     }
@@ -619,7 +672,6 @@ cmd_beat(struct conn *c, const struct zn_fwp_cmd *cmd)
 static json_t *
 info_queues(struct zn_fwp_server *s, json_t *sizes, int64_t *total)
 {
-    struct zn_store *st = zn_engine_store(s->engine);
     struct zn_queue_stats *qs = NULL;
     int64_t now = zn_engine_now(s->engine);
     json_t *list = json_array();
@@ -627,7 +679,7 @@ info_queues(struct zn_fwp_server *s, json_t *sizes, int64_t *total)
     size_t n = 0;
 
     *total = 0;
-    if (st->ops->queue_stats(st, &qs, &n, &err) < 0)
+    if (zn_engine_queue_stats(s->engine, &qs, &n, &err) < 0)
         return list;
     for (size_t i = 0; i < n; i++) {
         json_t *q = json_object();
@@ -673,7 +725,6 @@ static void
 cmd_info(struct conn *c)
 {
     struct zn_fwp_server *s = c->srv;
-    struct zn_store *st = zn_engine_store(s->engine);
     struct zn_store_counters ctr = {0};
     struct rusage ru;
     json_t *sizes = json_object(), *root, *queues;
@@ -681,7 +732,7 @@ cmd_info(struct conn *c)
     struct zn_err err;
     char ts[64], *text;
 
-    st->ops->counters(st, &ctr, &err);
+    zn_engine_counters(s->engine, &ctr, &err);
     queues = info_queues(s, sizes, &total);
     getrusage(RUSAGE_SELF, &ru);
     zn_clock_format(now, ts, sizeof(ts));
@@ -715,7 +766,7 @@ cmd_flush(struct conn *c)
     if (zn_engine_flush(c->srv->engine, &err) < 0)
         reply_err(c, err.msg);
     else
-        hold_take(c, strdup("+OK\r\n"));
+        hold_ok(c);
 }
 
 /* QUEUE PAUSE|RESUME|REMOVE name... */
@@ -759,15 +810,15 @@ cmd_queue(struct conn *c, const struct zn_fwp_cmd *cmd)
     if (rc < 0)
         reply_err(c, err.msg);
     else
-        hold_take(c, strdup("+OK\r\n"));
+        hold_ok(c);
 }
 
 /* ---- zenith's own commands: JOBS (queries), MUTATE (Faktory's) -------- */
 
 /* Reads the filter fields shared by JOBS and MUTATE; strings borrowed. */
 static int
-read_query(json_t *o, struct zn_store_query *q, const char *verb,
-           struct zn_err *err)
+read_query(struct zn_engine *e, json_t *o, struct zn_store_query *q,
+           const char *verb, struct zn_err *err)
 {
     static const char *const keys[] = {"queue", "jobtype", "tag", "jid"};
     const char **dst[] = {&q->queue, &q->jobtype, &q->tag, &q->jid};
@@ -787,7 +838,7 @@ read_query(json_t *o, struct zn_store_query *q, const char *verb,
         if (!json_is_integer(v) || json_integer_value(v) < 0)
             return zn_err_set(err, ZN_EINVAL, "%s: older_than must be a "
                               "number of seconds", verb);
-        q->updated_to = zn_clock_wall_ms() - json_integer_value(v) * 1000;
+        q->updated_to = zn_engine_age_cutoff(e, json_integer_value(v));
     }
     return 0;
 }
@@ -803,7 +854,7 @@ job_json(const struct zn_job *job)
 }
 
 static json_t *
-attempts_json(struct zn_store *st, const char *jid)
+attempts_json(struct zn_engine *e, const char *jid)
 {
     struct zn_attempt *a = NULL;
     json_t *list = json_array();
@@ -811,7 +862,7 @@ attempts_json(struct zn_store *st, const char *jid)
     size_t n = 0;
     char t1[64], t2[64];
 
-    if (st->ops->attempts(st, jid, &a, &n, &err) < 0)
+    if (zn_engine_attempts(e, jid, &a, &n, &err) < 0)
         return list;
     for (size_t i = 0; i < n; i++) {
         zn_clock_format(a[i].started_at, t1, sizeof(t1));
@@ -835,7 +886,7 @@ attempts_json(struct zn_store *st, const char *jid)
 static void
 cmd_jobs(struct conn *c, const struct zn_fwp_cmd *cmd)
 {
-    struct zn_store *st = zn_engine_store(c->srv->engine);
+    struct zn_engine *e = c->srv->engine;
     struct zn_store_query q = {0};
     struct zn_store_list l = {0};
     struct zn_job *job = NULL;
@@ -849,7 +900,7 @@ cmd_jobs(struct conn *c, const struct zn_fwp_cmd *cmd)
         reply_err(c, "JOBS: argument must be a JSON object");
         goto done;
     }
-    if (read_query(o, &q, "JOBS", &err) < 0) {
+    if (read_query(e, o, &q, "JOBS", &err) < 0) {
         reply_err(c, err.msg);
         goto done;
     }
@@ -866,23 +917,29 @@ cmd_jobs(struct conn *c, const struct zn_fwp_cmd *cmd)
         q.states = ZN_STATE_BIT(s);
     }
     v = json_object_get(o, "after");
-    q.after = json_is_integer(v) && json_integer_value(v) > 0
-                  ? (uint64_t)json_integer_value(v) : 0;
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+        reply_err(c, "JOBS: after must be a cursor from an earlier page");
+        goto done;
+    }
+    q.after = v ? (uint64_t)json_integer_value(v) : 0;
     v = json_object_get(o, "limit");
-    q.limit = json_is_integer(v) && json_integer_value(v) > 0 &&
-                      json_integer_value(v) <= 1000
-                  ? (size_t)json_integer_value(v) : 100;
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+              json_integer_value(v) > 1000)) {
+        reply_err(c, "JOBS: limit must be a whole number from 1 to 1000");
+        goto done;
+    }
+    q.limit = v ? (size_t)json_integer_value(v) : 100;
     if (q.jid) {
-        if (st->ops->get(st, q.jid, &job, &err) < 0) {
+        if (zn_engine_get(e, q.jid, &job, &err) < 0) {
             reply_err(c, err.msg);
             goto done;
         }
         out = json_pack("{s:o,s:o}", "job", job_json(job), "attempts",
-                        attempts_json(st, q.jid));
+                        attempts_json(e, q.jid));
     } else {
         json_t *list = json_array();
 
-        if (st->ops->list(st, &q, &l, &err) < 0) {
+        if (zn_engine_list(e, &q, &l, &err) < 0) {
             json_decref(list);
             reply_err(c, err.msg);
             goto done;
@@ -905,10 +962,24 @@ done:
     json_decref(o);
 }
 
+/* Requeues (dead only) or removes the jobs matching q; adds to *total. */
+static int
+mutate_apply(struct zn_engine *e, bool requeue, struct zn_store_query *q,
+             int64_t *total, struct zn_err *err)
+{
+    int64_t n = 0;
+    int rc = requeue ? zn_engine_retry_dead(e, q, &n, err)
+                     : zn_engine_remove(e, q, &n, err);
+
+    *total += n;
+    return rc;
+}
+
 /*
  * MUTATE {"cmd":"requeue"|"discard"|"clear", "target":"dead"|"retries"|
- * "scheduled", "filter":{"jids":[...], "jobtype":..., "queue":...,
- * "older_than":SECONDS}}, as Faktory (plus queue and older_than).
+ * "scheduled", "filter":{"jids":[...], "jid":..., "jobtype":..., "queue":
+ * ..., "older_than":SECONDS}}, as Faktory (plus queue and older_than).
+ * "clear" ignores the filter: it empties the target.
  */
 static void
 cmd_mutate(struct conn *c, const struct zn_fwp_cmd *cmd)
@@ -916,16 +987,17 @@ cmd_mutate(struct conn *c, const struct zn_fwp_cmd *cmd)
     static const char *const targets[] = {"dead", "retries", "scheduled"};
     static const enum zn_job_state tstate[] = {
         ZN_STATE_DEAD, ZN_STATE_RETRY, ZN_STATE_SCHEDULED};
+    struct zn_engine *e = c->srv->engine;
     struct zn_store_query q = {0};
-    json_error_t jerr;
-    json_t *o, *jids, *jid;
+    json_t *o, *filter, *jids, *jid;
     const char *verb, *target;
     struct zn_err err;
     int t = -1, rc = 0;
-    int64_t n = 0, total = 0;
+    int64_t total = 0;
+    bool requeue;
     size_t i;
 
-    o = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
+    o = json_loadb(cmd->arg, cmd->arg_len, 0, NULL);
     verb = json_string_value(json_object_get(o, "cmd"));
     target = json_string_value(json_object_get(o, "target"));
     for (size_t k = 0; target && k < ZN_ARRAY_LEN(targets); k++)
@@ -938,32 +1010,41 @@ cmd_mutate(struct conn *c, const struct zn_fwp_cmd *cmd)
                      "\"target\": dead|retries|scheduled, \"filter\": {...}}");
         goto done;
     }
-    if (!strcmp(verb, "requeue") && tstate[t] != ZN_STATE_DEAD) {
+    requeue = !strcmp(verb, "requeue");
+    if (requeue && tstate[t] != ZN_STATE_DEAD) {
         reply_err(c, "MUTATE: requeue applies to the dead target only");
         goto done;
     }
-    if (strcmp(verb, "clear") != 0 &&
-        read_query(json_object_get(o, "filter"), &q, "MUTATE", &err) < 0) {
+    filter = strcmp(verb, "clear") ? json_object_get(o, "filter") : NULL;
+    if (filter && !json_is_object(filter)) {
+        reply_err(c, "MUTATE: filter must be an object");
+        goto done;
+    }
+    if (read_query(e, filter, &q, "MUTATE", &err) < 0) {
         reply_err(c, err.msg);
         goto done;
     }
     q.states = ZN_STATE_BIT(tstate[t]);
-    jids = json_object_get(json_object_get(o, "filter"), "jids");
+    jids = json_object_get(filter, "jids");
+    json_array_foreach(jids, i, jid) {
+        if (!json_is_string(jid)) {
+            reply_err(c, "MUTATE: filter.jids must be an array of strings");
+            goto done;
+        }
+    }
     if (jids && !json_is_array(jids)) {
         reply_err(c, "MUTATE: filter.jids must be an array of strings");
         goto done;
     }
-    /* One pass per jid when jids are given, else one over the filter. */
-    for (i = 0; rc == 0 && i < (jids && strcmp(verb, "clear") ? json_array_size(jids) : 1); i++) {
-        jid = jids && strcmp(verb, "clear") ? json_array_get(jids, i) : NULL;
-        if (jid && !json_is_string(jid))
-            continue;
-        q.jid = jid ? json_string_value(jid) : NULL;
-        if (!strcmp(verb, "requeue"))
-            rc = zn_engine_retry_dead(c->srv->engine, &q, &n, &err);
-        else
-            rc = zn_engine_remove(c->srv->engine, &q, &n, &err);
-        total += n;
+    if (!jids) {
+        rc = mutate_apply(e, requeue, &q, &total, &err);
+    } else {
+        json_array_foreach(jids, i, jid) {
+            q.jid = json_string_value(jid);
+            rc = mutate_apply(e, requeue, &q, &total, &err);
+            if (rc < 0)
+                break;
+        }
     }
     if (rc < 0) {
         reply_err(c, err.msg);
@@ -971,7 +1052,7 @@ cmd_mutate(struct conn *c, const struct zn_fwp_cmd *cmd)
     }
     ZN_LOG(ZN_INFO, "jobs.mutated", ZN_STR("cmd", verb),
            ZN_STR("target", target), ZN_INT("jobs", total));
-    hold_take(c, strdup("+OK\r\n"));
+    hold_ok(c);
 done:
     json_decref(o);
 }
@@ -1019,17 +1100,56 @@ dispatch(struct conn *c, const char *line, size_t len)
 
 /* ---- input ------------------------------------------------------------ */
 
+/* Length of the line's content: without its LF and an optional CR. */
+static size_t
+content_len(struct evbuffer *in, size_t len)
+{
+    struct evbuffer_ptr p;
+    char last = 0;
+
+    if (len == 0 || evbuffer_ptr_set(in, &p, len - 1, EVBUFFER_PTR_SET) < 0 ||
+        evbuffer_copyout_from(in, &p, &last, 1) != 1)
+        return len;
+    return last == '\r' ? len - 1 : len;
+}
+
+/* Skips over-long input as it arrives; true when c must wait for more. */
+static bool
+discard_long(struct conn *c, struct evbuffer *in, size_t avail, size_t max,
+             ev_ssize_t eol_at, size_t eol_len)
+{
+    char msg[96];
+
+    if (eol_at < 0) {
+        c->scanned = avail;
+        if (c->discarding || avail > max + 1) {
+            c->discarding = true;
+            evbuffer_drain(in, avail);
+            c->scanned = 0;
+        }
+        return true;
+    }
+    c->discarding = false;
+    evbuffer_drain(in, (size_t)eol_at + eol_len);
+    snprintf(msg, sizeof(msg), "line too long: the limit is %zu bytes", max);
+    reply_err(c, msg);
+    return false;
+}
+
 /*
  * Runs the complete lines buffered on c, one at a time, until the
- * connection must wait (held push, blocking FETCH) or closes.
+ * connection must wait (held push, blocking FETCH, full output) or closes.
  */
 static void
 process_input(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t max = c->srv->opts.max_line;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
 
-    while (c->state != C_CLOSING && !c->held && !c->waiting && !c->ending) {
+    while (c->state != C_CLOSING && !c->held && !c->waiting && !c->ending &&
+           !c->srv->draining && evbuffer_get_length(out) < OUTPUT_MAX) {
+        size_t max = c->state == C_HELLO ? HELLO_LINE_MAX
+                                         : c->srv->opts.max_line;
         size_t avail = evbuffer_get_length(in), eol_len = 0, len;
         struct evbuffer_ptr p;
         const char *line;
@@ -1040,40 +1160,29 @@ process_input(struct conn *c)
         evbuffer_ptr_set(in, &p, c->scanned < avail ? c->scanned : 0,
                          EVBUFFER_PTR_SET);
         p = evbuffer_search_eol(in, &p, &eol_len, EVBUFFER_EOL_LF);
-        if (p.pos < 0) {
-            c->scanned = avail;
-            if (c->discarding || avail > max) {
-                /* Part of an over-long line: drop it as it comes. */
-                c->discarding = true;
-                evbuffer_drain(in, avail);
-                c->scanned = 0;
-            }
-            break;
+        if (p.pos < 0 || c->discarding ||
+            content_len(in, (size_t)p.pos) > max) {
+            if (discard_long(c, in, avail, max, p.pos, eol_len))
+                break;
+            continue;
         }
         len = (size_t)p.pos;
         c->scanned = 0;
-        if (c->discarding || len > max) {
-            char msg[96];
-
-            c->discarding = false;
-            evbuffer_drain(in, len + eol_len);
-            snprintf(msg, sizeof(msg), "line too long: the limit is %zu bytes",
-                     max);
-            reply_err(c, msg);
-            continue;
-        }
         line = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len + eol_len));
         if (!line) {
             reply_err(c, "out of memory");
             conn_close(c);
-            break;
+            return;
         }
         dispatch(c, line, len + eol_len);
         evbuffer_drain(in, len + eol_len);
     }
-    if (c->ending && c->state != C_CLOSING) {
+    /* After EOF, every complete line has run once nothing waits. */
+    if (c->eof && !c->held && !c->waiting)
+        c->ending = true;
+    if (c->ending && c->state != C_CLOSING && !c->held && !c->waiting) {
         bufferevent_disable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        if (evbuffer_get_length(out) == 0)
             conn_close(c);
     }
 }
@@ -1085,14 +1194,15 @@ read_cb(struct bufferevent *bev, void *arg)
     process_input(arg);
 }
 
+/* The output drained: close after END or EOF, or read on after a pause. */
 static void
 write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
     (void)bev;
-    if (c->ending && c->state != C_CLOSING)
-        conn_close(c);
+    if (c->state != C_CLOSING)
+        process_input(c);
 }
 
 static void
@@ -1101,8 +1211,14 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
 
     (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    if (what & BEV_EVENT_ERROR) {
         conn_close(c);
+    } else if (what & BEV_EVENT_EOF) {
+        /* Half-closed: run what was sent, answer it, then close. */
+        c->eof = true;
+        bufferevent_disable(c->bev, EV_READ);
+        process_input(c);
+    }
 }
 
 static void
@@ -1162,6 +1278,40 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     reply_raw(c, hi);
 }
 
+/*
+ * accept() failed (out of descriptors, most often): stop accepting for a
+ * second instead of spinning, and say so once.
+ */
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct zn_fwp_server *s = arg;
+    struct timeval tv = {1, 0};
+    int e = EVUTIL_SOCKET_ERROR();
+
+    ZN_LOG(ZN_WARN, "fwp.accept_failed", ZN_STR("error", strerror(e)),
+           ZN_INT("connections", s->nconns));
+    if (s->tcp)
+        evconnlistener_disable(s->tcp);
+    if (s->unix_l)
+        evconnlistener_disable(s->unix_l);
+    (void)l;
+    evtimer_add(s->relisten, &tv);
+}
+
+static void
+relisten_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct zn_fwp_server *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->tcp)
+        evconnlistener_enable(s->tcp);
+    if (s->unix_l)
+        evconnlistener_enable(s->unix_l);
+}
+
 /* ---- the loop's hooks -------------------------------------------------- */
 
 /* Queues c to run its buffered input at the end of this flush. */
@@ -1177,6 +1327,8 @@ resume(struct conn *c)
 static bool
 waits_on(const struct conn *c, const char *queue)
 {
+    if (c->worker && c->worker->state[0])
+        return false; /* quiet or terminating: no more jobs */
     if (!queue)
         return true;
     for (size_t i = 0; i < c->nqueues; i++)
@@ -1194,8 +1346,14 @@ ready_cb(void *ctx, const char *queue)
 
     for (c = TAILQ_FIRST(&s->waiters); c; c = next) {
         next = TAILQ_NEXT(c, wait_link);
-        if (!waits_on(c, queue) || !fetch_try(c))
+        if (!waits_on(c, queue))
             continue;
+        if (!fetch_try(c)) {
+            /* Nothing for c, so queue itself is empty again. */
+            if (queue)
+                break;
+            continue;
+        }
         fetch_stop_waiting(c);
         resume(c);
     }
@@ -1224,13 +1382,11 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
     rc = zn_engine_commit(s->engine, &err);
     while ((c = TAILQ_FIRST(&s->held))) {
         TAILQ_REMOVE(&s->held, c, held_link);
-        c->held = false;
         if (rc < 0)
             reply_err(c, err.msg);
         else
             reply_raw(c, c->held_reply);
-        free(c->held_reply);
-        c->held_reply = NULL;
+        release_held(c);
         resume(c);
     }
     /* Commands that waited behind a held reply run now, in order. */
@@ -1298,6 +1454,7 @@ listen_tcp(struct zn_fwp_server *s, const char *addr, struct zn_err *err)
                    strerror(errno));
         return NULL;
     }
+    evconnlistener_set_error_cb(l, accept_error_cb);
     sslen = sizeof(ss);
     if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss,
                     &sslen) == 0)
@@ -1311,6 +1468,7 @@ static struct evconnlistener *
 listen_unix(struct zn_fwp_server *s, const char *path, struct zn_err *err)
 {
     struct sockaddr_un sun;
+    struct stat st;
     struct evconnlistener *l;
 
     memset(&sun, 0, sizeof(sun));
@@ -1321,7 +1479,19 @@ listen_unix(struct zn_fwp_server *s, const char *path, struct zn_err *err)
         return NULL;
     }
     memcpy(sun.sun_path, path, strlen(path) + 1);
-    unlink(path); /* a stale socket of an earlier run */
+    /*
+     * A socket left by an earlier run goes; anything else at that path is
+     * not ours to delete. (The data directory's lock file keeps a second
+     * server off the default path.)
+     */
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            zn_err_set(err, ZN_EEXIST, "cannot listen on '%s': a file that "
+                       "is not a socket is in the way", path);
+            return NULL;
+        }
+        unlink(path);
+    }
     l = evconnlistener_new_bind(s->base, accept_cb, s,
                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                 512, (struct sockaddr *)&sun, sizeof(sun));
@@ -1330,7 +1500,13 @@ listen_unix(struct zn_fwp_server *s, const char *path, struct zn_err *err)
                    strerror(errno));
         return NULL;
     }
-    chmod(path, 0600);
+    evconnlistener_set_error_cb(l, accept_error_cb);
+    if (chmod(path, 0600) < 0) {
+        zn_err_set(err, ZN_EIO, "cannot restrict '%s' to its owner: %s", path,
+                   strerror(errno));
+        evconnlistener_free(l);
+        return NULL;
+    }
     return l;
 }
 
@@ -1356,14 +1532,25 @@ zn_fwp_server_new(struct event_base *base, struct zn_engine *e,
     TAILQ_INIT(&s->dead);
     TAILQ_INIT(&s->resumed);
     LIST_INIT(&s->workers);
-    if (o->password && *o->password && !(s->password = strdup(o->password)))
+    s->relisten = evtimer_new(base, relisten_cb, s);
+    if (!s->relisten)
         goto oom;
-    if (o->tcp && *o->tcp && !(s->tcp = listen_tcp(s, o->tcp, err)))
-        goto fail;
-    if (o->unix_path && *o->unix_path) {
-        if (!(s->unix_path = strdup(o->unix_path)))
+    if (o->password && *o->password) {
+        s->password = strdup(o->password);
+        if (!s->password)
             goto oom;
-        if (!(s->unix_l = listen_unix(s, o->unix_path, err)))
+    }
+    if (o->tcp && *o->tcp) {
+        s->tcp = listen_tcp(s, o->tcp, err);
+        if (!s->tcp)
+            goto fail;
+    }
+    if (o->unix_path && *o->unix_path) {
+        s->unix_path = strdup(o->unix_path);
+        if (!s->unix_path)
+            goto oom;
+        s->unix_l = listen_unix(s, o->unix_path, err);
+        if (!s->unix_l)
             goto fail;
     }
     s->tick = event_new(base, -1, EV_PERSIST, tick_cb, s);
@@ -1375,6 +1562,8 @@ zn_fwp_server_new(struct event_base *base, struct zn_engine *e,
     return 0;
 oom:
     zn_err_set(err, ZN_ENOMEM, "cannot allocate the FWP server");
+    zn_fwp_server_free(s);
+    return ZN_ENOMEM;
 fail:
     zn_fwp_server_free(s);
     return err ? err->code : ZN_EIO;
@@ -1399,6 +1588,23 @@ zn_fwp_server_stop_listening(struct zn_fwp_server *s)
     s->unix_l = NULL;
 }
 
+bool
+zn_fwp_server_drain(struct zn_fwp_server *s)
+{
+    struct conn *c;
+
+    if (!s->draining) {
+        s->draining = true;
+        TAILQ_FOREACH(c, &s->all, all_link)
+            bufferevent_disable(c->bev, EV_READ);
+    }
+    zn_fwp_server_flush(s);
+    TAILQ_FOREACH(c, &s->all, all_link)
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            return true;
+    return false;
+}
+
 void
 zn_fwp_server_free(struct zn_fwp_server *s)
 {
@@ -1406,6 +1612,7 @@ zn_fwp_server_free(struct zn_fwp_server *s)
 
     if (!s)
         return;
+    s->closing_all = true;
     zn_fwp_server_stop_listening(s);
     while ((c = TAILQ_FIRST(&s->all)))
         conn_close(c);
@@ -1415,6 +1622,8 @@ zn_fwp_server_free(struct zn_fwp_server *s)
     }
     if (s->tick)
         event_free(s->tick);
+    if (s->relisten)
+        event_free(s->relisten);
     zn_engine_set_ready_cb(s->engine, NULL, NULL);
     if (s->password) {
         sodium_memzero(s->password, strlen(s->password));

@@ -50,6 +50,13 @@ bool zn_fwp_server_flush(struct zn_fwp_server *s);
 void zn_fwp_server_stop_listening(struct zn_fwp_server *s);
 
 /*
+ * Shutdown, step two: runs no more commands, commits and answers what is
+ * held. Returns true while replies still wait to be written: the caller
+ * runs the loop and calls it again, up to a grace period.
+ */
+bool zn_fwp_server_drain(struct zn_fwp_server *s);
+
+/*
  * Asks every worker to go quiet or terminate: their next BEAT gets
  * {"state":"quiet"} or {"state":"terminate"}. wid NULL = all workers.
  * Returns how many workers were marked.
@@ -57,7 +64,10 @@ void zn_fwp_server_stop_listening(struct zn_fwp_server *s);
 size_t zn_fwp_server_signal_workers(struct zn_fwp_server *s, const char *wid,
                                     const char *state);
 
-/* Closes every connection and listener and frees the server. */
+/*
+ * Closes every connection and listener and frees the server. The jobs
+ * that connected workers hold stay theirs (a restart is not their death).
+ */
 void zn_fwp_server_free(struct zn_fwp_server *s);
 
 #endif

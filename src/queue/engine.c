@@ -97,12 +97,6 @@ zn_engine_set_ready_cb(struct zn_engine *e, zn_engine_ready_cb *cb, void *ctx)
     e->ready_ctx = ctx;
 }
 
-struct zn_store *
-zn_engine_store(struct zn_engine *e)
-{
-    return e->st;
-}
-
 const struct zn_engine_config *
 zn_engine_config(const struct zn_engine *e)
 {
@@ -229,13 +223,15 @@ zn_engine_push(struct zn_engine *e, struct zn_job *const *jobs, size_t n,
         }
     }
     rc = begin(e, &err);
-    if (rc == 0)
-        rc = e->st->ops->push(e->st, jobs, n, now, errs);
     if (rc < 0) {
         for (size_t i = 0; i < n; i++)
             zn_err_set(&errs[i], rc, "store failed: %s", err.msg);
         return rc;
     }
+    /* On failure the store has put its message in errs[]. */
+    rc = e->st->ops->push(e->st, jobs, n, now, errs);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < n; i++)
         if (errs[i].code == 0 && jobs[i]->state == ZN_STATE_ENQUEUED)
             touch(e, jobs[i]->queue);
@@ -309,22 +305,33 @@ fail_job(struct zn_engine *e, const struct zn_job *job,
     return 0;
 }
 
+/* Reads jid, which must be working, into *out (the caller frees it). */
+static int
+get_working(struct zn_engine *e, const char *jid, struct zn_job **out,
+            struct zn_err *err)
+{
+    int rc = begin(e, err);
+
+    *out = NULL;
+    if (rc == 0)
+        rc = e->st->ops->get(e->st, jid, out, err);
+    if (rc == 0 && (*out)->state != ZN_STATE_WORKING) {
+        rc = zn_err_set(err, ZN_ESTATE, "job '%s' is not working (it is %s)",
+                        jid, zn_job_state_name((*out)->state));
+        zn_job_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int
 zn_engine_fail(struct zn_engine *e, const char *jid,
                const struct zn_engine_failure *f, struct zn_err *err)
 {
     struct zn_job *job = NULL;
-    int rc = begin(e, err);
+    int rc = get_working(e, jid, &job, err);
 
-    if (rc < 0)
-        return rc;
-    rc = e->st->ops->get(e->st, jid, &job, err);
-    if (rc < 0)
-        return rc;
-    if (job->state != ZN_STATE_WORKING)
-        rc = zn_err_set(err, ZN_ENOTFOUND, "job '%s' is not working (it is %s)",
-                        jid, zn_job_state_name(job->state));
-    else
+    if (rc == 0)
         rc = fail_job(e, job, f, err);
     zn_job_free(job);
     return rc;
@@ -334,16 +341,9 @@ int
 zn_engine_extend(struct zn_engine *e, const char *jid, struct zn_err *err)
 {
     struct zn_job *job = NULL;
-    int rc = begin(e, err);
+    int rc = get_working(e, jid, &job, err);
 
-    if (rc < 0)
-        return rc;
-    rc = e->st->ops->get(e->st, jid, &job, err);
-    if (rc < 0)
-        return rc;
-    if (job->state != ZN_STATE_WORKING)
-        rc = zn_err_set(err, ZN_ENOTFOUND, "job '%s' is not working", jid);
-    else
+    if (rc == 0)
         rc = e->st->ops->extend(e->st, jid,
                                 zn_engine_now(e) + job->reserve_for * 1000LL,
                                 err);
@@ -524,4 +524,50 @@ zn_engine_flush(struct zn_engine *e, struct zn_err *err)
     if (rc == 0)
         rc = e->st->ops->flush(e->st, err);
     return rc;
+}
+
+/* ---- queries: reads for the protocol edges -------------------------- */
+
+int
+zn_engine_get(struct zn_engine *e, const char *jid, struct zn_job **out,
+              struct zn_err *err)
+{
+    return e->st->ops->get(e->st, jid, out, err);
+}
+
+int
+zn_engine_list(struct zn_engine *e, const struct zn_store_query *q,
+               struct zn_store_list *out, struct zn_err *err)
+{
+    return e->st->ops->list(e->st, q, out, err);
+}
+
+int
+zn_engine_attempts(struct zn_engine *e, const char *jid,
+                   struct zn_attempt **out, size_t *n, struct zn_err *err)
+{
+    return e->st->ops->attempts(e->st, jid, out, n, err);
+}
+
+int
+zn_engine_queue_stats(struct zn_engine *e, struct zn_queue_stats **out,
+                      size_t *n, struct zn_err *err)
+{
+    return e->st->ops->queue_stats(e->st, out, n, err);
+}
+
+int
+zn_engine_counters(struct zn_engine *e, struct zn_store_counters *out,
+                   struct zn_err *err)
+{
+    return e->st->ops->counters(e->st, out, err);
+}
+
+int64_t
+zn_engine_age_cutoff(const struct zn_engine *e, int64_t seconds)
+{
+    /* A hundred years back at most: no overflow, and nothing is older. */
+    if (seconds > 100LL * 366 * 86400)
+        seconds = 100LL * 366 * 86400;
+    return zn_engine_now(e) - seconds * 1000;
 }

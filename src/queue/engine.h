@@ -54,7 +54,6 @@ void zn_engine_free(struct zn_engine *e);
 void zn_engine_set_ready_cb(struct zn_engine *e, zn_engine_ready_cb *cb,
                             void *ctx);
 
-struct zn_store *zn_engine_store(struct zn_engine *e);
 const struct zn_engine_config *zn_engine_config(const struct zn_engine *e);
 int64_t zn_engine_now(const struct zn_engine *e);
 
@@ -86,7 +85,10 @@ int zn_engine_push(struct zn_engine *e, struct zn_job *const *jobs, size_t n,
 int zn_engine_fetch(struct zn_engine *e, const char *const *queues, size_t nq,
                     const char *wid, struct zn_job **out, struct zn_err *err);
 
-/* Marks a working job done. ZN_ENOTFOUND when it is not working. */
+/*
+ * Marks a working job done. ZN_ENOTFOUND when no such job is working
+ * (done, expired or never there).
+ */
 int zn_engine_ack(struct zn_engine *e, const char *jid, struct zn_err *err);
 
 struct zn_engine_failure {
@@ -103,13 +105,16 @@ struct zn_engine_failure {
  * Ends the attempt of a working job as failed and applies the retry rule:
  * with tries left the job goes to RETRY after backoff[failures] (or back
  * to ENQUEUED at once when f->at_once); when its tries are used up, or
- * retry is -1 or 0, it goes to DEAD with its error. ZN_ENOTFOUND when the
- * job is not working.
+ * retry is -1 or 0, it goes to DEAD with its error. ZN_ENOTFOUND when
+ * there is no such job, ZN_ESTATE when it is not working.
  */
 int zn_engine_fail(struct zn_engine *e, const char *jid,
                    const struct zn_engine_failure *f, struct zn_err *err);
 
-/* Extends the lease of a working job by its reserve_for from now. */
+/*
+ * Extends the lease of a working job by its reserve_for from now.
+ * ZN_ENOTFOUND / ZN_ESTATE as zn_engine_fail.
+ */
 int zn_engine_extend(struct zn_engine *e, const char *jid, struct zn_err *err);
 
 /*
@@ -127,7 +132,11 @@ int zn_engine_release_worker(struct zn_engine *e, const char *wid,
  */
 int zn_engine_tick(struct zn_engine *e, struct zn_err *err);
 
-/* Administration; each returns how many jobs it touched in *n. */
+/*
+ * Administration. Each returns 0 or a store error; those with n report
+ * how many jobs they touched. Changes commit with the next
+ * zn_engine_commit.
+ */
 int zn_engine_pause(struct zn_engine *e, const char *queue, bool paused,
                     struct zn_err *err);
 int zn_engine_clear_queue(struct zn_engine *e, const char *queue, int64_t *n,
@@ -137,5 +146,25 @@ int zn_engine_retry_dead(struct zn_engine *e, const struct zn_store_query *q,
 int zn_engine_remove(struct zn_engine *e, const struct zn_store_query *q,
                      int64_t *n, struct zn_err *err);
 int zn_engine_flush(struct zn_engine *e, struct zn_err *err);
+
+/*
+ * Queries for the protocol edges, inside the open transaction (so they see
+ * what this iteration wrote). Same contracts as the store functions of the
+ * same names (store.h); results belong to the caller.
+ */
+int zn_engine_get(struct zn_engine *e, const char *jid, struct zn_job **out,
+                  struct zn_err *err);
+int zn_engine_list(struct zn_engine *e, const struct zn_store_query *q,
+                   struct zn_store_list *out, struct zn_err *err);
+int zn_engine_attempts(struct zn_engine *e, const char *jid,
+                       struct zn_attempt **out, size_t *n,
+                       struct zn_err *err);
+int zn_engine_queue_stats(struct zn_engine *e, struct zn_queue_stats **out,
+                          size_t *n, struct zn_err *err);
+int zn_engine_counters(struct zn_engine *e, struct zn_store_counters *out,
+                       struct zn_err *err);
+
+/* The time "seconds ago" on the engine's clock (capped at 100 years). */
+int64_t zn_engine_age_cutoff(const struct zn_engine *e, int64_t seconds);
 
 #endif

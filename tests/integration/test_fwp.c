@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -401,6 +403,51 @@ test_fwp_end_closes(void **state)
     f->p = zn_srv_connect(&f->srv, NULL, f->password);
 }
 
+/* A client that sends its commands and half-closes still gets every reply. */
+static void
+test_fwp_half_close_answers_everything(void **state)
+{
+    struct fx *f = *state;
+    char buf[4096], hello[200], salt[40] = "", hash[65];
+    const char *p;
+    size_t len = 0;
+    ssize_t n;
+    int fd = zn_test_connect_raw(f->srv.port), oks = 0;
+
+    assert_true(fd >= 0);
+    while (!memchr(buf, '\n', len) && (n = read(fd, buf + len, 200)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    p = strstr(buf, "\"s\":\"");
+    if (p)
+        sscanf(p + 5, "%32[0-9a-f]", salt);
+    if (f->password) {
+        zn_fwp_pwdhash(f->password, salt, 5545, hash);
+        snprintf(hello, sizeof(hello), "HELLO {\"v\":2,\"pwdhash\":\"%s\"}\r\n",
+                 hash);
+    } else {
+        snprintf(hello, sizeof(hello), "HELLO {\"v\":2}\r\n");
+    }
+    assert_true(write(fd, hello, strlen(hello)) > 0);
+    for (int i = 0; i < 3; i++) {
+        char push[100];
+
+        snprintf(push, sizeof(push), "PUSH {\"jid\":\"hc%d\",\"jobtype\":\"x\"}\r\n",
+                 i);
+        assert_true(write(fd, push, strlen(push)) > 0);
+    }
+    shutdown(fd, SHUT_WR);
+    len = 0;
+    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len,
+                                                sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(fd);
+    for (p = buf; (p = strstr(p, "+OK")); p++)
+        oks++;
+    assert_int_equal(oks, 4); /* HELLO and the three pushes */
+}
+
 static void
 test_fwp_password(void **state)
 {
@@ -439,6 +486,7 @@ test_fwp_password(void **state)
     X(test_fwp_flush)                             \
     X(test_fwp_errors_keep_connection)            \
     X(test_fwp_end_closes)                        \
+    X(test_fwp_half_close_answers_everything)     \
     X(test_fwp_password)
 
 #define OPEN(t) cmocka_unit_test_setup_teardown(t, setup_open, teardown),

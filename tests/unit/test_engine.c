@@ -558,7 +558,7 @@ test_engine_fail_not_working(void **state)
     struct zn_err err;
 
     push(f, make_job("nw", "default", 5));
-    assert_int_equal(zn_engine_fail(f->e, "nw", &fl, &err), ZN_ENOTFOUND);
+    assert_int_equal(zn_engine_fail(f->e, "nw", &fl, &err), ZN_ESTATE);
     assert_non_null(strstr(err.msg, "nw"));
     assert_int_equal(zn_engine_fail(f->e, "none", &fl, &err), ZN_ENOTFOUND);
 }
