@@ -238,6 +238,7 @@ int
 zn_job_parse_backoff(const char *s, int32_t *out, size_t *n,
                      struct zn_err *err)
 {
+    int32_t vals[ZN_BACKOFF_MAX];
     const char *p = s;
     size_t count = 0;
 
@@ -265,7 +266,7 @@ zn_job_parse_backoff(const char *s, int32_t *out, size_t *n,
         if (count == ZN_BACKOFF_MAX)
             return zn_err_set(err, ZN_EINVAL,
                               "backoff: more than %d values", ZN_BACKOFF_MAX);
-        out[count++] = (int32_t)v;
+        vals[count++] = (int32_t)v;
         while (*p == ' ')
             p++;
         if (*p == '\0')
@@ -276,6 +277,8 @@ zn_job_parse_backoff(const char *s, int32_t *out, size_t *n,
                               "10,30,60", s);
         p++;
     }
+    /* Only a whole valid list replaces what out held. */
+    memcpy(out, vals, count * sizeof(*vals));
     *n = count;
     return 0;
 }
