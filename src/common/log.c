@@ -6,6 +6,7 @@
  */
 #include "compat.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,16 +45,20 @@ zn_log_parse_level(const char *s)
 struct line {
     char buf[LOG_LINE_MAX];
     size_t len;
+    bool truncated;
 };
 
+/* Room kept for what closes a cut line: "\",\"truncated\":true}\n". */
+#define LINE_TAIL 24
+
+/* Appends s whole, or nothing (and marks the line cut). */
 static void
 put(struct line *l, const char *s, size_t n)
 {
-    /* Keep room for the closing "}\n". */
-    size_t room = sizeof(l->buf) - 2 - l->len;
-
-    if (n > room)
-        n = room;
+    if (l->len + n + LINE_TAIL > sizeof(l->buf)) {
+        l->truncated = true;
+        return;
+    }
     memcpy(l->buf + l->len, s, n);
     l->len += n;
 }
@@ -64,13 +69,14 @@ put_str(struct line *l, const char *s)
     put(l, s, strlen(s));
 }
 
+/* A JSON string; a value too long for the line is cut between characters. */
 static void
 put_json_string(struct line *l, const char *s)
 {
     char esc[8];
 
-    put(l, "\"", 1);
-    for (; s && *s; s++) {
+    l->buf[l->len++] = '"'; /* LINE_TAIL leaves room for both quotes */
+    for (; s && *s && !l->truncated; s++) {
         unsigned char c = (unsigned char)*s;
 
         if (c == '"' || c == '\\') {
@@ -84,7 +90,7 @@ put_json_string(struct line *l, const char *s)
             put(l, (const char *)&c, 1);
         }
     }
-    put(l, "\"", 1);
+    l->buf[l->len++] = '"';
 }
 
 static void
@@ -105,13 +111,19 @@ zn_log_write(enum zn_log_level level, const char *event,
     char num[32];
 
     l.len = 0;
+    l.truncated = false;
     put_str(&l, "{\"ts\":");
     put_timestamp(&l);
     put_str(&l, ",\"level\":\"");
     put_str(&l, names[level]);
     put_str(&l, "\",\"event\":");
     put_json_string(&l, event);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !l.truncated; i++) {
+        /* The key whole with room for a value, or the line ends here. */
+        if (l.len + strlen(kv[i].key) + 8 + LINE_TAIL > sizeof(l.buf)) {
+            l.truncated = true;
+            break;
+        }
         put_str(&l, ",");
         put_json_string(&l, kv[i].key);
         put_str(&l, ":");
@@ -130,6 +142,10 @@ zn_log_write(enum zn_log_level level, const char *event,
             put_str(&l, kv[i].v.b ? "true" : "false");
             break;
         }
+    }
+    if (l.truncated) {
+        memcpy(l.buf + l.len, ",\"truncated\":true", 17);
+        l.len += 17;
     }
     l.buf[l.len++] = '}';
     l.buf[l.len++] = '\n';
