@@ -98,7 +98,10 @@ call(const struct conn_opts *o, const char *verb, const char *arg,
     rc = zn_fwp_client_call(c, verb, arg, out, &err);
     zn_fwp_client_free(c);
     if (rc < 0) {
-        fprintf(stderr, "zenith: %s\n", err.msg);
+        /* A refusal is "-ERR message": the kind adds nothing for people. */
+        bool refused = rc == ZN_EPROTO && !strncmp(err.msg, "ERR ", 4);
+
+        fprintf(stderr, "zenith: %s\n", err.msg + (refused ? 4 : 0));
         return 1;
     }
     return 0;
@@ -140,7 +143,18 @@ push_option(json_t *job, json_t *tags, const char *flag, const char *v)
     long n;
     char ts[64];
 
+    /* Both would set "at": the last one must not silently win. */
+    if ((!strcmp(flag, "--at") || !strcmp(flag, "--in")) &&
+        json_object_get(job, "at")) {
+        fprintf(stderr, "zenith: push: give one --at or --in, not more\n");
+        return -1;
+    }
     if (!strcmp(flag, "--queue")) {
+        if (!zn_job_queue_name_valid(v, strlen(v))) {
+            fprintf(stderr, "zenith: --queue: '%s' does not match "
+                            "[A-Za-z0-9_.:-]{1,100}\n", v);
+            return -1;
+        }
         json_object_set_new(job, "queue", json_string(v));
     } else if (!strcmp(flag, "--at")) {
         if (zn_clock_parse(v, &ms) < 0) {
@@ -239,8 +253,10 @@ zn_cli_push(int argc, char **argv)
     }
     if (json_array_size(tags))
         json_object_set(job, "tags", tags);
-    if (sodium_init() < 0)
+    if (sodium_init() < 0) {
+        rc = 1;
         goto done;
+    }
     zn_job_make_jid(zn_clock_wall_ms(), jid);
     json_object_set_new(job, "jid", json_string(jid));
     text = json_dumps(job, JSON_COMPACT);
@@ -509,59 +525,115 @@ mutate(const struct conn_opts *o, const char *cmd, const char *jid,
     return rc;
 }
 
+enum failed_flags {
+    FAILED_QUEUE = 1 << 0,
+    FAILED_ALL = 1 << 1,
+    FAILED_OLDER = 1 << 2,
+};
+
+struct failed_args {
+    const char *action, *jid, *queue, *older;
+    unsigned flags; /* enum failed_flags given */
+};
+
+/* Splits argv (without the connection flags); -1 on an unexpected word. */
+static int
+failed_parse(int argc, char **argv, struct failed_args *a)
+{
+    int pos = 0;
+
+    memset(a, 0, sizeof(*a));
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--all")) {
+            a->flags |= FAILED_ALL;
+        } else if (!strcmp(argv[i], "--queue") && i + 1 < argc) {
+            a->queue = argv[++i];
+            a->flags |= FAILED_QUEUE;
+        } else if (!strcmp(argv[i], "--older-than") && i + 1 < argc) {
+            a->older = argv[++i];
+            a->flags |= FAILED_OLDER;
+        } else if (argv[i][0] == '-' || pos == 2) {
+            fprintf(stderr, "zenith: failed: unexpected '%s'\n", argv[i]);
+            return -1;
+        } else if (pos++ == 0) {
+            a->action = argv[i];
+        } else {
+            a->jid = argv[i];
+        }
+    }
+    return 0;
+}
+
+/*
+ * An option the action does not read would be ignored, and "failed flush
+ * --older-than 7d" would then flush every dead job: refuse it instead.
+ * Returns 0, or -1 after saying which option does not apply.
+ */
+static int
+failed_check_flags(const struct failed_args *a)
+{
+    static const char *const names[] = {"--queue", "--all", "--older-than"};
+    const char *act = a->action;
+    unsigned ok = 0, bad;
+
+    if (!strcmp(act, "list") || !strcmp(act, "flush"))
+        ok = FAILED_QUEUE;
+    else if (!strcmp(act, "retry")) /* JID with --all: the usage says */
+        ok = a->jid ? FAILED_ALL : FAILED_ALL | FAILED_QUEUE;
+    else if (!strcmp(act, "prune"))
+        ok = FAILED_OLDER | FAILED_QUEUE;
+    else if (strcmp(act, "show") != 0 && strcmp(act, "forget") != 0)
+        return 0; /* an unknown action: the usage says more */
+    bad = a->flags & ~ok;
+    for (size_t k = 0; k < ZN_ARRAY_LEN(names); k++) {
+        if (bad & (1u << k)) {
+            fprintf(stderr, "zenith: failed %s%s: %s does not apply\n", act,
+                    a->jid ? " JID" : "", names[k]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int
 zn_cli_failed(int argc, char **argv)
 {
     struct conn_opts o;
-    const char *queue = NULL, *jid = NULL, *older = NULL;
-    bool all = false;
+    struct failed_args a;
+    bool all;
     int64_t ms = -1;
-    int pos = 0;
-    char *args[2] = {NULL, NULL};
 
     if (wants_help(argc, argv)) {
         failed_usage(stdout);
         return 0;
     }
     argc = take_conn_flags(argc, argv, &o);
-    if (argc < 0)
+    if (argc < 0 || failed_parse(argc, argv, &a) < 0)
         return EXIT_USAGE;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--all")) {
-            all = true;
-        } else if (!strcmp(argv[i], "--queue") && i + 1 < argc) {
-            queue = argv[++i];
-        } else if (!strcmp(argv[i], "--older-than") && i + 1 < argc) {
-            older = argv[++i];
-        } else if (argv[i][0] == '-' || pos == 2) {
-            fprintf(stderr, "zenith: failed: unexpected '%s'\n", argv[i]);
-            return EXIT_USAGE;
-        } else {
-            args[pos++] = argv[i];
-        }
-    }
-    jid = args[1];
-    if (!args[0])
+    if (!a.action)
         goto usage;
-    if (!strcmp(args[0], "list") && !jid)
-        return failed_list(&o, queue);
-    if (!strcmp(args[0], "show") && jid)
-        return failed_get(&o, jid, true);
-    if (!strcmp(args[0], "retry") && (jid != NULL) != all)
-        return jid && failed_get(&o, jid, false) ? 1
-               : mutate(&o, "requeue", jid, queue, -1);
-    if (!strcmp(args[0], "forget") && jid)
-        return failed_get(&o, jid, false) ? 1
-               : mutate(&o, "discard", jid, NULL, -1);
-    if (!strcmp(args[0], "flush") && !jid)
-        return mutate(&o, "discard", NULL, queue, -1);
-    if (!strcmp(args[0], "prune") && !jid && older) {
-        if (zn_clock_parse_duration(older, &ms) < 0) {
+    if (failed_check_flags(&a) < 0)
+        return EXIT_USAGE;
+    all = a.flags & FAILED_ALL;
+    if (!strcmp(a.action, "list") && !a.jid)
+        return failed_list(&o, a.queue);
+    if (!strcmp(a.action, "show") && a.jid)
+        return failed_get(&o, a.jid, true);
+    if (!strcmp(a.action, "retry") && (a.jid != NULL) != all)
+        return a.jid && failed_get(&o, a.jid, false) ? 1
+               : mutate(&o, "requeue", a.jid, a.queue, -1);
+    if (!strcmp(a.action, "forget") && a.jid)
+        return failed_get(&o, a.jid, false) ? 1
+               : mutate(&o, "discard", a.jid, NULL, -1);
+    if (!strcmp(a.action, "flush") && !a.jid)
+        return mutate(&o, "discard", NULL, a.queue, -1);
+    if (!strcmp(a.action, "prune") && !a.jid && a.older) {
+        if (zn_clock_parse_duration(a.older, &ms) < 0) {
             fprintf(stderr, "zenith: --older-than: '%s' is not a duration "
-                            "like 90s, 15m, 7d\n", older);
+                            "like 90s, 15m, 7d\n", a.older);
             return EXIT_USAGE;
         }
-        return mutate(&o, "discard", NULL, queue, ms / 1000);
+        return mutate(&o, "discard", NULL, a.queue, ms / 1000);
     }
 usage:
     failed_usage(stderr);

@@ -88,6 +88,9 @@ parse_int(const char *s, bool size_units, int64_t *out)
     char *end;
     long long v;
 
+    /* strtoll alone would take " 12", "+12" and "-1k" (an overflow). */
+    if (!((s[0] >= '0' && s[0] <= '9') || (s[0] == '-' && !size_units)))
+        return -1;
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno || end == s)
@@ -243,17 +246,32 @@ struct ini_ctx {
 
 /*
  * Debian's inih does not pass line numbers to the handler; reading the
- * lines for it lets errors name the line all the same.
+ * lines for it lets errors name the line all the same. inih would take
+ * the rest of a line longer than its buffer for a line of its own (and
+ * every later line number would be off by one), so such a line stops the
+ * file with an error of its own.
  */
 static char *
 read_line_cb(char *str, int num, void *stream)
 {
     struct ini_ctx *c = stream;
     char *line = fgets(str, num, c->fp);
+    size_t len;
+    int next;
 
-    if (line)
-        c->lineno++;
-    return line;
+    if (!line)
+        return NULL;
+    c->lineno++;
+    len = strlen(line);
+    if (len + 1 < (size_t)num || line[len - 1] == '\n')
+        return line;
+    next = getc(c->fp);
+    if (next == EOF || next == '\n')
+        return line; /* it just fitted */
+    zn_err_set(c->err, ZN_EINVAL, "%s:%d: line too long: the limit is %d "
+               "bytes", c->path, c->lineno, num - 1);
+    c->failed = 1;
+    return NULL;
 }
 
 static int
@@ -350,6 +368,19 @@ flag_to_name(const char *arg, char *out, size_t size, const char **value)
     return 0;
 }
 
+/* Rules between options, once every source has been applied. */
+static int
+check(const struct zn_config *cfg, struct zn_err *err)
+{
+    /* A job within max_payload must fit a PUSH line. */
+    if ((uint64_t)cfg->max_line < cfg->engine.limits.max_payload + 64)
+        return zn_err_set(err, ZN_EINVAL, "max_line (%lld) must exceed "
+                          "max_payload (%zu) by at least 64 bytes",
+                          (long long)cfg->max_line,
+                          cfg->engine.limits.max_payload);
+    return 0;
+}
+
 int
 zn_config_from_args(struct zn_config *cfg, int argc, char **argv,
                     struct zn_err *err)
@@ -361,7 +392,9 @@ zn_config_from_args(struct zn_config *cfg, int argc, char **argv,
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return 1;
-        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+        if (!strcmp(argv[i], "--config") && i + 1 >= argc)
+            return zn_err_set(err, ZN_EINVAL, "--config: missing value");
+        if (!strcmp(argv[i], "--config"))
             file = argv[++i];
         else if (!strncmp(argv[i], "--config=", 9))
             file = argv[i] + 9;
@@ -402,7 +435,7 @@ zn_config_from_args(struct zn_config *cfg, int argc, char **argv,
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return check(cfg, err);
 }
 
 void

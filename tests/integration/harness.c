@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -77,6 +78,29 @@ find_listening(struct zn_srv *s)
     return port;
 }
 
+/* Applies "NAME=VALUE" / "NAME" changes to the environment (a child's). */
+static void
+apply_env(const char *const *env)
+{
+    for (size_t i = 0; env && env[i]; i++) {
+        if (strchr(env[i], '='))
+            putenv((char *)env[i]);
+        else
+            unsetenv(env[i]);
+    }
+}
+
+void
+zn_srv_init_dir(struct zn_srv *s)
+{
+    if (s->dir[0])
+        return;
+    snprintf(s->dir, sizeof(s->dir), "/tmp/zn-test-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    snprintf(s->log, sizeof(s->log), "%s/server.log", s->dir);
+    snprintf(s->sock, sizeof(s->sock), "%s/zenith.sock", s->dir);
+}
+
 void
 zn_srv_start(struct zn_srv *s, const char *const *extra)
 {
@@ -85,12 +109,7 @@ zn_srv_start(struct zn_srv *s, const char *const *extra)
     struct stat st;
     int64_t deadline;
 
-    if (!s->dir[0]) {
-        snprintf(s->dir, sizeof(s->dir), "/tmp/zn-test-XXXXXX");
-        assert_non_null(mkdtemp(s->dir));
-        snprintf(s->log, sizeof(s->log), "%s/server.log", s->dir);
-        snprintf(s->sock, sizeof(s->sock), "%s/zenith.sock", s->dir);
-    }
+    zn_srv_init_dir(s);
     s->log_seen = stat(s->log, &st) == 0 ? st.st_size : 0;
     argv[argc++] = bin();
     argv[argc++] = "serve";
@@ -110,6 +129,7 @@ zn_srv_start(struct zn_srv *s, const char *const *extra)
         fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd < 0 || dup2(fd, 2) < 0)
             _exit(127);
+        apply_env(s->env);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -245,44 +265,111 @@ zn_srv_db_path(const struct zn_srv *s, char *out, size_t size)
     snprintf(out, size, "%s/zenith.db", s->dir);
 }
 
+/* One output stream of a child, read into a growing buffer. */
+struct capture {
+    int fd;      /* -1 once at EOF */
+    char *buf;
+    size_t len, cap;
+};
+
+static void
+capture_read(struct capture *c)
+{
+    ssize_t n;
+
+    if (c->len + 1 >= c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4096;
+        c->buf = realloc(c->buf, c->cap);
+        assert_non_null(c->buf);
+    }
+    n = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
+    if (n > 0) {
+        c->len += (size_t)n;
+    } else if (n == 0 || errno != EINTR) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+/* The captured text (caller frees) into *out, or dropped when out is NULL. */
+static void
+capture_take(struct capture *c, char **out)
+{
+    if (!c->buf)
+        c->buf = calloc(1, 1);
+    assert_non_null(c->buf);
+    c->buf[c->len] = '\0';
+    if (out)
+        *out = c->buf;
+    else
+        free(c->buf);
+}
+
 int
-zn_run_cli(const char *const *args, char **out)
+zn_run_cli_env(const char *const *env, const char *const *args, char **out,
+               char **err)
 {
     const char *argv[64];
-    int argc = 0, pipefd[2], status;
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
+    struct capture cap[2] = {{.fd = -1}, {.fd = -1}};
+    int argc = 0, pipes[2][2], status;
+    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(10000);
+    bool killed = false;
     pid_t pid;
-    ssize_t n;
 
     argv[argc++] = bin();
     for (int i = 0; args[i] && argc < 63; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
-    assert_int_equal(pipe(pipefd), 0);
+    for (int k = 0; k < 2; k++)
+        if (k == 0 || err)
+            assert_int_equal(pipe(pipes[k]), 0);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        dup2(pipefd[1], 1);
-        close(pipefd[0]);
-        close(pipefd[1]);
+        apply_env(env);
+        for (int k = 0; k < 2; k++) {
+            if (k == 1 && !err)
+                break;
+            dup2(pipes[k][1], k + 1);
+            close(pipes[k][0]);
+            close(pipes[k][1]);
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
-    close(pipefd[1]);
-    while ((n = read(pipefd[0], buf + len, cap - len - 1)) > 0) {
-        len += (size_t)n;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
+    for (int k = 0; k < 2; k++) {
+        if (k == 1 && !err)
+            break;
+        close(pipes[k][1]);
+        cap[k].fd = pipes[k][0];
     }
-    close(pipefd[0]);
-    buf[len] = '\0';
+    while (cap[0].fd >= 0 || cap[1].fd >= 0) {
+        struct pollfd pfd[2] = {{.fd = cap[0].fd, .events = POLLIN},
+                                {.fd = cap[1].fd, .events = POLLIN}};
+        int64_t left = deadline - zn_clock_mono_ms();
+        int n = poll(pfd, 2, killed ? -1 : (int)(left > 0 ? left : 0));
+
+        if (n == 0 && !killed) {
+            fprintf(stderr, "zenith %s: still running after the timeout: "
+                    "killed\n", args[0] ? args[0] : "");
+            kill(pid, SIGKILL);
+            killed = true;
+        }
+        for (int k = 0; n > 0 && k < 2; k++)
+            if (pfd[k].revents)
+                capture_read(&cap[k]);
+    }
+    capture_take(&cap[0], out);
+    if (err)
+        capture_take(&cap[1], err);
     waitpid(pid, &status, 0);
-    if (out)
-        *out = buf;
-    else
-        free(buf);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int
+zn_run_cli(const char *const *args, char **out)
+{
+    return zn_run_cli_env(NULL, args, out, NULL);
 }
 
 int
@@ -299,4 +386,106 @@ zn_test_connect_raw(int port)
         return -1;
     }
     return fd;
+}
+
+void
+zn_child_start(struct zn_child *c, const char *log, const char *const *args)
+{
+    const char *argv[64];
+    int argc = 0, fd;
+
+    snprintf(c->log, sizeof(c->log), "%s", log);
+    argv[argc++] = bin();
+    for (int i = 0; args[i] && argc < 63; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    c->pid = fork();
+    assert_true(c->pid >= 0);
+    if (c->pid == 0) {
+        fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd < 0 || dup2(fd, 2) < 0)
+            _exit(127);
+        fd = open("/dev/null", O_WRONLY);
+        if (fd < 0 || dup2(fd, 1) < 0)
+            _exit(127);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+}
+
+int
+zn_child_wait(struct zn_child *c, int64_t timeout_ms)
+{
+    int64_t deadline = zn_clock_mono_ms() + timeout_ms;
+    int status;
+
+    if (c->pid <= 0)
+        return -1;
+    for (;;) {
+        pid_t r = waitpid(c->pid, &status, WNOHANG);
+
+        if (r == c->pid)
+            break;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (zn_clock_mono_ms() > deadline)
+            return -1;
+        pause_ms(5);
+    }
+    c->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int
+zn_child_stop(struct zn_child *c)
+{
+    int rc;
+
+    if (c->pid <= 0)
+        return -1;
+    kill(c->pid, SIGTERM);
+    rc = zn_child_wait(c, zn_test_ms(10000));
+    if (c->pid > 0) {
+        kill(c->pid, SIGKILL);
+        waitpid(c->pid, NULL, 0);
+        c->pid = 0;
+    }
+    return rc;
+}
+
+bool
+zn_child_log_wait(const struct zn_child *c, const char *text,
+                  int64_t timeout_ms)
+{
+    int64_t deadline = zn_clock_mono_ms() + timeout_ms;
+    char line[4096];
+
+    for (;;) {
+        FILE *fp = fopen(c->log, "r");
+        bool found = false;
+
+        while (fp && !found && fgets(line, sizeof(line), fp))
+            found = strstr(line, text) != NULL;
+        if (fp)
+            fclose(fp);
+        if (found)
+            return true;
+        if (zn_clock_mono_ms() > deadline)
+            return false;
+        pause_ms(5);
+    }
+}
+
+void
+zn_child_dump_log(const struct zn_child *c)
+{
+    FILE *fp = fopen(c->log, "r");
+    char line[4096];
+
+    fprintf(stderr, "---- log %s ----\n", c->log);
+    while (fp && fgets(line, sizeof(line), fp))
+        fputs(line, stderr);
+    if (fp)
+        fclose(fp);
+    fprintf(stderr, "---- end of log ----\n");
 }

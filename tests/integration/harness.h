@@ -23,10 +23,21 @@ struct zn_srv {
     char sock[PATH_MAX]; /* Unix socket */
     int port;
     off_t log_seen;      /* log bytes before the current run */
+    /*
+     * Environment changes for the server: "NAME=VALUE" sets, "NAME"
+     * unsets; NULL-terminated, or NULL for none. Borrowed.
+     */
+    const char *const *env;
 };
 
 /* base_ms scaled by ZN_TEST_TIMEOUT_MULT (default 1). */
 int64_t zn_test_ms(int64_t base_ms);
+
+/*
+ * Gives s a fresh data directory (mkdtemp) unless it has one, and sets
+ * its log and socket paths; zn_srv_cleanup removes it.
+ */
+void zn_srv_init_dir(struct zn_srv *s);
 
 /*
  * Starts the server with extra arguments (NULL-terminated, may be NULL):
@@ -69,5 +80,44 @@ int zn_test_connect_raw(int port);
 
 /* Runs `zenith ARGS...` with stdout captured; returns exit status. */
 int zn_run_cli(const char *const *args, char **out);
+
+/* A `zenith` process other than the server, e.g. `zenith work`. */
+struct zn_child {
+    pid_t pid;             /* 0 once reaped */
+    char log[PATH_MAX];    /* its stderr, appended */
+};
+
+/*
+ * Starts `zenith ARGS...` (args NULL-terminated) in the background with
+ * its stderr appended to log and stdout on /dev/null.
+ */
+void zn_child_start(struct zn_child *c, const char *log,
+                    const char *const *args);
+
+/*
+ * Waits up to timeout_ms (already scaled by the caller) for the child to
+ * exit; returns its exit status (128 + signal when killed), or -1 when it
+ * still runs.
+ */
+int zn_child_wait(struct zn_child *c, int64_t timeout_ms);
+
+/* SIGTERM, then SIGKILL after a timeout; the exit status. No-op: -1. */
+int zn_child_stop(struct zn_child *c);
+
+/* Polls the child's log for a line containing text; true once there. */
+bool zn_child_log_wait(const struct zn_child *c, const char *text,
+                       int64_t timeout_ms);
+
+/* Prints the child's log (on failure). */
+void zn_child_dump_log(const struct zn_child *c);
+
+/*
+ * Runs `zenith ARGS...` with env applied as struct zn_srv's env says.
+ * *out gets stdout and *err stderr (malloc'd; either may be NULL: stdout
+ * is then dropped, stderr left on the test's). A run that outlasts the
+ * timeout is killed (status 128 + SIGKILL). Returns the exit status.
+ */
+int zn_run_cli_env(const char *const *env, const char *const *args,
+                   char **out, char **err);
 
 #endif
