@@ -1,0 +1,116 @@
+# bench/table.awk - prints bench/run's table from its results file, whose
+# lines are "PEER MODE KEY VALUE" (PEER: zenith, beanstalkd or machine).
+# Variables from bench/run: jobs, fs, cpus, kernel.
+
+function commas(s,    out) {
+    out = ""
+    while (length(s) > 3) {
+        out = "," substr(s, length(s) - 2) out
+        s = substr(s, 1, length(s) - 3)
+    }
+    return s out
+}
+
+# Thousands separators for the integer part of n printed with fmt.
+function num(n, fmt,    s, i) {
+    if (n == "")
+        return "-"
+    s = sprintf(fmt, n)
+    i = index(s, ".")
+    return i ? commas(substr(s, 1, i - 1)) substr(s, i) : commas(s)
+}
+
+# One row: label, unit, key, printf format, scale, which way is better.
+function row(mode, label, unit, key, fmt, scale, better, info,
+             z, b, r, mark) {
+    z = V["zenith", mode, key]
+    b = V["beanstalkd", mode, key]
+    if (z != "")
+        z = z / scale
+    if (b != "")
+        b = b / scale
+    r = (z != "" && b != "" && b > 0) ? z / b : ""
+    mark = ""
+    if (r != "" && !info)
+        mark = (better == "higher" ? r >= 1 : r <= 1) ? "ok" : "BEHIND"
+    if (info)
+        mark = "(info)"
+    printf "  %-36s %-6s %10s %11s %6s  %-6s  %s\n", label, unit,
+           num(z, fmt), num(b, fmt), r == "" ? "-" : sprintf("%.2f", r),
+           better, mark
+}
+
+function pair(mode, zdesc, bdesc,    bound, p50) {
+    printf "\ndurability %s\n  zenith --durability %s: %s\n" \
+           "  beanstalkd %s\n", mode, mode, zdesc, bdesc
+    printf "  %-36s %-6s %10s %11s %6s  %-6s\n", "", "unit", "zenith",
+           "beanstalkd", "z/b", "better"
+    row(mode, "push, 1 producer", "jobs/s", "push1.rate", "%.0f", 1, "higher")
+    row(mode, "push, 8 producers", "jobs/s", "push8.rate", "%.0f", 1, "higher")
+    row(mode, "push, batches of 1,000 (a)", "jobs/s", "pushb.rate", "%.0f", 1,
+        "higher")
+    row(mode, "drain, 4 consumers, after push1 (b)", "jobs/s",
+        "drain4.push1.rate", "%.0f", 1, "higher")
+    row(mode, "drain, 4 consumers, after push8 (b)", "jobs/s",
+        "drain4.push8.rate", "%.0f", 1, "higher")
+    row(mode, "drain, 4 consumers, after pushb (b)", "jobs/s",
+        "drain4.pushb.rate", "%.0f", 1, "higher")
+    row(mode, "push->fetch latency p50 (c)", "us", "latency.p50_us", "%.0f", 1,
+        "lower")
+    row(mode, "push->fetch latency p99 (c)", "us", "latency.p99_us", "%.0f", 1,
+        "lower")
+    row(mode, "server peak RSS (VmHWM)", "MiB", "rss_kb", "%.1f", 1024,
+        "lower")
+    row(mode, "server CPU time, whole run", "s", "cpu_s", "%.2f", 1, "lower",
+        1)
+    if (mode != "full")
+        return
+    p50 = V["machine", "-", "fsync.overwrite_fdatasync_p50_us"]
+    if (p50 <= 0)
+        return
+    bound = 1e6 / p50
+    printf "  one fsync per job bounds push, 1 producer at 1e6 / %.0f us = " \
+           "%s jobs/s:\n    zenith reaches %.0f%% of it (%.0f us per push), " \
+           "beanstalkd %.0f%% (%.0f us per put)\n", p50, num(bound, "%.0f"),
+           100 * V["zenith", mode, "push1.rate"] / bound,
+           1e6 / V["zenith", mode, "push1.rate"],
+           100 * V["beanstalkd", mode, "push1.rate"] / bound,
+           1e6 / V["beanstalkd", mode, "push1.rate"]
+}
+
+{ V[$1, $2, $3] = $4 }
+
+END {
+    printf "zenith beside beanstalkd 1.12: %s no-op jobs per scenario, " \
+           "%s CPUs, Linux %s\n", num(jobs, "%.0f"), cpus, kernel
+    printf "\nfsync on the data directories' file system, %s: " \
+           "4 KiB write + sync, p50 (p99) of %s\n", fs,
+           V["machine", "-", "fsync.ops"]
+    printf "  in place:  fdatasync %s us (%s), fsync %s us (%s)\n",
+           num(V["machine", "-", "fsync.overwrite_fdatasync_p50_us"], "%.0f"),
+           num(V["machine", "-", "fsync.overwrite_fdatasync_p99_us"], "%.0f"),
+           num(V["machine", "-", "fsync.overwrite_fsync_p50_us"], "%.0f"),
+           num(V["machine", "-", "fsync.overwrite_fsync_p99_us"], "%.0f")
+    printf "  appending: fdatasync %s us (%s), fsync %s us (%s)\n",
+           num(V["machine", "-", "fsync.append_fdatasync_p50_us"], "%.0f"),
+           num(V["machine", "-", "fsync.append_fdatasync_p99_us"], "%.0f"),
+           num(V["machine", "-", "fsync.append_fsync_p50_us"], "%.0f"),
+           num(V["machine", "-", "fsync.append_fsync_p99_us"], "%.0f")
+    pair("full", "fsync before OK", "-b DIR -f 0: fsync on every write")
+    pair("fast", "fsync at checkpoints",
+         "-b DIR: fsync at most every 50 ms")
+    print ""
+    print "z/b = zenith / beanstalkd. ok: zenith at least equal; BEHIND: " \
+          "zenith worse."
+    print "(a) zenith: one PUSHB of 1,000 jobs per request. beanstalkd has " \
+          "no batch command:"
+    print "    1,000 puts are pipelined in one write, then the 1,000 " \
+          "replies are read."
+    print "(b) 4 connections FETCH+ACK (beanstalkd: reserve+delete) the " \
+          "jobs the push left;"
+    print "    the clock stops at the last ACK (delete)."
+    print "(c) 1,000 sequential jobs on an idle server: a consumer waits in " \
+          "FETCH (reserve),"
+    print "    the producer pushes a job that carries its push time; " \
+          "measured to its arrival."
+}
