@@ -25,4 +25,12 @@
 
 #define ZN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/*
+ * Linux lets a process adopt the orphans of its descendants (a "child
+ * subreaper"), so a worker can reap what its exec children leave behind.
+ */
+#ifdef __linux__
+#define HAVE_CHILD_SUBREAPER 1
+#endif
+
 #endif

@@ -14,6 +14,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"serve", zn_cli_serve, "run the server (FWP, engine, store)"},
+    {"work", zn_cli_work, "fetch and run jobs (a worker process)"},
     {"push", zn_cli_push, "push a job and print its jid"},
     {"status", zn_cli_status, "queues and their jobs by state"},
     {"failed", zn_cli_failed, "list, show, retry, forget, flush, prune dead jobs"},

@@ -10,6 +10,7 @@
 
 int zn_cli_serve(int argc, char **argv);
 int zn_cli_migrate(int argc, char **argv);
+int zn_cli_work(int argc, char **argv);
 int zn_cli_push(int argc, char **argv);
 int zn_cli_status(int argc, char **argv);
 int zn_cli_failed(int argc, char **argv);

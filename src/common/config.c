@@ -281,6 +281,9 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
     char where[300];
 
     snprintf(where, sizeof(where), "%s:%d", c->path, c->lineno);
+    /* [job "NAME"] belongs to zenith work's handler registry (jobconf.c). */
+    if (!strncmp(section, "job ", 4) || !strncmp(section, "job\"", 4))
+        return 1;
     if (strcmp(section, "") != 0 && strcmp(section, "server") != 0) {
         zn_err_set(c->err, ZN_EINVAL, "%s: unknown section '%s'", where,
                    section);

@@ -1,0 +1,52 @@
+/*
+ * worker.h - `zenith work`: a Faktory consumer that runs one job at a
+ * time. It fetches from its queues in strict order, runs the handler of
+ * the job's jobtype (handler.h), and ACKs or FAILs.
+ *
+ * Two threads, two connections under one wid. The main thread fetches and
+ * runs jobs. A second thread sends BEAT every 15 s on its own connection,
+ * so a long job never misses a beat; it also receives the worker's
+ * signals and is the watchdog: it fails a built-in job that runs past its
+ * deadline (FAIL "timeout" on its own connection, then _exit(3): the
+ * stuck thread cannot be stopped, the process is replaced) and a job that
+ * ignores a terminate request for 25 s (FAIL "terminated", _exit(0)).
+ *
+ * quiet (BEAT reply or SIGTSTP): finish the current job, fetch no more,
+ * exit 0. terminate (BEAT reply, SIGTERM or SIGINT): handlers are told to
+ * stop through a cancel fd; the running job is FAILed "terminated" and
+ * the worker exits 0. A job that arrives after terminate is not started:
+ * closing the connections hands it out again at once.
+ */
+#ifndef ZN_WORKER_WORKER_H
+#define ZN_WORKER_WORKER_H
+
+#include "compat.h"
+
+#include "common/err.h"
+#include "worker/handler.h"
+
+#define ZN_WORKER_BEAT_MS 15000
+#define ZN_WORKER_TERM_GRACE_MS 25000
+#define ZN_WORKER_EXIT_TIMEOUT 3    /* status after the watchdog fired */
+
+struct zn_worker_opts {
+    const char *server;             /* see zn_fwp_parse_addr */
+    const char *password;           /* NULL or "" = none */
+    const char *wid;                /* NULL = random hex */
+    const char *const *queues;      /* fetched in this order */
+    size_t nqueues;
+    int64_t max_jobs;               /* exit 0 after this many; 0 = no limit */
+    const struct zn_handler_registry *handlers;
+};
+
+/*
+ * Runs the worker until it is told to stop, has run max_jobs, or loses the
+ * server. Installs handlers for SIGTERM, SIGINT and SIGTSTP and ignores
+ * SIGPIPE while it runs (the previous dispositions are restored). Returns
+ * 0 after a clean stop, or a negative code with err ("cannot connect to
+ * 'x': ...", a connection lost). May end the process itself with
+ * _exit(ZN_WORKER_EXIT_TIMEOUT) or _exit(0) when the watchdog fires.
+ */
+int zn_worker_run(const struct zn_worker_opts *o, struct zn_err *err);
+
+#endif
