@@ -542,7 +542,7 @@ fetch_try(struct conn *c)
             .cpu_ms = -1, .rss_kb = -1,
         };
 
-        zn_engine_fail(c->srv->engine, job->jid, &f, &err);
+        zn_engine_fail(c->srv->engine, job->jid, NULL, &f, &err);
         reply_err(c, "FETCH: the next job could not be read; it was failed");
     }
     ZN_LOG(ZN_DEBUG, "job.fetched", ZN_STR("jid", job->jid),
@@ -606,7 +606,8 @@ cmd_ack(struct conn *c, const struct zn_fwp_cmd *cmd)
     struct zn_err err;
 
     if (zn_fwp_parse_ack(cmd->arg, cmd->arg_len, jid, &err) < 0 ||
-        zn_engine_ack(c->srv->engine, jid, &err) < 0) {
+        zn_engine_ack(c->srv->engine, jid, c->worker ? c->worker->wid : NULL,
+                      &err) < 0) {
         reply_err(c, err.msg);
         return;
     }
@@ -629,7 +630,8 @@ cmd_fail(struct conn *c, const struct zn_fwp_cmd *cmd)
     ef.errtype = f.errtype ? f.errtype : "unknown";
     ef.message = f.message;
     ef.backtrace = f.backtrace;
-    if (zn_engine_fail(c->srv->engine, f.jid, &ef, &err) < 0)
+    if (zn_engine_fail(c->srv->engine, f.jid,
+                       c->worker ? c->worker->wid : NULL, &ef, &err) < 0)
         reply_err(c, err.msg);
     else
         reply_ok(c);

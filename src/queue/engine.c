@@ -252,10 +252,12 @@ zn_engine_fetch(struct zn_engine *e, const char *const *queues, size_t nq,
 }
 
 int
-zn_engine_ack(struct zn_engine *e, const char *jid, struct zn_err *err)
+zn_engine_ack(struct zn_engine *e, const char *jid, const char *wid,
+              struct zn_err *err)
 {
     struct zn_store_outcome o = {
         .next = ZN_STATE_DONE, .outcome = "ok", .cpu_ms = -1, .rss_kb = -1,
+        .worker = wid,
     };
     int rc = begin(e, err);
 
@@ -325,12 +327,15 @@ get_working(struct zn_engine *e, const char *jid, struct zn_job **out,
 }
 
 int
-zn_engine_fail(struct zn_engine *e, const char *jid,
+zn_engine_fail(struct zn_engine *e, const char *jid, const char *wid,
                const struct zn_engine_failure *f, struct zn_err *err)
 {
     struct zn_job *job = NULL;
     int rc = get_working(e, jid, &job, err);
 
+    if (rc == 0 && wid && (!job->worker || strcmp(job->worker, wid) != 0))
+        rc = zn_err_set(err, ZN_ESTATE, "job '%s' is leased to another "
+                        "worker now", jid);
     if (rc == 0)
         rc = fail_job(e, job, f, err);
     zn_job_free(job);

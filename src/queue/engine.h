@@ -87,9 +87,11 @@ int zn_engine_fetch(struct zn_engine *e, const char *const *queues, size_t nq,
 
 /*
  * Marks a working job done. ZN_ENOTFOUND when no such job is working
- * (done, expired or never there).
+ * (done, expired or never there); with wid set, ZN_ESTATE when another
+ * worker holds it now. wid NULL accepts any (a producer's ACK).
  */
-int zn_engine_ack(struct zn_engine *e, const char *jid, struct zn_err *err);
+int zn_engine_ack(struct zn_engine *e, const char *jid, const char *wid,
+                  struct zn_err *err);
 
 struct zn_engine_failure {
     const char *outcome;   /* attempt record: "failed", "lease expired", ... */
@@ -106,9 +108,10 @@ struct zn_engine_failure {
  * with tries left the job goes to RETRY after backoff[failures] (or back
  * to ENQUEUED at once when f->at_once); when its tries are used up, or
  * retry is -1 or 0, it goes to DEAD with its error. ZN_ENOTFOUND when
- * there is no such job, ZN_ESTATE when it is not working.
+ * there is no such job, ZN_ESTATE when it is not working or (wid set)
+ * another worker holds it.
  */
-int zn_engine_fail(struct zn_engine *e, const char *jid,
+int zn_engine_fail(struct zn_engine *e, const char *jid, const char *wid,
                    const struct zn_engine_failure *f, struct zn_err *err);
 
 /*

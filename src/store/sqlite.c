@@ -207,7 +207,8 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
         " started_at, ended_at, cpu_ms, rss_kb)"
         " VALUES (?1, ?2, ?3, ?4, 0, -1, -1)",
     [ZN__SQLITE_WORKING] =
-        "SELECT seq, attempts, queue FROM jobs WHERE jid = ?1 AND state = 2",
+        "SELECT seq, attempts, queue, worker FROM jobs"
+        " WHERE jid = ?1 AND state = 2",
     [ZN__SQLITE_FINISH_OK] =
         "UPDATE jobs SET state = 5, next_at = 0,"
         " lease_until = 0, worker = NULL, updated_at = ?2"
@@ -907,8 +908,8 @@ outcome_valid(const struct zn_store_outcome *o)
 /* The seq, running attempt and queue (ZN_QUEUE_NAME_MAX + 1 bytes) of a
  * working job. */
 static int
-working(struct zn__sqlite *s, const char *jid, int64_t *seq, int *n,
-        char *queue, struct zn_err *err)
+working(struct zn__sqlite *s, const char *jid, const char *worker,
+        int64_t *seq, int *n, char *queue, struct zn_err *err)
 {
     sqlite3_stmt *q = s->stmt[ZN__SQLITE_WORKING];
     const unsigned char *name;
@@ -926,6 +927,11 @@ working(struct zn__sqlite *s, const char *jid, int64_t *seq, int *n,
             rc = zn_err_set(err, ZN_EIO, "cannot read job %lld from '%s': "
                             "column 'queue' is not a queue name",
                             (long long)*seq, s->path);
+        name = sqlite3_column_text(q, 3);
+        if (rc >= 0 && worker &&
+            (!name || strcmp((const char *)name, worker) != 0))
+            rc = zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its "
+                            "lease passed to another worker", jid);
     } else if (rc == SQLITE_DONE) {
         rc = zn_err_set(err, ZN_ENOTFOUND, "cannot finish job '%s': no such "
                         "working job", jid);
@@ -996,7 +1002,7 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
         rc = zn__sqlite_tx_open(s, &tx, "finish a job in", err);
     if (rc < 0)
         return rc;
-    rc = working(s, jid, &seq, &n, queue, err);
+    rc = working(s, jid, o->worker, &seq, &n, queue, err);
     if (rc == 0)
         rc = finish_job(s, seq, now, o, err);
     if (rc == 0)

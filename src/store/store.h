@@ -67,6 +67,7 @@ struct zn_store_outcome {
     int64_t cpu_ms;          /* -1 unknown */
     int64_t rss_kb;          /* -1 unknown */
     bool quarantined;        /* DEAD because it killed its workers */
+    const char *worker;      /* not NULL: only if leased to this worker */
 };
 
 struct zn_attempt {
@@ -136,8 +137,10 @@ struct zn_store_ops {
 
     /*
      * Ends the running attempt of a WORKING job and moves it to o->next
-     * (DONE for an ack). ZN_ENOTFOUND if no such job is working. Bumps
-     * the processed or failed counter.
+     * (DONE for an ack). ZN_ENOTFOUND if no such job is working; ZN_ESTATE
+     * when o->worker is set and another worker holds the lease (a late
+     * answer after the lease expired and the job moved on). Bumps the
+     * processed or failed counter.
      */
     int (*finish)(struct zn_store *st, const char *jid, int64_t now,
                   const struct zn_store_outcome *o, struct zn_err *err);

@@ -166,7 +166,7 @@ fail_it(struct fx *f, const char *jid)
                                    .rss_kb = -1};
     struct zn_err err;
 
-    if (zn_engine_fail(f->e, jid, &fl, &err) < 0)
+    if (zn_engine_fail(f->e, jid, NULL, &fl, &err) < 0)
         fail_msg("fail '%s': %s", jid, err.msg);
     assert_int_equal(zn_engine_commit(f->e, &err), 0);
 }
@@ -259,10 +259,10 @@ test_engine_ack_done_and_twice(void **state)
 
     push(f, make_job("a", "default", 5));
     free(fetch(f, "default"));
-    assert_int_equal(zn_engine_ack(f->e, "a", &err), 0);
+    assert_int_equal(zn_engine_ack(f->e, "a", NULL, &err), 0);
     assert_int_equal(state_of(f, "a"), ZN_STATE_DONE);
-    assert_int_equal(zn_engine_ack(f->e, "a", &err), ZN_ENOTFOUND);
-    assert_int_equal(zn_engine_ack(f->e, "missing", &err), ZN_ENOTFOUND);
+    assert_int_equal(zn_engine_ack(f->e, "a", NULL, &err), ZN_ENOTFOUND);
+    assert_int_equal(zn_engine_ack(f->e, "missing", NULL, &err), ZN_ENOTFOUND);
 }
 
 static void
@@ -370,7 +370,37 @@ test_engine_lease_expiry_records_attempt(void **state)
     assert_string_equal(a[0].outcome, "lease expired");
     zn_attempts_free(a, n);
     /* The late ACK of the expired lease is refused. */
-    assert_int_equal(zn_engine_ack(f->e, "l", &err), ZN_ENOTFOUND);
+    assert_int_equal(zn_engine_ack(f->e, "l", NULL, &err), ZN_ENOTFOUND);
+}
+
+static void
+test_engine_late_answer_of_old_lease_refused(void **state)
+{
+    struct fx *f = *state;
+    struct zn_engine_failure fl = {.outcome = "failed", .cpu_ms = -1,
+                                   .rss_kb = -1};
+    struct zn_job *job = make_job("late", "default", 5);
+    const char *queues[] = {"default"};
+    struct zn_err err;
+
+    job->reserve_for = 1;
+    job->backoff[0] = 0;
+    job->nbackoff = 1;
+    push(f, job);
+    expect_fetch(f, "default", "late");          /* leased to w1 */
+    f->now += 1000;
+    tick(f);                                    /* lease expired */
+    tick(f);                                    /* enqueued again */
+    job = NULL;
+    assert_int_equal(zn_engine_fetch(f->e, queues, 1, "w2", &job, &err), 0);
+    assert_non_null(job);
+    zn_job_free(job);
+    /* w1 answers late: refused, w2's attempt stands. */
+    assert_int_equal(zn_engine_ack(f->e, "late", "w1", &err), ZN_ESTATE);
+    assert_int_equal(zn_engine_fail(f->e, "late", "w1", &fl, &err), ZN_ESTATE);
+    assert_int_equal(state_of(f, "late"), ZN_STATE_WORKING);
+    assert_int_equal(zn_engine_ack(f->e, "late", "w2", &err), 0);
+    assert_int_equal(state_of(f, "late"), ZN_STATE_DONE);
 }
 
 static void
@@ -490,7 +520,7 @@ test_engine_prunes_done_and_dead(void **state)
     push(f, make_job("done1", "default", 5));
     push(f, d);
     expect_fetch(f, "default", "done1");
-    assert_int_equal(zn_engine_ack(f->e, "done1", &err), 0);
+    assert_int_equal(zn_engine_ack(f->e, "done1", NULL, &err), 0);
     expect_fetch(f, "default", "dead1");
     fail_it(f, "dead1");
     /* Done jobs are kept 60 min, dead ones 7 days. */
@@ -558,9 +588,9 @@ test_engine_fail_not_working(void **state)
     struct zn_err err;
 
     push(f, make_job("nw", "default", 5));
-    assert_int_equal(zn_engine_fail(f->e, "nw", &fl, &err), ZN_ESTATE);
+    assert_int_equal(zn_engine_fail(f->e, "nw", NULL, &fl, &err), ZN_ESTATE);
     assert_non_null(strstr(err.msg, "nw"));
-    assert_int_equal(zn_engine_fail(f->e, "none", &fl, &err), ZN_ENOTFOUND);
+    assert_int_equal(zn_engine_fail(f->e, "none", NULL, &fl, &err), ZN_ENOTFOUND);
 }
 
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -578,6 +608,7 @@ main(void)
         T(test_engine_backoff_last_value_repeats),
         T(test_engine_retry_minus_one_and_zero_go_dead),
         T(test_engine_lease_expiry_records_attempt),
+        T(test_engine_late_answer_of_old_lease_refused),
         T(test_engine_worker_gone_requeues_at_once),
         T(test_engine_worker_gone_counts_tries),
         T(test_engine_unique_for),
