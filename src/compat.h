@@ -33,4 +33,20 @@
 #define HAVE_CHILD_SUBREAPER 1
 #endif
 
+/*
+ * An address-space limit (RLIMIT_AS) breaks AddressSanitizer, which
+ * reserves terabytes of shadow memory: sanitizer builds run worker
+ * processes without one.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ADDRESS_LIMIT 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ADDRESS_LIMIT 0
+#endif
+#endif
+#ifndef HAVE_ADDRESS_LIMIT
+#define HAVE_ADDRESS_LIMIT 1
+#endif
+
 #endif

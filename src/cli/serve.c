@@ -5,6 +5,9 @@
  * The loop runs one libevent iteration at a time and then lets the FWP
  * server commit: every push that arrived in that iteration shares one
  * commit (group commit), and nothing is answered before it is durable.
+ *
+ * The supervisor's children are stopped first on shutdown, while the FWP
+ * server still runs: they FAIL (or finish) their jobs over it.
  */
 #include "compat.h"
 
@@ -26,6 +29,7 @@
 #include "common/log.h"
 #include "fwp/server.h"
 #include "store/sqlite.h"
+#include "supervisor/supervisor.h"
 
 #define SHUTDOWN_GRACE_MS 2000
 
@@ -35,6 +39,8 @@ struct serve {
     struct zn_store *store;
     struct zn_engine *engine;
     struct zn_fwp_server *fwp;
+    struct zn_supervisor_confs sups;
+    struct zn_supervisor *sup;
     struct event *sigterm, *sigint;
     int lock_fd;
     bool stopping;
@@ -169,6 +175,17 @@ serve_open(struct serve *sv, struct zn_err *err)
         return zn_err_set(err, ZN_ENOMEM, "cannot watch signals");
     evsignal_add(sv->sigterm, NULL);
     evsignal_add(sv->sigint, NULL);
+    if (sv->cfg.workers) {
+        struct zn_supervisor_opts so2 = {
+            .confs = &sv->sups, .server = sock,
+            .password = sv->cfg.password, .config = sv->cfg.file,
+        };
+
+        rc = zn_supervisor_new(sv->base, sv->engine, sv->fwp, &so2,
+                               &sv->sup, err);
+        if (rc < 0)
+            return rc;
+    }
     ZN_LOG(ZN_INFO, "server.listening", ZN_STR("fwp", sv->cfg.fwp),
            ZN_INT("port", zn_fwp_server_port(sv->fwp)),
            ZN_STR("unix", sock), ZN_STR("db", path),
@@ -183,6 +200,8 @@ serve_close(struct serve *sv)
 {
     struct zn_err err;
 
+    zn_supervisor_free(sv->sup);
+    zn_supervisor_confs_release(&sv->sups);
     /* Closing connections releases the jobs their workers held. */
     zn_fwp_server_free(sv->fwp);
     if (sv->engine && zn_engine_commit(sv->engine, &err) < 0)
@@ -215,8 +234,16 @@ zn_cli_serve(int argc, char **argv)
         zn_config_release(&sv.cfg);
         return rc;
     }
+    if (sv.cfg.workers &&
+        zn_supervisor_conf_load(&sv.sups, sv.cfg.file, &err) < 0) {
+        fprintf(stderr, "zenith: %s\n", err.msg);
+        zn_config_release(&sv.cfg);
+        return err.code == ZN_ENOMEM ? 1 : 2;
+    }
     if (sodium_init() < 0) {
         fprintf(stderr, "zenith: cannot initialise libsodium\n");
+        zn_supervisor_confs_release(&sv.sups);
+        zn_config_release(&sv.cfg);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -230,6 +257,15 @@ zn_cli_serve(int argc, char **argv)
     while (!sv.stopping) {
         event_base_loop(sv.base, EVLOOP_ONCE | (more ? EVLOOP_NONBLOCK : 0));
         more = zn_fwp_server_flush(sv.fwp);
+    }
+    /*
+     * Children first: they end their jobs over their connections, which
+     * the server keeps serving until the last child is reaped.
+     */
+    zn_supervisor_stop(sv.sup);
+    while (zn_supervisor_running(sv.sup) > 0) {
+        event_base_loop(sv.base, EVLOOP_ONCE);
+        zn_fwp_server_flush(sv.fwp);
     }
     /*
      * Stop accepting, run no more commands, commit, and give the replies

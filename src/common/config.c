@@ -55,7 +55,8 @@ static const struct option_def options[] = {
     {"log_level", OPT_LOGLEVEL, OFF(log_level), "info", 0, 0, false,
      "debug, info, warn or error"},
     {"workers", OPT_BOOL, OFF(workers), "true", 0, 0, false,
-     "run the supervisor's worker processes (none in this release yet)"},
+     "run the supervisor's worker processes ([supervisor \"NAME\"] "
+     "blocks)"},
     {"max_line", OPT_SIZE, OFF(max_line), "16m", 1024, 1LL << 30, false,
      "longest FWP command line, in bytes (PUSHB carries many jobs)"},
     {"max_payload", OPT_SIZE, OFF(engine.limits.max_payload), "1m", 64,
@@ -233,6 +234,8 @@ zn_config_release(struct zn_config *cfg)
             *p = NULL;
         }
     }
+    free(cfg->file);
+    cfg->file = NULL;
 }
 
 struct ini_ctx {
@@ -283,6 +286,10 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
     snprintf(where, sizeof(where), "%s:%d", c->path, c->lineno);
     /* [job "NAME"] belongs to zenith work's handler registry (jobconf.c). */
     if (!strncmp(section, "job ", 4) || !strncmp(section, "job\"", 4))
+        return 1;
+    /* [supervisor "NAME"] is read by supervisor/conf.c. */
+    if (!strncmp(section, "supervisor", 10) &&
+        (section[10] == ' ' || section[10] == '\t' || section[10] == '"'))
         return 1;
     if (strcmp(section, "") != 0 && strcmp(section, "server") != 0) {
         zn_err_set(c->err, ZN_EINVAL, "%s: unknown section '%s'", where,
@@ -403,6 +410,9 @@ zn_config_from_args(struct zn_config *cfg, int argc, char **argv,
             file = argv[i] + 9;
     }
     if (file) {
+        cfg->file = strdup(file);
+        if (!cfg->file)
+            return zn_err_set(err, ZN_ENOMEM, "out of memory");
         rc = zn_config_load_file(cfg, file, err);
         if (rc < 0)
             return rc;

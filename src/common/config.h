@@ -29,6 +29,7 @@ struct zn_config {
     int log_level;         /* enum zn_log_level */
     bool workers;          /* run the supervisor's workers */
     int64_t max_line;      /* bytes of one FWP command line */
+    char *file;            /* the --config file, NULL when none */
     struct zn_engine_config engine;
 };
 

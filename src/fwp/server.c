@@ -109,6 +109,8 @@ struct zn_fwp_server {
     bool closing_all;      /* freeing: keep the jobs workers hold */
     struct event *relisten;  /* re-enables accepting after an error */
     LIST_HEAD(, worker) workers;
+    zn_fwp_gone_cb *gone_cb;
+    void *gone_ctx;
     size_t nconns;
     int64_t started_at;
     uint64_t commands;
@@ -268,6 +270,7 @@ worker_detach(struct conn *c)
         .cpu_ms = -1, .rss_kb = -1, .at_once = true,
     };
     struct zn_err err;
+    bool deferred = false;
     size_t n = 0;
 
     c->worker = NULL;
@@ -275,14 +278,20 @@ worker_detach(struct conn *c)
         return;
     /*
      * On shutdown the worker is not gone: it keeps working its jobs and
-     * may ACK them after a restart; their leases cover the rest.
+     * may ACK them after a restart; their leases cover the rest. A
+     * supervised worker's jobs wait for the supervisor, which can tell
+     * how the process died (gone_cb).
      */
-    if (!c->srv->closing_all &&
+    if (c->srv->closing_all)
+        deferred = true;
+    else if (c->srv->gone_cb)
+        deferred = c->srv->gone_cb(c->srv->gone_ctx, w->wid);
+    if (!deferred &&
         zn_engine_release_worker(c->srv->engine, w->wid, &f, &n, &err) < 0)
         ZN_LOG(ZN_ERROR, "worker.release_failed", ZN_STR("wid", w->wid),
                ZN_STR("error", err.msg));
     ZN_LOG(ZN_INFO, "worker.gone", ZN_STR("wid", w->wid),
-           ZN_INT("jobs_released", n));
+           ZN_INT("jobs_released", n), ZN_BOOL("deferred", deferred));
     LIST_REMOVE(w, link);
     worker_free(w);
 }
@@ -303,6 +312,14 @@ zn_fwp_server_signal_workers(struct zn_fwp_server *s, const char *wid,
         n++;
     }
     return n;
+}
+
+void
+zn_fwp_server_set_gone_cb(struct zn_fwp_server *s, zn_fwp_gone_cb *cb,
+                          void *ctx)
+{
+    s->gone_cb = cb;
+    s->gone_ctx = ctx;
 }
 
 /* ---- connections ------------------------------------------------------ */

@@ -65,6 +65,19 @@ size_t zn_fwp_server_signal_workers(struct zn_fwp_server *s, const char *wid,
                                     const char *state);
 
 /*
+ * Asked when the last connection of worker wid closes, before the jobs it
+ * holds are released as "worker gone". Returning true takes that over:
+ * the callee (the supervisor, which learns how its child died) releases
+ * them itself, through the engine, later in the same loop. Not asked on
+ * zn_fwp_server_free.
+ */
+typedef bool zn_fwp_gone_cb(void *ctx, const char *wid);
+
+/* Sets (or with cb NULL, clears) the gone callback. */
+void zn_fwp_server_set_gone_cb(struct zn_fwp_server *s, zn_fwp_gone_cb *cb,
+                               void *ctx);
+
+/*
  * Closes every connection and listener and frees the server. The jobs
  * that connected workers hold stay theirs (a restart is not their death).
  */

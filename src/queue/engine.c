@@ -280,10 +280,11 @@ fail_job(struct zn_engine *e, const struct zn_job *job,
         .backtrace = f->backtrace,
         .cpu_ms = f->cpu_ms,
         .rss_kb = f->rss_kb,
+        .quarantined = f->quarantined,
     };
     int rc;
 
-    if (job->retry <= 0 || failures > job->retry) {
+    if (f->quarantined || job->retry <= 0 || failures > job->retry) {
         o.next = ZN_STATE_DEAD;
     } else if (f->at_once) {
         o.next = ZN_STATE_ENQUEUED;

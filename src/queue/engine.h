@@ -101,13 +101,15 @@ struct zn_engine_failure {
     int64_t cpu_ms;        /* -1 unknown */
     int64_t rss_kb;        /* -1 unknown */
     bool at_once;          /* requeue without backoff (worker gone) */
+    bool quarantined;      /* straight to DEAD, marked: it kills workers */
 };
 
 /*
  * Ends the attempt of a working job as failed and applies the retry rule:
  * with tries left the job goes to RETRY after backoff[failures] (or back
  * to ENQUEUED at once when f->at_once); when its tries are used up, or
- * retry is -1 or 0, it goes to DEAD with its error. ZN_ENOTFOUND when
+ * retry is -1 or 0, it goes to DEAD with its error; f->quarantined sends
+ * it to DEAD at once, marked quarantined. ZN_ENOTFOUND when
  * there is no such job, ZN_ESTATE when it is not working or (wid set)
  * another worker holds it.
  */

@@ -1,0 +1,677 @@
+/*
+ * supervisor.c - children of `zenith serve`: spawn, watch, attribute
+ * crashes, restart, stop.
+ *
+ * One flat array of struct child holds every slot of every block; a slot
+ * keeps its events for its whole life and gets a new process (and wid)
+ * each time it restarts. Invariant: child->pid is not 0 exactly while the
+ * process has not been reaped.
+ *
+ * Ordering of a death. A dying child closes its sockets and becomes a
+ * zombie together, so the FWP server may see the connections drop before
+ * or after the loop delivers SIGCHLD. The jobs must be FAILed with what
+ * killed the child, not released as "worker gone", so:
+ *  - the server asks gone_cb when a worker's last connection closes; for
+ *    a wid of a running child the answer is "mine": the jobs stay
+ *    WORKING, and a fallback timer (FALLBACK_MS) is armed;
+ *  - on reaping, the supervisor FAILs the jobs of the wid itself (with
+ *    the signal or exit status, or "worker gone" after a clean exit);
+ *  - when the fallback fires first (the child lives on without a
+ *    connection, or hangs on its way out), the jobs are released as
+ *    "worker gone" then, as the server would have done.
+ * Rejected: re-reading the jobs after the fact and rewriting their
+ * attempt records (the store has no such update, and the job may already
+ * run elsewhere); blocking waitpid in the gone path (a child that closed
+ * its connection may live on).
+ *
+ * Quarantine counts live in memory (CRASHES_MAX jids, oldest evicted): a
+ * server restart forgets them, so a job may crash up to quarantine_after
+ * more workers after one.
+ */
+#include "compat.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "fwp/proto.h"
+#include "supervisor/supervisor.h"
+
+#define FALLBACK_MS 5000          /* connection gone, process not reaped */
+#define FAST_DEATH_MS 10000       /* a child that dies sooner backs off */
+#define RESTART_DELAY_MAX_MS 60000
+#define CRASHES_MAX 256
+#define ARGV_MAX 16
+#define EXIT_WATCHDOG 3           /* zenith work: the job is FAILed already */
+
+extern char **environ;
+
+struct child {
+    struct zn_supervisor *sv;
+    const struct zn_supervisor_conf *conf;
+    int slot;                    /* 1.. inside its block */
+    unsigned generation;
+    pid_t pid;                   /* 0 = not running */
+    char wid[ZN_FWP_WID_MAX + 1];
+    int64_t started_ms;          /* monotonic */
+    int fast_deaths;             /* in a row, for the restart delay */
+    bool retiring;               /* asked to quit (max_time) */
+    struct event *restart;
+    struct event *fallback;
+    struct event *quit;          /* max_time */
+    struct event *kill;          /* grace after SIGTERM on shutdown */
+};
+
+struct crash {
+    char jid[ZN_JID_MAX + 1];
+    int n;
+};
+
+struct zn_supervisor {
+    struct event_base *base;
+    struct zn_engine *engine;
+    struct zn_fwp_server *fwp;
+    char exe[4096];
+    char *server;
+    char *config;
+    char **envp;                 /* environ's strings + our password one */
+    char *pw_env;                /* "ZENITH_PASSWORD=..." (owned, wiped) */
+    struct child *children;
+    size_t nchildren;
+    struct event *sigchld;
+    bool stopping;
+    struct crash crashes[CRASHES_MAX];
+    size_t crash_next;           /* ring position of the next new entry */
+};
+
+/* How a reaped child ended. */
+struct death {
+    int status;
+    char what[32];               /* "SIGSEGV", "exit 1", "exit 0" */
+    bool crash;                  /* its jobs get attribution */
+    int64_t cpu_ms;
+    int64_t rss_kb;
+};
+
+static void spawn(struct child *c);
+
+/* ---- names -------------------------------------------------------------- */
+
+static const char *
+signal_name(int sig)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {
+        {SIGSEGV, "SIGSEGV"}, {SIGKILL, "SIGKILL"}, {SIGABRT, "SIGABRT"},
+        {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGILL, "SIGILL"},
+        {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+        {SIGHUP, "SIGHUP"},   {SIGPIPE, "SIGPIPE"}, {SIGXCPU, "SIGXCPU"},
+        {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},   {SIGTRAP, "SIGTRAP"},
+        {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"}, {SIGALRM, "SIGALRM"},
+    };
+
+    for (size_t i = 0; i < ZN_ARRAY_LEN(names); i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    return NULL;
+}
+
+static void
+describe(int status, const struct rusage *ru, struct death *d)
+{
+    d->status = status;
+    d->cpu_ms = (int64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+                (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
+    d->rss_kb = ru->ru_maxrss; /* kilobytes on Linux */
+    if (WIFSIGNALED(status)) {
+        const char *name = signal_name(WTERMSIG(status));
+
+        if (name)
+            snprintf(d->what, sizeof(d->what), "%s", name);
+        else
+            snprintf(d->what, sizeof(d->what), "SIG%d", WTERMSIG(status));
+        d->crash = true;
+    } else {
+        snprintf(d->what, sizeof(d->what), "exit %d", WEXITSTATUS(status));
+        d->crash = WEXITSTATUS(status) != 0 &&
+                   WEXITSTATUS(status) != EXIT_WATCHDOG;
+    }
+}
+
+/* ---- crash counts and attribution ------------------------------------ */
+
+/* Counts one more worker killed by jid; returns the count. */
+static int
+count_crash(struct zn_supervisor *s, const char *jid)
+{
+    struct crash *slot;
+
+    for (size_t i = 0; i < CRASHES_MAX; i++)
+        if (s->crashes[i].n && strcmp(s->crashes[i].jid, jid) == 0)
+            return ++s->crashes[i].n;
+    slot = &s->crashes[s->crash_next];
+    s->crash_next = (s->crash_next + 1) % CRASHES_MAX;
+    snprintf(slot->jid, sizeof(slot->jid), "%s", jid);
+    slot->n = 1;
+    return 1;
+}
+
+/* FAILs one job of a crashed child, quarantined at the limit. */
+static void
+fail_crashed(struct child *c, const struct zn_job *job,
+             const struct death *d, pid_t pid)
+{
+    struct zn_supervisor *s = c->sv;
+    int n = count_crash(s, job->jid);
+    struct zn_engine_failure f = {
+        .outcome = d->what, .errtype = d->what, .cpu_ms = d->cpu_ms,
+        .rss_kb = d->rss_kb,
+        .quarantined = n >= c->conf->quarantine_after,
+    };
+    char msg[160];
+    struct zn_err err;
+
+    if (WIFSIGNALED(d->status))
+        snprintf(msg, sizeof(msg), "worker %ld killed by %s", (long)pid,
+                 d->what);
+    else
+        snprintf(msg, sizeof(msg), "worker %ld ended with %s", (long)pid,
+                 d->what);
+    if (f.quarantined)
+        snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+                 "; quarantined after %d crashed workers", n);
+    f.message = msg;
+    if (zn_engine_fail(s->engine, job->jid, c->wid, &f, &err) < 0) {
+        ZN_LOG(ZN_ERROR, "supervisor.fail_failed", ZN_STR("jid", job->jid),
+               ZN_STR("wid", c->wid), ZN_STR("error", err.msg));
+        return;
+    }
+    ZN_LOG(f.quarantined ? ZN_WARN : ZN_INFO,
+           f.quarantined ? "supervisor.job_quarantined"
+                         : "supervisor.job_crashed",
+           ZN_STR("jid", job->jid), ZN_STR("wid", c->wid),
+           ZN_STR("outcome", d->what), ZN_INT("crashes", n));
+}
+
+/*
+ * Ends the attempts of the jobs c's wid still holds: with attribution
+ * after a crash, else as "worker gone" (requeued at once), as the FWP
+ * server does for a dropped consumer.
+ */
+static void
+release_jobs(struct child *c, const struct death *d, pid_t pid)
+{
+    struct zn_engine_failure gone = {
+        .outcome = "worker gone",
+        .message = "the worker's connection closed before ACK or FAIL",
+        .cpu_ms = -1, .rss_kb = -1, .at_once = true,
+    };
+    struct zn_store_query q = {
+        .states = ZN_STATE_BIT(ZN_STATE_WORKING), .worker = c->wid,
+        .limit = 1000,
+    };
+    struct zn_store_list l = {0};
+    struct zn_err err;
+    size_t n = 0;
+
+    if (!d || !d->crash) {
+        if (d) {
+            gone.cpu_ms = d->cpu_ms;
+            gone.rss_kb = d->rss_kb;
+        }
+        if (zn_engine_release_worker(c->sv->engine, c->wid, &gone, &n,
+                                     &err) < 0)
+            ZN_LOG(ZN_ERROR, "supervisor.release_failed",
+                   ZN_STR("wid", c->wid), ZN_STR("error", err.msg));
+        else if (n)
+            ZN_LOG(ZN_INFO, "supervisor.jobs_released",
+                   ZN_STR("wid", c->wid), ZN_INT("jobs", n));
+        return;
+    }
+    /* One worker holds one job; a page of 1000 is more than enough. */
+    if (zn_engine_list(c->sv->engine, &q, &l, &err) < 0) {
+        ZN_LOG(ZN_ERROR, "supervisor.release_failed", ZN_STR("wid", c->wid),
+               ZN_STR("error", err.msg));
+        return;
+    }
+    for (size_t i = 0; i < l.n; i++)
+        fail_crashed(c, l.jobs[i], d, pid);
+    zn_store_list_release(&l);
+}
+
+/* ---- the FWP server's question --------------------------------------- */
+
+static struct child *
+find_wid(struct zn_supervisor *s, const char *wid)
+{
+    for (size_t i = 0; i < s->nchildren; i++)
+        if (s->children[i].pid && strcmp(s->children[i].wid, wid) == 0)
+            return &s->children[i];
+    return NULL;
+}
+
+static bool
+gone_cb(void *ctx, const char *wid)
+{
+    struct child *c = find_wid(ctx, wid);
+    struct timeval tv = {FALLBACK_MS / 1000, (FALLBACK_MS % 1000) * 1000};
+
+    if (!c)
+        return false;
+    evtimer_add(c->fallback, &tv);
+    return true;
+}
+
+static void
+fallback_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct child *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->pid)
+        return;
+    ZN_LOG(ZN_WARN, "supervisor.worker_disconnected", ZN_STR("wid", c->wid),
+           ZN_INT("pid", c->pid));
+    release_jobs(c, NULL, c->pid);
+}
+
+/* ---- reaping and restarting ------------------------------------------ */
+
+static int64_t
+restart_delay_ms(struct child *c, const struct death *d, int64_t lived_ms)
+{
+    int64_t ms;
+
+    if (lived_ms >= FAST_DEATH_MS || c->retiring ||
+        (!d->crash && WIFEXITED(d->status))) {
+        c->fast_deaths = 0;
+        return 0;
+    }
+    ms = 1000LL << (c->fast_deaths < 6 ? c->fast_deaths : 6);
+    c->fast_deaths++;
+    return ms < RESTART_DELAY_MAX_MS ? ms : RESTART_DELAY_MAX_MS;
+}
+
+static void
+exited(struct child *c, int status, const struct rusage *ru)
+{
+    int64_t lived = zn_clock_mono_ms() - c->started_ms, delay;
+    struct timeval tv;
+    struct death d = {0};
+    pid_t pid = c->pid;
+
+    describe(status, ru, &d);
+    ZN_LOG(d.crash ? ZN_WARN : ZN_INFO, "supervisor.worker_exited",
+           ZN_STR("supervisor", c->conf->name), ZN_INT("pid", pid),
+           ZN_STR("wid", c->wid), ZN_STR("status", d.what),
+           ZN_STR("signal", WIFSIGNALED(status) ? d.what : ""),
+           ZN_INT("exit_code", WIFEXITED(status) ? WEXITSTATUS(status) : -1),
+           ZN_INT("rss_kb", d.rss_kb), ZN_INT("cpu_ms", d.cpu_ms),
+           ZN_INT("uptime_ms", lived));
+    release_jobs(c, &d, pid);
+    c->pid = 0;
+    evtimer_del(c->fallback);
+    evtimer_del(c->quit);
+    evtimer_del(c->kill);
+    if (c->sv->stopping)
+        return;
+    delay = restart_delay_ms(c, &d, lived);
+    c->retiring = false;
+    if (delay)
+        ZN_LOG(ZN_WARN, "supervisor.restart_delayed",
+               ZN_STR("supervisor", c->conf->name), ZN_STR("wid", c->wid),
+               ZN_STR("status", d.what), ZN_INT("delay_ms", delay));
+    tv.tv_sec = delay / 1000;
+    tv.tv_usec = (delay % 1000) * 1000;
+    evtimer_add(c->restart, &tv);
+}
+
+static void
+sigchld_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct zn_supervisor *s = arg;
+    struct rusage ru;
+    int status;
+    pid_t pid;
+
+    (void)sig;
+    (void)what;
+    /* One SIGCHLD may stand for several deaths: reap until none is left. */
+    for (;;) {
+        struct child *c = NULL;
+
+        pid = wait4(-1, &status, WNOHANG, &ru);
+        if (pid <= 0)
+            break;
+        for (size_t i = 0; i < s->nchildren && !c; i++)
+            if (s->children[i].pid == pid)
+                c = &s->children[i];
+        if (c)
+            exited(c, status, &ru);
+        else
+            ZN_LOG(ZN_DEBUG, "supervisor.reaped_unknown", ZN_INT("pid", pid));
+    }
+}
+
+static void
+restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    spawn(arg);
+}
+
+/* max_time is up: the worker finishes its job and exits (SIGTSTP). */
+static void
+quit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct child *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->pid)
+        return;
+    c->retiring = true;
+    ZN_LOG(ZN_INFO, "supervisor.worker_max_time", ZN_STR("wid", c->wid),
+           ZN_INT("pid", c->pid));
+    kill(c->pid, SIGTSTP);
+}
+
+static void
+kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct child *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->pid)
+        return;
+    ZN_LOG(ZN_WARN, "supervisor.worker_killed", ZN_STR("wid", c->wid),
+           ZN_INT("pid", c->pid));
+    kill(c->pid, SIGKILL);
+}
+
+/* ---- spawning --------------------------------------------------------- */
+
+/* In the forked child: set up, exec; never returns. */
+ZN_NORETURN static void
+exec_child(const struct child *c, char *const *argv)
+{
+    const struct zn_supervisor_conf *conf = c->conf;
+    sigset_t none;
+
+    setpgid(0, 0);
+    /* The server ignores SIGPIPE; an ignored signal stays so across exec. */
+    signal(SIGPIPE, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (conf->nice)
+        setpriority(PRIO_PROCESS, 0, conf->nice);
+    if (HAVE_ADDRESS_LIMIT && conf->memory_mb > 0) {
+        struct rlimit rl;
+
+        rl.rlim_cur = (rlim_t)conf->memory_mb * 4 * 1024 * 1024;
+        rl.rlim_max = rl.rlim_cur;
+        setrlimit(RLIMIT_AS, &rl);
+    }
+    execve(c->sv->exe, argv, c->sv->envp);
+    _exit(127);
+}
+
+static void
+spawn(struct child *c)
+{
+    struct zn_supervisor *s = c->sv;
+    char max_jobs[24];
+    char *argv[ARGV_MAX];
+    size_t n = 0;
+    pid_t pid;
+
+    if (s->stopping)
+        return;
+    c->generation++;
+    snprintf(c->wid, sizeof(c->wid), "%s-%d-%u", c->conf->name, c->slot,
+             c->generation);
+    snprintf(max_jobs, sizeof(max_jobs), "%lld",
+             (long long)c->conf->max_jobs);
+    argv[n++] = s->exe;
+    argv[n++] = (char *)"work";
+    argv[n++] = (char *)"--server";
+    argv[n++] = s->server;
+    argv[n++] = (char *)"--queues";
+    argv[n++] = c->conf->queues;
+    argv[n++] = (char *)"--wid";
+    argv[n++] = c->wid;
+    if (c->conf->max_jobs > 0) {
+        argv[n++] = (char *)"--max-jobs";
+        argv[n++] = max_jobs;
+    }
+    if (s->config) {
+        argv[n++] = (char *)"--config";
+        argv[n++] = s->config;
+    }
+    argv[n] = NULL;
+    pid = fork();
+    if (pid == 0)
+        exec_child(c, argv);
+    if (pid < 0) {
+        struct timeval tv = {5, 0};
+
+        ZN_LOG(ZN_ERROR, "supervisor.fork_failed", ZN_STR("wid", c->wid),
+               ZN_STR("error", strerror(errno)));
+        evtimer_add(c->restart, &tv);
+        return;
+    }
+    c->pid = pid;
+    c->started_ms = zn_clock_mono_ms();
+    c->retiring = false;
+    if (c->conf->max_time_ms > 0) {
+        struct timeval tv = {c->conf->max_time_ms / 1000,
+                             (c->conf->max_time_ms % 1000) * 1000};
+
+        evtimer_add(c->quit, &tv);
+    }
+    ZN_LOG(ZN_INFO, "supervisor.worker_started",
+           ZN_STR("supervisor", c->conf->name), ZN_INT("pid", pid),
+           ZN_STR("wid", c->wid), ZN_STR("queues", c->conf->queues));
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+/* environ without ZENITH_PASSWORD, plus ours when there is a password. */
+static int
+build_env(struct zn_supervisor *s, const char *password)
+{
+    static const char key[] = "ZENITH_PASSWORD=";
+    size_t n = 0, k = 0;
+
+    while (environ && environ[n])
+        n++;
+    s->envp = calloc(n + 2, sizeof(*s->envp));
+    if (!s->envp)
+        return ZN_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], key, sizeof(key) - 1) != 0)
+            s->envp[k++] = environ[i];
+    if (password && *password) {
+        size_t len = sizeof(key) + strlen(password);
+
+        s->pw_env = malloc(len);
+        if (!s->pw_env)
+            return ZN_ENOMEM;
+        snprintf(s->pw_env, len, "%s%s", key, password);
+        s->envp[k++] = s->pw_env;
+    }
+    s->envp[k] = NULL;
+    return 0;
+}
+
+static int
+init_children(struct zn_supervisor *s, const struct zn_supervisor_confs *cs)
+{
+    size_t total = 0, k = 0;
+
+    for (size_t i = 0; i < cs->n; i++)
+        total += (size_t)cs->v[i].processes;
+    s->children = calloc(total ? total : 1, sizeof(*s->children));
+    if (!s->children)
+        return ZN_ENOMEM;
+    for (size_t i = 0; i < cs->n; i++) {
+        if (cs->v[i].balance != ZN_SUPERVISOR_BALANCE_OFF)
+            ZN_LOG(ZN_WARN, "supervisor.balance_unsupported",
+                   ZN_STR("supervisor", cs->v[i].name),
+                   ZN_INT("processes", cs->v[i].processes));
+        for (int j = 0; j < cs->v[i].processes; j++, k++) {
+            struct child *c = &s->children[k];
+
+            c->sv = s;
+            c->conf = &cs->v[i];
+            c->slot = j + 1;
+            s->nchildren = k + 1;
+            c->restart = evtimer_new(s->base, restart_cb, c);
+            c->fallback = evtimer_new(s->base, fallback_cb, c);
+            c->quit = evtimer_new(s->base, quit_cb, c);
+            c->kill = evtimer_new(s->base, kill_cb, c);
+            if (!c->restart || !c->fallback || !c->quit || !c->kill)
+                return ZN_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int
+zn_supervisor_new(struct event_base *base, struct zn_engine *e,
+                  struct zn_fwp_server *fwp,
+                  const struct zn_supervisor_opts *o,
+                  struct zn_supervisor **out, struct zn_err *err)
+{
+    struct zn_supervisor *s = calloc(1, sizeof(*s));
+    ssize_t len;
+    int rc = ZN_ENOMEM;
+
+    *out = NULL;
+    if (!s)
+        return zn_err_set(err, ZN_ENOMEM, "cannot allocate the supervisor");
+    s->base = base;
+    s->engine = e;
+    s->fwp = fwp;
+    /* The running binary, even if the file at its path is replaced later. */
+    len = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
+    if (len <= 0 || (size_t)len >= sizeof(s->exe) - 1) {
+        rc = zn_err_set(err, ZN_EIO, "cannot find the zenith binary: %s",
+                        len < 0 ? strerror(errno) : "path too long");
+        goto fail;
+    }
+    s->exe[len] = '\0';
+    s->server = strdup(o->server);
+    s->config = o->config ? strdup(o->config) : NULL;
+    if (!s->server || (o->config && !s->config) ||
+        build_env(s, o->password) < 0 || init_children(s, o->confs) < 0)
+        goto oom;
+    s->sigchld = evsignal_new(base, SIGCHLD, sigchld_cb, s);
+    if (!s->sigchld || evsignal_add(s->sigchld, NULL) < 0)
+        goto oom;
+    zn_fwp_server_set_gone_cb(fwp, gone_cb, s);
+    for (size_t i = 0; i < s->nchildren; i++)
+        spawn(&s->children[i]);
+    *out = s;
+    return 0;
+oom:
+    rc = zn_err_set(err, ZN_ENOMEM, "cannot set up the supervisor");
+fail:
+    zn_supervisor_free(s);
+    return rc;
+}
+
+void
+zn_supervisor_stop(struct zn_supervisor *s)
+{
+    if (!s || s->stopping)
+        return;
+    s->stopping = true;
+    for (size_t i = 0; i < s->nchildren; i++) {
+        struct child *c = &s->children[i];
+        struct timeval tv = {c->conf->grace_ms / 1000,
+                             (c->conf->grace_ms % 1000) * 1000};
+
+        evtimer_del(c->restart);
+        evtimer_del(c->quit);
+        if (!c->pid)
+            continue;
+        kill(c->pid, SIGTERM);
+        evtimer_add(c->kill, &tv);
+    }
+    ZN_LOG(ZN_INFO, "supervisor.stopping",
+           ZN_INT("running", zn_supervisor_running(s)));
+}
+
+size_t
+zn_supervisor_running(const struct zn_supervisor *s)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; s && i < s->nchildren; i++)
+        if (s->children[i].pid)
+            n++;
+    return n;
+}
+
+static void
+free_events(struct child *c)
+{
+    if (c->restart)
+        event_free(c->restart);
+    if (c->fallback)
+        event_free(c->fallback);
+    if (c->quit)
+        event_free(c->quit);
+    if (c->kill)
+        event_free(c->kill);
+}
+
+void
+zn_supervisor_free(struct zn_supervisor *s)
+{
+    if (!s)
+        return;
+    s->stopping = true;
+    for (size_t i = 0; i < s->nchildren; i++) {
+        struct child *c = &s->children[i];
+        struct rusage ru;
+        int status;
+
+        if (c->pid) {
+            kill(c->pid, SIGKILL);
+            if (wait4(c->pid, &status, 0, &ru) == c->pid)
+                exited(c, status, &ru);
+        }
+        free_events(c);
+    }
+    if (s->fwp)
+        zn_fwp_server_set_gone_cb(s->fwp, NULL, NULL);
+    if (s->sigchld)
+        event_free(s->sigchld);
+    if (s->pw_env) {
+        memset(s->pw_env, 0, strlen(s->pw_env));
+        free(s->pw_env);
+    }
+    free(s->envp);
+    free(s->server);
+    free(s->config);
+    free(s->children);
+    free(s);
+}

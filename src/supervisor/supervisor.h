@@ -1,0 +1,81 @@
+/*
+ * supervisor.h - the worker processes of `zenith serve`: for each
+ * supervisor block (conf.h) it forks and execs `processes` children
+ * running `zenith work` over the server's Unix socket, watches them with
+ * a SIGCHLD event on the server's loop, and restarts the ones that end.
+ *
+ * A child is `zenith work --server SOCKET --queues Q --wid NAME-N-GEN
+ * [--max-jobs N] [--config FILE]`: N numbers its slot in the block (from
+ * 1), GEN counts the processes that slot has had. The password, when
+ * there is one, goes through the environment (ZENITH_PASSWORD), never
+ * argv. Each child runs in its own process group (a terminal's ^C reaches
+ * the server, which stops the children itself), with the block's nice
+ * value and an address-space limit of memory x 4 MB.
+ *
+ * Crash attribution: when a child ends by a signal or a non-zero exit
+ * status other than 3 (its watchdog already FAILed the job), the jobs its
+ * wid holds are FAILed at once with what ended it ("SIGSEGV", "exit 1"),
+ * its CPU time and peak RSS; a job that has ended quarantine_after workers
+ * goes to DEAD marked quarantined. The supervisor registers a gone
+ * callback with the FWP server so a child's dropped connection does not
+ * release its jobs as "worker gone" first (see supervisor.c).
+ *
+ * Not here yet: balance = simple|auto (processes run as configured),
+ * tries/backoff/timeout per block (they need per-queue defaults in the
+ * engine; the server-wide options apply), memory checked after each job,
+ * sleep (FETCH blocks on the server, so workers never poll), and the
+ * restart/pause/continue/terminate commands.
+ */
+#ifndef ZN_SUPERVISOR_H
+#define ZN_SUPERVISOR_H
+
+#include "compat.h"
+
+#include <stdbool.h>
+
+#include "common/err.h"
+#include "fwp/server.h"
+#include "queue/engine.h"
+#include "supervisor/conf.h"
+
+struct event_base;
+struct zn_supervisor;
+
+struct zn_supervisor_opts {
+    const struct zn_supervisor_confs *confs; /* borrowed, must outlive */
+    const char *server;   /* Unix socket path the children connect to */
+    const char *password; /* NULL or "" = none */
+    const char *config;   /* INI file handed to the children, or NULL */
+};
+
+/*
+ * Registers the SIGCHLD event on base and the gone callback on fwp, and
+ * starts every child. The engine and fwp are borrowed and must outlive
+ * the supervisor. A child that cannot be forked is retried later (logged),
+ * so only setup failures are errors: ZN_ENOMEM, ZN_EIO "cannot find the
+ * zenith binary: ...".
+ */
+int zn_supervisor_new(struct event_base *base, struct zn_engine *e,
+                      struct zn_fwp_server *fwp,
+                      const struct zn_supervisor_opts *o,
+                      struct zn_supervisor **out, struct zn_err *err);
+
+/*
+ * Shutdown, step one: restarts no more, sends SIGTERM to every child and
+ * SIGKILL to those still running after their block's grace. The caller
+ * runs the loop (and zn_fwp_server_flush) while zn_supervisor_running
+ * is not 0: the children FAIL their jobs as they go.
+ */
+void zn_supervisor_stop(struct zn_supervisor *s);
+
+/* How many children are running (not yet reaped). */
+size_t zn_supervisor_running(const struct zn_supervisor *s);
+
+/*
+ * Kills (SIGKILL) and reaps any child still running, unregisters from the
+ * loop and the FWP server, and frees s. May block until those children
+ * are reaped. NULL is a no-op.
+ */
+void zn_supervisor_free(struct zn_supervisor *s);
+
+#endif

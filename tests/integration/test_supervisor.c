@@ -1,0 +1,495 @@
+/*
+ * test_supervisor.c - the supervisor inside the real `zenith serve`: each
+ * test starts a server with workers on (and a small [supervisor "main"]
+ * block: two processes on queue default, backoff 0) and watches what its
+ * children do through JOBS, INFO, the server's log and /proc.
+ *
+ * The crash built-in raises SIGSEGV; AddressSanitizer would turn that
+ * into an exit status, so the server (and its children) run with
+ * handle_segv=0.
+ */
+#include "compat.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/clock.h"
+#include "harness.h"
+
+#define CHILDREN_MAX 16
+
+static const char *const server_env[] = {"ASAN_OPTIONS=handle_segv=0",
+                                         NULL};
+
+static const char config_text[] =
+    "[server]\n"
+    "backoff = 0\n"
+    "[supervisor \"main\"]\n"
+    "queues = default\n"
+    "processes = 2\n"
+    "grace = 3s\n"
+    "quarantine_after = 2\n";
+
+struct fx {
+    struct zn_srv srv;
+    struct zn_fwp_client *p;
+    char config[PATH_MAX];
+};
+
+static void
+write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    const char *extra[] = {"--workers", "true", "--config", f->config, NULL};
+
+    f->srv.env = server_env;
+    zn_srv_init_dir(&f->srv);
+    snprintf(f->config, sizeof(f->config), "%s/zenith.ini", f->srv.dir);
+    write_file(f->config, config_text);
+    zn_srv_start(&f->srv, extra);
+    f->p = zn_srv_connect(&f->srv, NULL, NULL);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+
+    zn_fwp_client_free(f->p);
+    if (f->srv.pid > 0)
+        assert_int_equal(zn_srv_stop(&f->srv), 0);
+    zn_srv_cleanup(&f->srv);
+    free(f);
+    return 0;
+}
+
+static void
+push(struct fx *f, const char *json)
+{
+    free(zn_srv_call(f->p, "PUSH", json));
+}
+
+static json_t *
+call_json(struct fx *f, const char *verb, const char *arg)
+{
+    char *text = zn_srv_call(f->p, verb, arg);
+    json_t *j = json_loads(text, 0, NULL);
+
+    if (!j)
+        fail_msg("%s reply is not JSON: %s", verb, text);
+    free(text);
+    return j;
+}
+
+static json_t *
+job_info(struct fx *f, const char *jid)
+{
+    char arg[128];
+
+    snprintf(arg, sizeof(arg), "{\"jid\":\"%s\"}", jid);
+    return call_json(f, "JOBS", arg);
+}
+
+static const char *
+job_str(json_t *info, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(info, "job"),
+                                             key));
+}
+
+static const char *
+attempt_str(json_t *info, size_t i, const char *key)
+{
+    json_t *a = json_array_get(json_object_get(info, "attempts"), i);
+
+    return json_string_value(json_object_get(a, key));
+}
+
+/* Polls until jid is in state; fails with the server's log. */
+static json_t *
+wait_state(struct fx *f, const char *jid, const char *state, int64_t base)
+{
+    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(base);
+
+    for (;;) {
+        json_t *info = job_info(f, jid);
+        const char *got = job_str(info, "state");
+
+        if (got && strcmp(got, state) == 0)
+            return info;
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("job %s is %s, want %s", jid, got ? got : "(none)",
+                     state);
+        }
+        json_decref(info);
+        poll(NULL, 0, 20);
+    }
+}
+
+/* True once the server's log holds a line with every one of the texts. */
+static bool
+log_has(const struct zn_srv *s, const char *a, const char *b)
+{
+    FILE *fp = fopen(s->log, "r");
+    char line[4096];
+    bool found = false;
+
+    if (!fp)
+        return false;
+    while (!found && fgets(line, sizeof(line), fp))
+        found = strstr(line, a) && (!b || strstr(line, b));
+    fclose(fp);
+    return found;
+}
+
+static void
+wait_log(struct fx *f, const char *a, const char *b, int64_t base)
+{
+    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(base);
+
+    while (!log_has(&f->srv, a, b)) {
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("no log line with '%s' and '%s'", a, b ? b : "");
+        }
+        poll(NULL, 0, 20);
+    }
+}
+
+/* The pid INFO reports for worker wid, 0 when it is not connected. */
+static pid_t
+worker_pid(struct fx *f, const char *wid)
+{
+    json_t *info = call_json(f, "INFO", NULL), *w;
+    json_t *list = json_object_get(json_object_get(info, "zenith"),
+                                   "workers");
+    pid_t pid = 0;
+    size_t i;
+
+    json_array_foreach(list, i, w) {
+        const char *id = json_string_value(json_object_get(w, "wid"));
+
+        if (id && strcmp(id, wid) == 0)
+            pid = (pid_t)json_integer_value(json_object_get(w, "pid"));
+    }
+    json_decref(info);
+    return pid;
+}
+
+/*
+ * The children of pid from /proc: their pids into out (at most max), how
+ * many are zombies into *zombies. Returns how many there are.
+ */
+static size_t
+children_of(pid_t pid, pid_t *out, size_t max, size_t *zombies)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    size_t n = 0;
+
+    *zombies = 0;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char path[300], buf[512], *close;
+        long ppid = 0;
+        char st = 0;
+        FILE *fp;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        close = fgets(buf, sizeof(buf), fp) ? strrchr(buf, ')') : NULL;
+        fclose(fp);
+        /* "pid (comm) S ppid ...": comm may hold spaces and parens. */
+        if (!close || close[1] != ' ')
+            continue;
+        st = close[2];
+        ppid = strtol(close + 4, NULL, 10);
+        if (ppid != pid)
+            continue;
+        if (st == 'Z')
+            (*zombies)++;
+        if (n < max)
+            out[n] = (pid_t)strtol(e->d_name, NULL, 10);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Waits until the server has want children, none a zombie. */
+static size_t
+wait_children(struct fx *f, size_t want, pid_t *out)
+{
+    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(10000);
+    size_t n, zombies;
+
+    for (;;) {
+        n = children_of(f->srv.pid, out, CHILDREN_MAX, &zombies);
+        if (n == want && zombies == 0)
+            return n;
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("server has %zu children (%zu zombies), want %zu",
+                     n, zombies, want);
+        }
+        poll(NULL, 0, 20);
+    }
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void
+test_supervisor_runs_noop(void **state)
+{
+    struct fx *f = *state;
+    json_t *info;
+    const char *wid;
+
+    push(f, "{\"jid\":\"n1\",\"jobtype\":\"noop\"}");
+    info = wait_state(f, "n1", "done", 10000);
+    wid = attempt_str(info, 0, "worker");
+    if (!wid || strncmp(wid, "main-", 5) != 0)
+        fail_msg("n1 was worked by '%s', want a supervised main-N-G",
+                 wid ? wid : "(none)");
+    json_decref(info);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-1\"",
+             5000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-2-1\"",
+             5000);
+}
+
+static void
+test_supervisor_crash_is_attributed_and_quarantined(void **state)
+{
+    struct fx *f = *state;
+    json_t *info, *attempts;
+    const char *msg;
+
+    push(f, "{\"jid\":\"c1\",\"jobtype\":\"crash\",\"retry\":5}");
+    info = wait_state(f, "c1", "dead", 20000);
+    attempts = json_object_get(info, "attempts");
+    assert_int_equal(json_array_size(attempts), 2);
+    assert_string_equal(attempt_str(info, 0, "outcome"), "SIGSEGV");
+    assert_string_equal(attempt_str(info, 1, "outcome"), "SIGSEGV");
+    msg = attempt_str(info, 0, "message");
+    if (!msg || !strstr(msg, "killed by SIGSEGV"))
+        fail_msg("attempt message '%s'", msg ? msg : "(none)");
+    assert_true(json_is_true(json_object_get(json_object_get(info, "job"),
+                                             "quarantined")));
+    assert_true(json_integer_value(json_object_get(
+                    json_array_get(attempts, 0), "rss_kb")) > 0);
+    json_decref(info);
+    /* Both slots lost a process to c1: each gets a new one. */
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
+             10000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-2-2\"",
+             10000);
+    assert_true(zn_srv_alive(&f->srv));
+    push(f, "{\"jid\":\"n2\",\"jobtype\":\"noop\"}");
+    json_decref(wait_state(f, "n2", "done", 10000));
+}
+
+static void
+test_supervisor_kill9_fails_and_reruns(void **state)
+{
+    struct fx *f = *state;
+    json_t *info;
+    char wid[80];
+    pid_t pid = 0;
+    int64_t deadline;
+
+    push(f, "{\"jid\":\"k1\",\"jobtype\":\"sleep\",\"args\":[2],"
+            "\"retry\":3}");
+    info = wait_state(f, "k1", "working", 10000);
+    snprintf(wid, sizeof(wid), "%s", job_str(info, "worker"));
+    json_decref(info);
+    deadline = zn_clock_mono_ms() + zn_test_ms(5000);
+    while (!(pid = worker_pid(f, wid)) && zn_clock_mono_ms() < deadline)
+        poll(NULL, 0, 20);
+    assert_true(pid > 0);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    info = wait_state(f, "k1", "done", 20000);
+    assert_true(json_array_size(json_object_get(info, "attempts")) >= 2);
+    assert_string_equal(attempt_str(info, 0, "outcome"), "SIGKILL");
+    assert_string_equal(attempt_str(info, 0, "errtype"), "SIGKILL");
+    assert_string_equal(attempt_str(info, 0, "worker"), wid);
+    json_decref(info);
+    wait_log(f, "\"supervisor.worker_exited\"", "\"status\":\"SIGKILL\"",
+             5000);
+}
+
+/* True when this test process has target open too (inherited by all). */
+static bool
+test_has_open(const char *target)
+{
+    char path[64], mine[PATH_MAX];
+
+    for (int fd = 0; fd < 1024; fd++) {
+        ssize_t len;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        len = readlink(path, mine, sizeof(mine) - 1);
+        if (len < 0)
+            continue;
+        mine[len] = '\0';
+        if (strcmp(mine, target) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * No zombies while running (after a kill -9 too), nothing of the server's
+ * open in its children, and no child left once it stops.
+ */
+static void
+test_supervisor_no_zombies_no_leaked_fds(void **state)
+{
+    struct fx *f = *state;
+    pid_t kids[CHILDREN_MAX];
+    char path[128], target[PATH_MAX], theirs[PATH_MAX];
+    size_t n;
+
+    n = wait_children(f, 2, kids);
+    assert_int_equal(kill(kids[0], SIGKILL), 0);
+    wait_log(f, "\"supervisor.worker_exited\"", "\"status\":\"SIGKILL\"",
+             5000);
+    n = wait_children(f, 2, kids);
+    for (size_t i = 0; i < n; i++) {
+        for (int fd = 3; fd < 1024; fd++) {
+            ssize_t len;
+
+            snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)kids[i], fd);
+            len = readlink(path, target, sizeof(target) - 1);
+            if (len < 0)
+                continue;
+            target[len] = '\0';
+            /*
+             * The log is the server's stderr, which children share on
+             * purpose; the harness also leaves it open as a spare fd.
+             */
+            if (strcmp(target, f->srv.log) == 0)
+                continue;
+            if (strstr(target, f->srv.dir))
+                fail_msg("child %d has %s open as fd %d", (int)kids[i],
+                         target, fd);
+            /* The same socket or pipe as one of the server's is leaked. */
+            for (int sfd = 3; sfd < 1024; sfd++) {
+                ssize_t slen;
+
+                snprintf(path, sizeof(path), "/proc/%d/fd/%d",
+                         (int)f->srv.pid, sfd);
+                slen = readlink(path, theirs, sizeof(theirs) - 1);
+                if (slen < 0)
+                    continue;
+                theirs[slen] = '\0';
+                /*
+                 * What the test runner left open in us reaches the server
+                 * as it is: only what the server opened must stay home.
+                 */
+                if (strcmp(theirs, target) == 0 &&
+                    strncmp(target, "anon_inode:", 11) != 0 &&
+                    !test_has_open(target))
+                    fail_msg("child %d shares %s with the server",
+                             (int)kids[i], target);
+            }
+        }
+    }
+    assert_int_equal(zn_srv_stop(&f->srv), 0);
+    for (size_t i = 0; i < n; i++)
+        if (kill(kids[i], 0) == 0 || errno != ESRCH)
+            fail_msg("child %d outlived the server", (int)kids[i]);
+}
+
+static void
+test_supervisor_bad_config_exits_2(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        {"[supervisor \"a\"]\nprocesses = lots\n", "zenith.bad.ini:2: "
+         "supervisor 'a': processes: 'lots' is not a whole number"},
+        {"[server]\n\n[supervisor \"a\"]\nbalance = maybe\n",
+         "zenith.bad.ini:4: supervisor 'a': balance: 'maybe'"},
+        {"[supervisor \"a\"]\nqueues = x\n[supervisor \"a\"]\n",
+         "zenith.bad.ini:3: supervisor 'a' is declared twice"},
+        {"[supervisor \"a\"]\nwho = me\n", "zenith.bad.ini:2: supervisor "
+         "'a': unknown key 'who'"},
+        {"[supervisor \"a\"]\nmin_processes = 4\nmax_processes = 2\n",
+         "zenith.bad.ini:1: supervisor 'a': min_processes (4) is more"},
+        {"[supervisor a]\n", "zenith.bad.ini:1: expected [supervisor "
+         "\"NAME\"]"},
+        {"[supervisor \"a\"]\nqueues = ok,no way\n", "zenith.bad.ini:2: "
+         "supervisor 'a': queues: 'no way'"},
+    };
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/zenith.bad.ini", f->srv.dir);
+    for (size_t i = 0; i < ZN_ARRAY_LEN(cases); i++) {
+        const char *args[] = {"serve", "--data", f->srv.dir, "--fwp",
+                              "127.0.0.1:0", "--http", "", "--config", path,
+                              NULL};
+        char *err = NULL;
+        int rc;
+
+        write_file(path, cases[i].text);
+        rc = zn_run_cli_env(NULL, args, NULL, &err);
+        if (rc != 2 || !err || !strstr(err, cases[i].want))
+            fail_msg("case %zu: exit %d, stderr '%s', want 2 and '%s'", i,
+                     rc, err ? err : "", cases[i].want);
+        free(err);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_supervisor_runs_noop, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_crash_is_attributed_and_quarantined, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_kill9_fails_and_reruns,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_no_zombies_no_leaked_fds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_bad_config_exits_2,
+                                        setup, teardown),
+    };
+
+    return cmocka_run_group_tests_name("zenith supervisor", tests, NULL,
+                                       NULL);
+}
