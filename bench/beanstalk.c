@@ -108,8 +108,15 @@ zn_beanstalk_connect(const char *addr, int timeout_ms,
     if (!c)
         return zn_err_set(err, ZN_ENOMEM, "out of memory");
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    c->in = malloc(IN_INITIAL);
+    if (!c->in) {
+        free(c);
+        return zn_err_set(err, ZN_ENOMEM, "out of memory");
+    }
+    c->in_cap = IN_INITIAL;
     rc = open_socket(host, port, &c->fd);
     if (rc != 0) {
+        free(c->in);
         free(c);
         return zn_err_set(err, ZN_EIO, "cannot connect to '%s': %s", addr,
                           strerror(rc));

@@ -36,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,8 +83,10 @@ struct got {
 };
 
 /*
- * What differs between the peers. fetch_recv returns 1 with a job, 0
- * when the server had none (FWP's FETCH gives up after 2 s), or an error.
+ * What differs between the peers. open's consumer is -1 for a producer,
+ * else the consumer's number (FWP: part of its wid). fetch_recv returns 1
+ * with a job, 0 when the server had none (FWP's FETCH gives up after 2 s),
+ * or an error.
  */
 struct peer_ops {
     int (*open)(struct conn *c, int consumer, struct zn_err *err);
@@ -779,7 +780,9 @@ scen_fsync(const struct bench *b)
         {"append_fsync", false, fsync},
     };
     long n = b->jobs_given ? b->jobs : LATENCY_JOBS;
-    int64_t *ns = calloc((size_t)n, sizeof(*ns));
+    /* Room for the FSYNC_SPAN writes that prepare the overwrite phase. */
+    int64_t *ns = calloc((size_t)(n > FSYNC_SPAN ? n : FSYNC_SPAN),
+                         sizeof(*ns));
     char path[4096];
 
     if (!b->dir || !ns)
@@ -875,39 +878,47 @@ parse_jobs(const char *s)
     return v;
 }
 
+/* One "--name value" pair of the command line. */
+static void
+set_option(struct bench *b, const char *name, char *v, char **scens)
+{
+    if (!strcmp(name, "--proto")) {
+        if (strcmp(v, "fwp") != 0 && strcmp(v, "beanstalk") != 0)
+            die("--proto: '%s' is not fwp or beanstalk", v);
+        b->proto = !strcmp(v, "fwp") ? PROTO_FWP : PROTO_BEANSTALK;
+        b->ops = b->proto == PROTO_FWP ? &fwp_ops : &bs_ops;
+    } else if (!strcmp(name, "--addr")) {
+        b->addr = v;
+    } else if (!strcmp(name, "--queue")) {
+        b->queue = v;
+    } else if (!strcmp(name, "--dir")) {
+        b->dir = v;
+    } else if (!strcmp(name, "--scenario")) {
+        *scens = v;
+    } else if (!strcmp(name, "--jobs")) {
+        b->jobs = parse_jobs(v);
+        b->jobs_given = true;
+    } else {
+        die("unknown argument '%s %s' (see --help)", name, v);
+    }
+}
+
 static void
 parse_args(struct bench *b, int argc, char **argv, char **scens)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int i = 1;
 
+    while (i < argc) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             exit(0);
         }
         if (!strcmp(argv[i], "--free-port"))
             exit(free_port());
-        if (!v)
+        if (i + 1 >= argc)
             die("%s: missing value (see --help)", argv[i]);
-        if (!strcmp(argv[i], "--proto")) {
-            if (strcmp(v, "fwp") != 0 && strcmp(v, "beanstalk") != 0)
-                die("--proto: '%s' is not fwp or beanstalk", v);
-            b->proto = !strcmp(v, "fwp") ? PROTO_FWP : PROTO_BEANSTALK;
-            b->ops = b->proto == PROTO_FWP ? &fwp_ops : &bs_ops;
-        } else if (!strcmp(argv[i], "--addr"))
-            b->addr = v;
-        else if (!strcmp(argv[i], "--queue"))
-            b->queue = v;
-        else if (!strcmp(argv[i], "--dir"))
-            b->dir = v;
-        else if (!strcmp(argv[i], "--scenario"))
-            *scens = argv[i + 1];
-        else if (!strcmp(argv[i], "--jobs")) {
-            b->jobs = parse_jobs(v);
-            b->jobs_given = true;
-        } else
-            die("unknown argument '%s %s' (see --help)", argv[i], v);
-        i++;
+        set_option(b, argv[i], argv[i + 1], scens);
+        i += 2;
     }
 }
 

@@ -375,7 +375,7 @@ parse_backoff(const struct reader *r, struct zn_job *job)
     char buf[32];
     json_t *v = own_member(r, "backoff", &label, buf, sizeof(buf));
     size_t n, i;
-    int one;
+    int one = 0;
 
     if (!v)
         return 0;
