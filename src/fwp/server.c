@@ -44,6 +44,13 @@
 #define FETCH_QUEUES_MAX 64
 #define PUSHB_MAX 10000
 #define TICK_MS 100
+/*
+ * A transaction that holds no reply (FETCH, ACK, FAIL, lease and retry
+ * timers) commits at most this late: ACKs need not wait for an fsync (a
+ * lost ACK only runs a job again), and many share one. Pushes and admin
+ * commands hold their reply, so their transaction commits at once.
+ */
+#define COMMIT_DELAY_MS 10
 #define HELLO_LINE_MAX (16 * 1024)  /* before HELLO nobody gets more */
 #define OUTPUT_MAX (64 * 1024 * 1024) /* stop reading while over this */
 
@@ -108,6 +115,8 @@ struct zn_fwp_server {
     bool draining;         /* shutting down: run no more commands */
     bool closing_all;      /* freeing: keep the jobs workers hold */
     struct event *relisten;  /* re-enables accepting after an error */
+    struct event *commit_timer; /* wakes the loop for a delayed commit */
+    int64_t pending_since;   /* monotonic ms the open transaction was seen */
     LIST_HEAD(, worker) workers;
     zn_fwp_gone_cb *gone_cb;
     void *gone_ctx;
@@ -1390,6 +1399,26 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
         ZN_LOG(ZN_ERROR, "engine.tick_failed", ZN_STR("error", err.msg));
 }
 
+static void
+free_dead(struct zn_fwp_server *s)
+{
+    struct conn *c;
+
+    while ((c = TAILQ_FIRST(&s->dead))) {
+        TAILQ_REMOVE(&s->dead, c, dead_link);
+        conn_free(c);
+    }
+}
+
+/* The delayed commit is due: the flush after this loop turn does it. */
+static void
+commit_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
 bool
 zn_fwp_server_flush(struct zn_fwp_server *s)
 {
@@ -1397,6 +1426,23 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
     struct conn *c;
     int rc;
 
+    if (zn_engine_pending(s->engine) && TAILQ_EMPTY(&s->held) &&
+        !s->draining) {
+        int64_t now = zn_clock_mono_ms(), left;
+
+        if (!s->pending_since)
+            s->pending_since = now;
+        left = s->pending_since + COMMIT_DELAY_MS - now;
+        if (left > 0) {
+            struct timeval tv = {0, (suseconds_t)left * 1000};
+
+            if (!evtimer_pending(s->commit_timer, NULL))
+                evtimer_add(s->commit_timer, &tv);
+            free_dead(s);
+            return false;
+        }
+    }
+    s->pending_since = 0;
     /* Fetchers woken by the commit (ready_cb) join s->resumed too. */
     rc = zn_engine_commit(s->engine, &err);
     while ((c = TAILQ_FIRST(&s->held))) {
@@ -1414,11 +1460,9 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
         c->resuming = false;
         process_input(c);
     }
-    while ((c = TAILQ_FIRST(&s->dead))) {
-        TAILQ_REMOVE(&s->dead, c, dead_link);
-        conn_free(c);
-    }
-    return zn_engine_pending(s->engine) || !TAILQ_EMPTY(&s->held);
+    free_dead(s);
+    /* Held replies need the next commit now; the rest can wait for it. */
+    return !TAILQ_EMPTY(&s->held);
 }
 
 /* ---- setup ------------------------------------------------------------- */
@@ -1552,7 +1596,8 @@ zn_fwp_server_new(struct event_base *base, struct zn_engine *e,
     TAILQ_INIT(&s->resumed);
     LIST_INIT(&s->workers);
     s->relisten = evtimer_new(base, relisten_cb, s);
-    if (!s->relisten)
+    s->commit_timer = evtimer_new(base, commit_timer_cb, s);
+    if (!s->relisten || !s->commit_timer)
         goto oom;
     if (o->password && *o->password) {
         s->password = strdup(o->password);
@@ -1643,6 +1688,8 @@ zn_fwp_server_free(struct zn_fwp_server *s)
         event_free(s->tick);
     if (s->relisten)
         event_free(s->relisten);
+    if (s->commit_timer)
+        event_free(s->commit_timer);
     zn_engine_set_ready_cb(s->engine, NULL, NULL);
     if (s->password) {
         sodium_memzero(s->password, strlen(s->password));

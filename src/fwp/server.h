@@ -40,9 +40,11 @@ int zn_fwp_server_new(struct event_base *base, struct zn_engine *e,
 int zn_fwp_server_port(const struct zn_fwp_server *s);
 
 /*
- * End of an event-loop iteration: commits, answers held replies, resumes
- * their connections, frees closed ones. Returns true when new work is
- * already waiting (the loop must not block before calling it again).
+ * End of an event-loop iteration: commits and answers held replies,
+ * resumes their connections, frees closed ones. A transaction that holds
+ * no reply (fetches, acks) may wait a few milliseconds for company; a
+ * timer then wakes the loop. Returns true when replies are still held
+ * (the loop must not block before calling it again).
  */
 bool zn_fwp_server_flush(struct zn_fwp_server *s);
 
