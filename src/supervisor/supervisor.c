@@ -43,6 +43,7 @@
 
 #include <event2/event.h>
 
+#include "common/signame.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "fwp/proto.h"
@@ -108,27 +109,6 @@ static void spawn(struct child *c);
 
 /* ---- names -------------------------------------------------------------- */
 
-static const char *
-signal_name(int sig)
-{
-    static const struct {
-        int sig;
-        const char *name;
-    } names[] = {
-        {SIGSEGV, "SIGSEGV"}, {SIGKILL, "SIGKILL"}, {SIGABRT, "SIGABRT"},
-        {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGILL, "SIGILL"},
-        {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
-        {SIGHUP, "SIGHUP"},   {SIGPIPE, "SIGPIPE"}, {SIGXCPU, "SIGXCPU"},
-        {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},   {SIGTRAP, "SIGTRAP"},
-        {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"}, {SIGALRM, "SIGALRM"},
-    };
-
-    for (size_t i = 0; i < ZN_ARRAY_LEN(names); i++)
-        if (names[i].sig == sig)
-            return names[i].name;
-    return NULL;
-}
-
 static void
 describe(int status, const struct rusage *ru, struct death *d)
 {
@@ -137,7 +117,7 @@ describe(int status, const struct rusage *ru, struct death *d)
                 (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
     d->rss_kb = ru->ru_maxrss; /* kilobytes on Linux */
     if (WIFSIGNALED(status)) {
-        const char *name = signal_name(WTERMSIG(status));
+        const char *name = zn_signal_name(WTERMSIG(status));
 
         if (name)
             snprintf(d->what, sizeof(d->what), "%s", name);

@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/signame.h"
 #include "common/clock.h"
 #include "worker/exec.h"
 
@@ -540,27 +541,6 @@ last_lines(const char *text, int n)
     return p;
 }
 
-static const char *
-signal_name(int sig)
-{
-    static const struct {
-        int sig;
-        const char *name;
-    } names[] = {
-        {SIGHUP, "SIGHUP"}, {SIGINT, "SIGINT"}, {SIGQUIT, "SIGQUIT"},
-        {SIGILL, "SIGILL"}, {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
-        {SIGBUS, "SIGBUS"}, {SIGFPE, "SIGFPE"}, {SIGKILL, "SIGKILL"},
-        {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
-        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
-        {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
-    };
-
-    for (size_t i = 0; i < ZN_ARRAY_LEN(names); i++)
-        if (names[i].sig == sig)
-            return names[i].name;
-    return NULL;
-}
-
 static void
 fill_result(const struct child *c, const struct zn_handler *h,
             const struct zn_handler_job *job, struct zn_handler_result *res)
@@ -594,7 +574,7 @@ fill_result(const struct child *c, const struct zn_handler *h,
                      "status %d", WEXITSTATUS(c->status));
     } else {
         const char *name = WIFSIGNALED(c->status)
-                           ? signal_name(WTERMSIG(c->status)) : NULL;
+                           ? zn_signal_name(WTERMSIG(c->status)) : NULL;
 
         if (name)
             snprintf(type, sizeof(type), "%s", name);
