@@ -2,27 +2,28 @@
  * sqlite.c - the embedded store: every job, attempt record, queue flag and
  * counter in one SQLite database in WAL mode, behind struct zn_store_ops.
  *
- * Data: one row per job in "jobs", keyed by seq (INTEGER PRIMARY KEY
- * AUTOINCREMENT, so a seq is never reused: FIFO order and list cursors
- * stay right after deletes and flushes). Tags live twice: as JSON text in
- * jobs.tags, read back with the row, and one row each in job_tags, for
- * search. Attempts are keyed by (job seq, attempt number).
+ * Data: one row per job in "jobs", keyed by seq (INTEGER PRIMARY KEY: a
+ * new job's seq is above every seq in the table; a seq can come back only
+ * after its job, attempts and tags were all deleted). Tags live twice: as
+ * JSON text in jobs.tags, read back with the row, and one row each in
+ * job_tags, for search. Attempts are keyed by (job seq, attempt number).
  *
  * Partial indexes make every hot query an index search whatever the table
  * holds (a million waiting jobs cost a fetch a few more B-tree levels).
  * Each one holds the jobs of one state, so a state change touches few of
- * them: a fetch moves an entry from jobs_ready and jobs_waiting to
- * jobs_lease, nothing more.
- *   jobs_ready   (queue, priority DESC, seq) WHERE enqueued   fetch
- *   jobs_waiting (queue, enqueued_at) WHERE enqueued          oldest waiting
- *   jobs_due     (next_at) WHERE scheduled or retry           promote
- *   jobs_lease   (lease_until) WHERE working                  expired; the
- *                                                             jobs of a worker
- *   jobs_unique  (unique_key, pushed_at) WHERE unique_for     push
- *   jobs_dead, jobs_done (updated_at) WHERE dead, done        pruning by age
+ * them: a fetch moves an entry from jobs_ready to jobs_lease, nothing
+ * more. A push writes three pages: the row, the jid index, jobs_ready.
+ *   jobs_ready   (queue, priority DESC, enqueued_at)        fetch (FIFO by
+ *                WHERE enqueued                             enqueue time);
+ *                                                           oldest waiting
+ *   jobs_due     (next_at) WHERE scheduled or retry         promote
+ *   jobs_lease   (lease_until) WHERE working                expired; the
+ *                                                           jobs of a worker
+ *   jobs_unique  (unique_key, pushed_at) WHERE unique_for   push
+ *   jobs_dead, jobs_done (updated_at) WHERE dead, done      pruning by age
  * There is no index by (queue, state): every state change would pay for
  * it. The number of jobs by queue and state is kept instead, in table
- * queue_counts, written once per transaction (sqlite_count.c).
+ * queue_counts, written at most once a second (sqlite_count.c).
  * The hot statements name their index with INDEXED BY. SQLite documents
  * that clause for exactly this: preparing fails loudly if a schema change
  * makes the index unusable, instead of silently planning a scan.
@@ -153,10 +154,73 @@ static const char *const migrations[] = {
     "CREATE TABLE counters ("
     " name TEXT PRIMARY KEY,"
     " value INTEGER NOT NULL) WITHOUT ROWID;",
+    /*
+     * 2: fewer pages written per push. jobs loses AUTOINCREMENT (its
+     * sqlite_sequence row was one more page per commit); jobs_ready orders
+     * a priority by enqueued_at, so a retried job waits behind the jobs
+     * enqueued before it (as in Faktory) and the oldest waiting job of a
+     * queue is a seek per priority, which makes jobs_waiting redundant;
+     * meta says whether queue_counts was left exact (sqlite_count.c).
+     */
+    "CREATE TABLE jobs_v2 ("
+    " seq INTEGER PRIMARY KEY,"
+    " jid TEXT NOT NULL UNIQUE,"
+    " queue TEXT NOT NULL,"
+    " jobtype TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " priority INTEGER NOT NULL,"
+    " args TEXT NOT NULL,"
+    " custom TEXT,"
+    " tags TEXT,"
+    " backoff TEXT,"
+    " retry INTEGER NOT NULL,"
+    " reserve_for INTEGER NOT NULL,"
+    " unique_for INTEGER NOT NULL,"
+    " unique_key TEXT,"
+    " backtrace_lines INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " enqueued_at INTEGER NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " next_at INTEGER NOT NULL,"
+    " lease_until INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " pushed_at INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL,"
+    " failures INTEGER NOT NULL,"
+    " worker TEXT,"
+    " errtype TEXT,"
+    " message TEXT,"
+    " backtrace TEXT,"
+    " failed_at INTEGER NOT NULL,"
+    " quarantined INTEGER NOT NULL);"
+    "INSERT INTO jobs_v2 SELECT * FROM jobs;"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v2 RENAME TO jobs;"
+    "DELETE FROM sqlite_sequence;"
+    "CREATE INDEX jobs_ready ON jobs (queue, priority DESC, enqueued_at)"
+    " WHERE state = 1;"
+    "CREATE INDEX jobs_due ON jobs (next_at) WHERE state IN (0, 3);"
+    "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 2;"
+    "CREATE INDEX jobs_unique ON jobs (unique_key, pushed_at)"
+    " WHERE unique_key IS NOT NULL;"
+    "CREATE INDEX jobs_dead ON jobs (updated_at) WHERE state = 4;"
+    "CREATE INDEX jobs_done ON jobs (updated_at) WHERE state = 5;"
+    "CREATE TABLE meta ("
+    " name TEXT PRIMARY KEY,"
+    " value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta (name, value) VALUES ('counts_exact', 1);",
 };
 
 _Static_assert(ZN_ARRAY_LEN(migrations) == ZN_SCHEMA_VERSION,
                "one migration per schema version");
+
+const char *
+zn__sqlite_migration(int version)
+{
+    return version >= 1 && version <= ZN_SCHEMA_VERSION
+               ? migrations[version - 1]
+               : NULL;
+}
 
 #define INSERT_SQL                                                          \
     "INSERT INTO jobs (jid, queue, jobtype, state, priority, args, custom, " \
@@ -198,7 +262,7 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
     [ZN__SQLITE_FETCH] =
         "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs INDEXED BY jobs_ready"
         " WHERE state = 1 AND queue = ?1"
-        " ORDER BY priority DESC, seq LIMIT 1",
+        " ORDER BY priority DESC, enqueued_at, seq LIMIT 1",
     [ZN__SQLITE_TAKE] =
         "UPDATE jobs SET state = 2, lease_until = ?2, attempts = ?3,"
         " worker = ?4, updated_at = ?5 WHERE seq = ?1 AND state = 1",
@@ -215,8 +279,6 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
         " WHERE seq = ?1",
     [ZN__SQLITE_FINISH_FAIL] =
         "UPDATE jobs SET state = ?3, next_at = ?4,"
-        " enqueued_at = CASE WHEN ?3 = 1 THEN ?2"
-        " ELSE enqueued_at END,"
         " lease_until = 0, worker = NULL, updated_at = ?2,"
         " failures = failures + 1, errtype = ?5,"
         " message = ?6, backtrace = ?7, failed_at = ?2,"
@@ -258,9 +320,12 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
     [ZN__SQLITE_QUEUE_COUNT_ADD] =
         "INSERT INTO queue_counts (queue, state, n) VALUES (?1, ?2, ?3)"
         " ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n",
+    /* One seek per priority: jobs_ready orders each by enqueued_at. */
     [ZN__SQLITE_OLDEST] =
-        "SELECT min(enqueued_at) FROM jobs INDEXED BY jobs_waiting"
-        " WHERE state = 1 AND queue = ?1",
+        "SELECT min((SELECT enqueued_at FROM jobs INDEXED BY jobs_ready"
+        " WHERE state = 1 AND queue = ?1 AND priority = p.column1"
+        " ORDER BY enqueued_at LIMIT 1))"
+        " FROM (VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS p",
 };
 
 int
@@ -355,12 +420,12 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
 
     s->paused_ok = false;
     if (tx == ZN__SQLITE_TX_OWN)
-        zn__sqlite_tally_clear(s);
+        zn__sqlite_tally_abort(s);
     else
         zn__sqlite_tally_drop(s);
     /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
     if (sqlite3_get_autocommit(s->db)) {
-        zn__sqlite_tally_clear(s);
+        zn__sqlite_tally_abort(s);
         return;
     }
     if (tx == ZN__SQLITE_TX_OWN) {
@@ -394,9 +459,7 @@ zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
                     const char *what, struct zn_err *err)
 {
     if (rc == 0 && tx == ZN__SQLITE_TX_OWN) {
-        rc = zn__sqlite_tally_flush(s, what, err);
-        if (rc == 0)
-            rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_COMMIT], what, err);
+        rc = zn__sqlite_commit(s, false, what, err);
     } else if (rc == 0) {
         rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], what, err);
         if (rc == 0)
@@ -417,7 +480,7 @@ sq_begin(struct zn_store *st, struct zn_err *err)
     if (!sqlite3_get_autocommit(s->db))
         return zn_err_set(err, ZN_ESTATE, "cannot begin on '%s': a "
                           "transaction is already open", s->path);
-    zn__sqlite_tally_clear(s);
+    zn__sqlite_tally_abort(s);
     return zn__sqlite_run(s, s->stmt[ZN__SQLITE_BEGIN],
                           "begin a transaction on", err);
 }
@@ -427,15 +490,10 @@ sq_commit(struct zn_store *st, struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
 
-    int rc;
-
     if (sqlite3_get_autocommit(s->db))
         return zn_err_set(err, ZN_ESTATE, "cannot commit on '%s': no "
                           "transaction is open", s->path);
-    rc = zn__sqlite_tally_flush(s, "commit to", err);
-    if (rc == 0)
-        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_COMMIT], "commit to", err);
-    return rc;
+    return zn__sqlite_commit(s, false, "commit to", err);
 }
 
 static void
@@ -1210,19 +1268,19 @@ sq_flush(struct zn_store *st, struct zn_err *err)
         return rc;
     /*
      * No WHERE and no triggers: SQLite truncates each table instead of
-     * deleting row by row. sqlite_sequence is kept, so seqs never repeat.
+     * deleting row by row. The seqs of new jobs start again from 1; no
+     * row keyed by an old one is left.
      */
     if (sqlite3_exec(s->db, "DELETE FROM attempts; DELETE FROM job_tags;"
                      " DELETE FROM jobs; DELETE FROM queues;"
                      " DELETE FROM queue_counts; DELETE FROM counters;",
                      NULL, NULL, NULL))
         rc = zn__sqlite_err(s, "flush", err);
-    paused_drop(s);
-    rc = zn__sqlite_tx_close(s, tx, rc, "flush", err);
-    /* The counts of earlier ops in the transaction went with the rows. */
+    /* The pending counts went with the rows they counted. */
     if (rc == 0)
-        zn__sqlite_tally_clear(s);
-    return rc;
+        zn__sqlite_tally_void(s);
+    paused_drop(s);
+    return zn__sqlite_tx_close(s, tx, rc, "flush", err);
 }
 
 /* Open, migrate, close. */
@@ -1232,6 +1290,8 @@ sq_close(struct zn_store *st)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
 
+    if (s->counting)
+        zn__sqlite_counts_close(s);
     for (int i = 0; i < ZN__SQLITE_NSTMT; i++)
         sqlite3_finalize(s->stmt[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
@@ -1239,6 +1299,7 @@ sq_close(struct zn_store *st)
                ZN_STR("error", sqlite3_errmsg(s->db)));
     paused_drop(s);
     free(s->tally);
+    free(s->pend);
     free(s->path);
     free(s);
 }
@@ -1471,6 +1532,10 @@ zn_store_sqlite_open(const char *path, const struct zn_sqlite_opts *opts,
                             : schema_migrate(s->db, path, NULL, NULL, err);
     if (rc == 0)
         rc = stmts_prepare(s, err);
+    if (rc == 0 && !opts->readonly) {
+        rc = zn__sqlite_counts_open(s, err);
+        s->counting = rc == 0;
+    }
     if (rc < 0) {
         sq_close(&s->base);
         return rc;

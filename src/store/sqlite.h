@@ -21,7 +21,7 @@ struct zn_sqlite_opts {
 };
 
 /* The current schema version; see the change procedure in sqlite.c. */
-#define ZN_SCHEMA_VERSION 1
+#define ZN_SCHEMA_VERSION 2
 
 /*
  * Opens (creating if needed) the database at path (":memory:" for tests),

@@ -68,14 +68,17 @@ struct zn__sqlite {
     bool paused_ok;
     int64_t data_version;
     /*
-     * Changes to queue_counts and counters, kept in memory and written
-     * once when the transaction commits (sqlite_count.c). tally[mark..]
-     * and op_counter belong to the running op, and are undone with it.
+     * Changes to queue_counts and counters kept in memory, written at most
+     * once a second (sqlite_count.c says which set is which).
      */
-    struct zn__sqlite_tally *tally;
-    size_t ntally, cap_tally, mark;
+    struct zn__sqlite_tally *tally, *pend;
+    size_t ntally, cap_tally, mark, npend, cap_pend;
     int64_t counter[ZN__SQLITE_NCOUNTER];
     int64_t op_counter[ZN__SQLITE_NCOUNTER];
+    int64_t pend_counter[ZN__SQLITE_NCOUNTER];
+    bool pend_in_tx;
+    bool counting;      /* a writer whose counts_open succeeded */
+    int64_t written_ms; /* monotonic time of the last write */
 };
 
 /* How an op made itself atomic: its own transaction or a savepoint. */
@@ -126,6 +129,12 @@ int zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
 int zn__sqlite_seq_of(struct zn__sqlite *s, const char *jid, int64_t *seq,
                       struct zn_err *err);
 
+/*
+ * The SQL that takes a database from schema version - 1 to version, NULL
+ * outside 1..ZN_SCHEMA_VERSION: tests build old databases with it.
+ */
+const char *zn__sqlite_migration(int version);
+
 /* sqlite_count.c */
 
 /* Starts an op's changes; own_tx: no transaction was open, none pend. */
@@ -141,12 +150,35 @@ void zn__sqlite_tally_keep(struct zn__sqlite *s);
 /* The running op failed: its changes are forgotten. */
 void zn__sqlite_tally_drop(struct zn__sqlite *s);
 
-/* The transaction is gone: every pending change is forgotten. */
-void zn__sqlite_tally_clear(struct zn__sqlite *s);
+/* The transaction rolled back: its changes go, committed ones stay. */
+void zn__sqlite_tally_abort(struct zn__sqlite *s);
 
-/* Writes the pending changes in the open transaction. */
-int zn__sqlite_tally_flush(struct zn__sqlite *s, const char *what,
+/* A flush emptied both tables in the open transaction: all changes void. */
+void zn__sqlite_tally_void(struct zn__sqlite *s);
+
+/*
+ * Writes every pending change in the open transaction, all or nothing, so
+ * the tables can be read exact.
+ */
+int zn__sqlite_tally_write(struct zn__sqlite *s, const char *what,
                            struct zn_err *err);
+
+/*
+ * Commits the open transaction, with the pending changes when force, when
+ * they were last written a second ago, or when memory runs short. On
+ * failure the caller rolls back.
+ */
+int zn__sqlite_commit(struct zn__sqlite *s, bool force, const char *what,
+                      struct zn_err *err);
+
+/*
+ * At the open of a writer: rebuilds queue_counts if the last writer did
+ * not close cleanly, then marks the counts inexact until counts_close.
+ */
+int zn__sqlite_counts_open(struct zn__sqlite *s, struct zn_err *err);
+
+/* At close: writes what is pending and marks the counts exact; logs. */
+void zn__sqlite_counts_close(struct zn__sqlite *s);
 
 /* sqlite_query.c */
 

@@ -686,7 +686,7 @@ zn__sqlite_queue_stats(struct zn_store *st, struct zn_queue_stats **out,
     *out = NULL;
     *n = 0;
     /* Inside the caller's transaction, counts of its ops are still pending. */
-    rc = zn__sqlite_tally_flush(s, "read from", err);
+    rc = zn__sqlite_tally_write(s, "read from", err);
     if (rc == 0)
         rc = stats_rows(s, s->stmt[ZN__SQLITE_QUEUE_COUNTS], true, &v, &nv,
                         &cap, err);
@@ -791,7 +791,7 @@ zn__sqlite_counters(struct zn_store *st, struct zn_store_counters *out,
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = zn__sqlite_tally_flush(s, "read from", err);
+    rc = zn__sqlite_tally_write(s, "read from", err);
     if (rc < 0)
         return rc;
     for (;;) {

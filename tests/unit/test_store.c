@@ -526,7 +526,7 @@ test_store_push_seq_increases(void **state)
     struct zn_job *jobs[3];
     struct zn_err errs[3];
     struct zn_err err = {0};
-    uint64_t last = 0, seq;
+    uint64_t last = 0, below = 0, seq;
     int64_t n;
     char jid[16];
 
@@ -543,14 +543,15 @@ test_store_push_seq_increases(void **state)
     OK(st->ops->push(st, jobs, 3, T0, errs));
     for (int i = 0; i < 3; i++) {
         assert_true(jobs[i]->seq > last);
+        below = last;
         last = jobs[i]->seq;
         zn_job_free(jobs[i]);
     }
-    /* A removed seq is never handed out again. */
+    /* After the newest job is removed, a new one still comes after all. */
     q.jid = "b2";
     OK(st->ops->remove(st, &q, &n, &err));
     assert_int_equal(n, 1);
-    assert_true(push_ok(st, "after", "q", 5, T0) > last);
+    assert_true(push_ok(st, "after", "q", 5, T0) > below);
 }
 
 static void
@@ -857,7 +858,8 @@ test_store_finish_fail_enqueued(void **state)
     OK(st->ops->finish(st, "a", T0 + 50, &o, &err));
     g = get_job(st, "a");
     assert_int_equal(g->state, ZN_STATE_ENQUEUED);
-    assert_int_equal(g->enqueued_at, T0 + 50);
+    /* Handed back, not failed on its own: it keeps its place. */
+    assert_int_equal(g->enqueued_at, T0);
     assert_int_equal(g->failures, 1);
     assert_string_equal(g->failure.errtype, "worker gone");
     zn_job_free(g);
@@ -1268,6 +1270,8 @@ test_store_retry_dead(void **state)
     OK(st->ops->attempts(st, "d1", &a, &na, &err));
     assert_int_equal(na, 2);
     zn_attempts_free(a, na);
+    /* Back at the end of its queue, behind the job enqueued before. */
+    fetch_expect(st, "q", "live", T0 + 200);
     fetch_expect(st, "q", "d1", T0 + 200);
     OK(st->ops->attempts(st, "d1", &a, &na, &err));
     assert_int_equal(na, 3);
@@ -1446,10 +1450,11 @@ test_store_queue_stats_follow_every_op(void **state)
     OK(st->ops->promote(st, T0 + 100, 10, &moved, NULL, NULL, &err));
     assert_int_equal(moved, 2);
     expect_stats_true(st);
-    fetch_expect(st, "q1", "a", T0 + 200);
-    finish_as(st, "a", T0 + 201, ZN_STATE_ENQUEUED, 0);
-    fetch_expect(st, "q1", "a", T0 + 202); /* it keeps its place */
-    finish_as(st, "a", T0 + 203, ZN_STATE_DONE, 0);
+    /* Enqueued at T0 + 7, c waits ahead of the jobs promoted at T0 + 100. */
+    fetch_expect(st, "q1", "c", T0 + 200);
+    finish_as(st, "c", T0 + 201, ZN_STATE_ENQUEUED, 0);
+    fetch_expect(st, "q1", "c", T0 + 202); /* it keeps its place */
+    finish_as(st, "c", T0 + 203, ZN_STATE_DONE, 0);
     expect_stats_true(st);
     OK(st->ops->retry_dead(st, &q, T0 + 300, &n, &err));
     expect_stats_true(st);

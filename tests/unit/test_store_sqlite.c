@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -22,6 +23,7 @@
 
 #include "common/log.h"
 #include "store/sqlite.h"
+#include "store/sqlite_int.h"
 
 #define T0 INT64_C(1700000000000)
 
@@ -190,6 +192,146 @@ test_store_sqlite_open_runs_migrations(void **state)
     assert_int_equal(to, ZN_SCHEMA_VERSION);
 }
 
+/* One integer from the database at path, read with sqlite3 directly. */
+static int64_t
+sqlite_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t v;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+static int64_t
+stat_of(struct zn_store *st, const char *queue, enum zn_job_state state)
+{
+    struct zn_queue_stats *v = NULL;
+    struct zn_err err = {0};
+    int64_t n = 0;
+    size_t nv = 0;
+
+    OK(st->ops->queue_stats(st, &v, &nv, &err));
+    for (size_t i = 0; i < nv; i++)
+        if (strcmp(v[i].name, queue) == 0)
+            n = v[i].count[state];
+    free(v);
+    return n;
+}
+
+/* A database of schema 1, the first release's, with one job waiting. */
+static void
+test_store_sqlite_v1_data_survives(void **state)
+{
+    struct fx *f = *state;
+    struct zn_err err = {0};
+    struct zn_store *st = NULL;
+    struct zn_job *g = NULL;
+    char path[PATH_MAX], sql[1024];
+
+    db_path(f->dir, path, sizeof(path));
+    sqlite_exec(path, zn__sqlite_migration(1));
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO jobs (seq, jid, queue, jobtype, state, priority,"
+             " args, retry, reserve_for, unique_for, backtrace_lines,"
+             " created_at, enqueued_at, at, next_at, lease_until,"
+             " updated_at, pushed_at, attempts, failures, failed_at,"
+             " quarantined) VALUES (7, 'old', 'q', 'work', 1, 5, '[1]', 3,"
+             " 300, 0, 0, %lld, %lld, 0, 0, 0, %lld, %lld, 0, 0, 0, 0);"
+             " INSERT INTO queue_counts VALUES ('q', 1, 1);"
+             " PRAGMA user_version = 1;",
+             (long long)T0, (long long)T0, (long long)T0, (long long)T0);
+    sqlite_exec(path, sql);
+
+    OK(zn_store_sqlite_open(path, NULL, &st, &err));
+    assert_int_equal(sqlite_int(path, "PRAGMA user_version"),
+                     ZN_SCHEMA_VERSION);
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM sqlite_master"
+                                      " WHERE name = 'jobs_waiting'"), 0);
+    OK(st->ops->get(st, "old", &g, &err));
+    assert_int_equal(g->seq, 7);
+    assert_string_equal(g->args, "[1]");
+    assert_int_equal(g->state, ZN_STATE_ENQUEUED);
+    zn_job_free(g);
+    push_ok(st, "new", "q", T0 + 1);
+    OK(st->ops->get(st, "new", &g, &err));
+    assert_int_equal(g->seq, 8);
+    zn_job_free(g);
+    assert_int_equal(stat_of(st, "q", ZN_STATE_ENQUEUED), 2);
+    fetch_expect(st, "q", "old", T0 + 2);
+    fetch_expect(st, "q", "new", T0 + 2);
+    zn_store_close(st);
+}
+
+/*
+ * Counts wait in memory for up to a second; a writer that dies before
+ * writing them leaves queue_counts behind the jobs, and the next open
+ * rebuilds it from the jobs.
+ */
+static void
+test_store_sqlite_counts_rebuilt_after_crash(void **state)
+{
+    struct fx *f = *state;
+    struct zn_err err = {0};
+    struct zn_store *st = NULL;
+    char path[PATH_MAX];
+    int status;
+    pid_t pid;
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* No cmocka here: any failure is the exit status. */
+        int rc = zn_store_sqlite_open(path, NULL, &st, &err);
+        const char *queues[] = {"q"};
+        struct zn_job *j = NULL;
+
+        for (int i = 0; i < 3 && rc == 0; i++) {
+            struct zn_job *p = zn_job_new();
+
+            if (!p)
+                _exit(3);
+            snprintf(p->jid, sizeof(p->jid), "j%d", i);
+            snprintf(p->queue, sizeof(p->queue), "q");
+            p->jobtype = strdup("work");
+            p->args = strdup("[]");
+            p->retry = 3;
+            p->reserve_for = 300;
+            rc = st->ops->push(st, &p, 1, T0, &err);
+            zn_job_free(p);
+        }
+        if (rc == 0)
+            rc = st->ops->fetch(st, queues, 1, "w1", T0, &j, &err);
+        /* The crash: no close, so the counts were never written. */
+        _exit(rc == 0 && j ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 3);
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM queue_counts"
+                                      " WHERE n <> 0"), 0);
+    assert_int_equal(sqlite_int(path, "SELECT value FROM meta"
+                                      " WHERE name = 'counts_exact'"), 0);
+
+    OK(zn_store_sqlite_open(path, NULL, &st, &err));
+    assert_int_equal(stat_of(st, "q", ZN_STATE_ENQUEUED), 2);
+    assert_int_equal(stat_of(st, "q", ZN_STATE_WORKING), 1);
+    zn_store_close(st);
+    /* A clean close leaves them exact: the next open trusts them. */
+    assert_int_equal(sqlite_int(path, "SELECT value FROM meta"
+                                      " WHERE name = 'counts_exact'"), 1);
+    assert_int_equal(sqlite_int(path, "SELECT sum(n) FROM queue_counts"), 3);
+}
+
 static void
 test_store_sqlite_newer_schema_refused(void **state)
 {
@@ -239,7 +381,11 @@ expect_index_plan(struct zn_store *st, const char *op, const char *index)
     print_message("%s:\n%s", op, plan);
     assert_non_null(strstr(plan, index));
     for (const char *line = plan; *line; line = strchr(line, '\n') + 1) {
-        if (strncmp(line, "SCAN", 4) == 0 || strstr(line, "TEMP B-TREE"))
+        /* A scan of a table is refused; one of a VALUES list is bounded. */
+        bool values = strstr(line, "CONSTANT ROWS") != NULL;
+
+        if ((strncmp(line, "SCAN", 4) == 0 && !values) ||
+            strstr(line, "TEMP B-TREE"))
             fail_msg("%s: plan has '%.*s'", op,
                      (int)(strchr(line, '\n') - line), line);
     }
@@ -261,7 +407,8 @@ test_store_sqlite_query_plans_use_indexes(void **state)
     expect_index_plan(st, "expired", "USING INDEX jobs_lease (lease_until<?)");
     expect_index_plan(st, "get", "(jid=?)");
     expect_index_plan(st, "finish", "(jid=?)");
-    expect_index_plan(st, "oldest", "INDEX jobs_waiting (queue=?)");
+    expect_index_plan(st, "oldest",
+                      "jobs_ready (queue=? AND priority=?)");
     expect_index_plan(st, "unique",
                       "jobs_unique (unique_key=? AND pushed_at>?)");
     assert_int_equal(zn_store_sqlite_explain(st, "nope", &plan, &err),
@@ -335,6 +482,8 @@ main(void)
     static const struct CMUnitTest tests[] = {
         TEST(test_store_sqlite_migrate_reports_versions),
         TEST(test_store_sqlite_open_runs_migrations),
+        TEST(test_store_sqlite_v1_data_survives),
+        TEST(test_store_sqlite_counts_rebuilt_after_crash),
         TEST(test_store_sqlite_newer_schema_refused),
         TEST(test_store_sqlite_readonly_needs_current_schema),
         TEST(test_store_sqlite_query_plans_use_indexes),
