@@ -9,6 +9,13 @@
  * always leave in the order of the commands. Over-long lines are skipped
  * as they arrive and answered with an error; they are never buffered whole.
  *
+ * Replies are written to the socket directly at the end of the loop turn
+ * that made them (zn_fwp_server_flush), in one write per connection, not
+ * one loop turn later through the bufferevent's write event: that saved
+ * two epoll_ctl calls and a loop turn per request. Only a reply the
+ * socket cannot take at once is left to the bufferevent (EV_WRITE is
+ * enabled just until its output drains).
+ *
  * Consumers register under their wid; a wid may have several connections
  * (client libraries keep a pool). When the last one closes, the jobs that
  * worker holds are handed out again at once, recorded as "worker gone".
@@ -92,7 +99,9 @@ struct conn {
     TAILQ_ENTRY(conn) wait_link;
     TAILQ_ENTRY(conn) dead_link;
     TAILQ_ENTRY(conn) resume_link;
+    TAILQ_ENTRY(conn) unsent_link;
     bool resuming;         /* on srv->resumed */
+    bool unsent;           /* on srv->unsent */
 };
 
 TAILQ_HEAD(conn_list, conn);
@@ -112,6 +121,7 @@ struct zn_fwp_server {
     struct conn_list waiters;
     struct conn_list dead;
     struct conn_list resumed; /* to run their buffered input after commit */
+    struct conn_list unsent;  /* output to write at the end of the turn */
     bool draining;         /* shutting down: run no more commands */
     bool closing_all;      /* freeing: keep the jobs workers hold */
     struct event *relisten;  /* re-enables accepting after an error */
@@ -129,10 +139,21 @@ static void process_input(struct conn *c);
 
 /* ---- replies --------------------------------------------------------- */
 
+/* The output of c, which the end of this loop turn writes. */
+static struct evbuffer *
+output(struct conn *c)
+{
+    if (!c->unsent) {
+        c->unsent = true;
+        TAILQ_INSERT_TAIL(&c->srv->unsent, c, unsent_link);
+    }
+    return bufferevent_get_output(c->bev);
+}
+
 static void
 reply_raw(struct conn *c, const char *s)
 {
-    evbuffer_add(bufferevent_get_output(c->bev), s, strlen(s));
+    evbuffer_add(output(c), s, strlen(s));
 }
 
 static void
@@ -144,7 +165,7 @@ reply_ok(struct conn *c)
 static void
 reply_err(struct conn *c, const char *msg)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = output(c);
 
     /* RESP errors are one line: CR and LF in a message would end it. */
     evbuffer_add(out, "-ERR ", 5);
@@ -156,11 +177,12 @@ reply_err(struct conn *c, const char *msg)
 static void
 reply_bulk(struct conn *c, const char *s)
 {
+    struct evbuffer *out = output(c);
     size_t len = strlen(s);
 
-    evbuffer_add_printf(bufferevent_get_output(c->bev), "$%zu\r\n", len);
-    evbuffer_add(bufferevent_get_output(c->bev), s, len);
-    evbuffer_add(bufferevent_get_output(c->bev), "\r\n", 2);
+    evbuffer_add_printf(out, "$%zu\r\n", len);
+    evbuffer_add(out, s, len);
+    evbuffer_add(out, "\r\n", 2);
 }
 
 /* Formats a bulk reply as a malloc'd string, for held replies. */
@@ -362,6 +384,10 @@ conn_close(struct conn *c)
     if (c->held) {
         TAILQ_REMOVE(&s->held, c, held_link);
         release_held(c);
+    }
+    if (c->unsent) {
+        TAILQ_REMOVE(&s->unsent, c, unsent_link);
+        c->unsent = false;
     }
     worker_detach(c);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -1222,13 +1248,16 @@ read_cb(struct bufferevent *bev, void *arg)
     process_input(arg);
 }
 
-/* The output drained: close after END or EOF, or read on after a pause. */
+/*
+ * The bufferevent wrote out what a direct write left: back to direct
+ * writes; close after END or EOF, or read on after a pause.
+ */
 static void
 write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
-    (void)bev;
+    bufferevent_disable(bev, EV_WRITE);
     if (c->state != C_CLOSING)
         process_input(c);
 }
@@ -1292,7 +1321,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     /* Reading pauses above the limit, so one connection cannot buffer more. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, s->opts.max_line + 65536);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* A new bufferevent has EV_WRITE on: replies go out by send_now. */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
     TAILQ_INSERT_TAIL(&s->all, c, all_link);
     s->nconns++;
     if (s->password) {
@@ -1419,6 +1450,46 @@ commit_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
+/*
+ * Writes the output of c now. What the socket does not take is left to
+ * the bufferevent; a connection with nothing left to send may have input
+ * that waited for that (END, a full output), so it runs again.
+ */
+static void
+send_now(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int n;
+
+    /*
+     * The bufferevent keeps the start of its output frozen but for its
+     * own writes, and thaws it for them the same way.
+     */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        conn_close(c);
+        return;
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(c->bev, EV_WRITE);
+    else if (c->ending || evbuffer_get_length(bufferevent_get_input(c->bev)))
+        resume(c);
+}
+
+static void
+send_all(struct zn_fwp_server *s)
+{
+    struct conn *c;
+
+    while ((c = TAILQ_FIRST(&s->unsent))) {
+        TAILQ_REMOVE(&s->unsent, c, unsent_link);
+        c->unsent = false;
+        send_now(c);
+    }
+}
+
 bool
 zn_fwp_server_flush(struct zn_fwp_server *s)
 {
@@ -1438,6 +1509,7 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
 
             if (!evtimer_pending(s->commit_timer, NULL))
                 evtimer_add(s->commit_timer, &tv);
+            send_all(s);
             free_dead(s);
             return false;
         }
@@ -1454,12 +1526,18 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
         release_held(c);
         resume(c);
     }
-    /* Commands that waited behind a held reply run now, in order. */
-    while ((c = TAILQ_FIRST(&s->resumed))) {
-        TAILQ_REMOVE(&s->resumed, c, resume_link);
-        c->resuming = false;
-        process_input(c);
-    }
+    /*
+     * Commands that waited behind a held reply run now, in order; then
+     * every reply of the turn goes out.
+     */
+    do {
+        while ((c = TAILQ_FIRST(&s->resumed))) {
+            TAILQ_REMOVE(&s->resumed, c, resume_link);
+            c->resuming = false;
+            process_input(c);
+        }
+        send_all(s);
+    } while (!TAILQ_EMPTY(&s->resumed));
     free_dead(s);
     /* Held replies need the next commit now; the rest can wait for it. */
     return !TAILQ_EMPTY(&s->held);
@@ -1591,6 +1669,7 @@ zn_fwp_server_new(struct event_base *base, struct zn_engine *e,
     s->started_at = zn_engine_now(e);
     TAILQ_INIT(&s->all);
     TAILQ_INIT(&s->held);
+    TAILQ_INIT(&s->unsent);
     TAILQ_INIT(&s->waiters);
     TAILQ_INIT(&s->dead);
     TAILQ_INIT(&s->resumed);
