@@ -40,6 +40,12 @@ int zn_store_sqlite_migrate(const char *path, int *from, int *to,
                             struct zn_err *err);
 
 /*
+ * How many checkpoints the writer's checkpointer thread has run, -1 when
+ * st has none (read-only, in memory, not sqlite). For tests.
+ */
+int64_t zn_store_sqlite_checkpoints(struct zn_store *st);
+
+/*
  * The EXPLAIN QUERY PLAN of a prepared statement behind a hot operation
  * ("fetch" finds the job, "take" leases it, "promote" finds a due job,
  * "expired", "next_due", "get", "finish" finds the working job, "extend",

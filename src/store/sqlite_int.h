@@ -79,6 +79,7 @@ struct zn__sqlite {
     bool pend_in_tx;
     bool counting;      /* a writer whose counts_open succeeded */
     int64_t written_ms; /* monotonic time of the last write */
+    struct zn__sqlite_ckpt *ckpt; /* the checkpointer of a writer, or NULL */
 };
 
 /* How an op made itself atomic: its own transaction or a savepoint. */
@@ -128,6 +129,23 @@ int zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
 /* The seq of the job jid, or ZN_ENOTFOUND. */
 int zn__sqlite_seq_of(struct zn__sqlite *s, const char *jid, int64_t *seq,
                       struct zn_err *err);
+
+/* sqlite_schema.c */
+
+/*
+ * Opens a connection to path (WAL, durability, page cache) and brings its
+ * schema to ZN_SCHEMA_VERSION, or checks it is there when read-only.
+ */
+int zn__sqlite_db_open(const char *path, const struct zn_sqlite_opts *opts,
+                       sqlite3 **out, struct zn_err *err);
+
+/*
+ * Starts the checkpointer thread of a writer, with its own connection;
+ * stop joins it (no-op when none runs). See sqlite_schema.c.
+ */
+int zn__sqlite_ckpt_start(struct zn__sqlite *s, enum zn_durability durability,
+                          struct zn_err *err);
+void zn__sqlite_ckpt_stop(struct zn__sqlite *s);
 
 /*
  * The SQL that takes a database from schema version - 1 to version, NULL

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -332,6 +333,45 @@ test_store_sqlite_counts_rebuilt_after_crash(void **state)
     assert_int_equal(sqlite_int(path, "SELECT sum(n) FROM queue_counts"), 3);
 }
 
+/*
+ * The writer never checkpoints on its own thread: the checkpointer does,
+ * and keeps the WAL from growing without end.
+ */
+static void
+test_store_sqlite_checkpointer_bounds_wal(void **state)
+{
+    struct fx *f = *state;
+    struct zn_sqlite_opts ro = {ZN_DURABILITY_FAST, true};
+    struct zn_store *st, *reader = NULL;
+    struct zn_err err = {0};
+    char path[PATH_MAX], wal[PATH_MAX + 8], jid[32];
+    struct stat sb;
+    int64_t runs = 0;
+
+    st = sqlite_open_in(f, path, sizeof(path));
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    OK(zn_store_sqlite_open(path, &ro, &reader, &err));
+    assert_int_equal(zn_store_sqlite_checkpoints(reader), -1);
+    zn_store_close(reader);
+    for (int round = 0; round < 2; round++) {
+        /* One commit each: some 3 frames a push. */
+        for (int i = 0; i < 2500; i++) {
+            snprintf(jid, sizeof(jid), "j%d-%d", round, i);
+            push_ok(st, jid, "q", T0);
+        }
+        for (int i = 0; i < 500 && runs <= round; i++) {
+            runs = zn_store_sqlite_checkpoints(st);
+            usleep(10 * 1000);
+        }
+        assert_true(runs > round);
+    }
+    /* Without checkpoints 5,000 commits leave 15,000 frames or more. */
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_true(sb.st_size < 4000 * (4096 + 24));
+    assert_int_equal(count_of(st, 0), 5000);
+    zn_store_close(st);
+}
+
 static void
 test_store_sqlite_newer_schema_refused(void **state)
 {
@@ -484,6 +524,7 @@ main(void)
         TEST(test_store_sqlite_open_runs_migrations),
         TEST(test_store_sqlite_v1_data_survives),
         TEST(test_store_sqlite_counts_rebuilt_after_crash),
+        TEST(test_store_sqlite_checkpointer_bounds_wal),
         TEST(test_store_sqlite_newer_schema_refused),
         TEST(test_store_sqlite_readonly_needs_current_schema),
         TEST(test_store_sqlite_query_plans_use_indexes),
