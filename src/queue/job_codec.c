@@ -1,7 +1,6 @@
 /*
- * job_codec.c - the job JSON codec: zn_job_parse turns untrusted JSON into
- * a struct zn_job, zn_job_encode writes a job in Faktory's shape plus our
- * own fields.
+ * job_codec.c - the job JSON parser: zn_job_parse turns untrusted JSON
+ * into a struct zn_job. Its inverse, zn_job_encode, is in job_encode.c.
  *
  * Parsing loads the whole payload into a jansson tree (after the size
  * check, so an oversized payload costs no allocation), then one reader per
@@ -22,8 +21,7 @@
  * error stays one line on the wire.
  *
  * args, custom and a failure's backtrace are kept as compact JSON text and
- * re-embedded on encode; text that no longer parses (a damaged store row)
- * makes zn_job_encode return NULL like an allocation failure.
+ * embedded as they are on encode.
  *
  * Non-goals: applying config defaults and making jids (the engine does
  * both), keeping the original spelling of numbers inside args.
@@ -467,129 +465,3 @@ fail:
     return rc;
 }
 
-/* Stored JSON text (args, custom, a backtrace) that must be of type. */
-static json_t *
-raw(const char *text, json_type type)
-{
-    json_t *v = json_loads(text, 0, NULL);
-
-    if (v && json_typeof(v) != type) {
-        json_decref(v);
-        v = NULL;
-    }
-    return v;
-}
-
-static json_t *
-time_value(int64_t ms)
-{
-    char buf[64];
-
-    zn_clock_format(ms, buf, sizeof(buf));
-    return json_string(buf);
-}
-
-/*
- * The helpers below add members and return nonzero if any failed. Every
- * jansson setter takes a NULL value (failed allocation or invalid UTF-8)
- * and reports -1, so failures are collected with |= and checked once.
- */
-static int
-encode_lists(json_t *o, const struct zn_job *job)
-{
-    json_t *a;
-    int rc = 0;
-
-    if (job->ntags) {
-        a = json_array();
-        for (size_t i = 0; i < job->ntags; i++)
-            rc |= json_array_append_new(a, json_string(job->tags[i]));
-        rc |= json_object_set_new(o, "tags", a);
-    }
-    if (job->nbackoff) {
-        a = json_array();
-        for (size_t i = 0; i < job->nbackoff; i++)
-            rc |= json_array_append_new(a, json_integer(job->backoff[i]));
-        rc |= json_object_set_new(o, "backoff", a);
-    }
-    return rc;
-}
-
-/* Faktory's failure object: retry_count is 0 after the first failure. */
-static int
-encode_state(json_t *o, const struct zn_job *job)
-{
-    const struct zn_job_failure *fl = &job->failure;
-    json_t *f;
-    int rc = 0;
-
-    rc |= json_object_set_new(o, "state",
-                              json_string(zn_job_state_name(job->state)));
-    rc |= json_object_set_new(o, "attempts", json_integer(job->attempts));
-    if (job->worker)
-        rc |= json_object_set_new(o, "worker", json_string(job->worker));
-    if (job->quarantined)
-        rc |= json_object_set_new(o, "quarantined", json_true());
-    if (!fl->errtype)
-        return rc;
-    f = json_object();
-    rc |= json_object_set_new(f, "retry_count",
-                              json_integer(job->failures > 0 ?
-                                           job->failures - 1 : 0));
-    rc |= json_object_set_new(f, "failed_at", time_value(fl->failed_at));
-    if (job->state == ZN_STATE_RETRY)
-        rc |= json_object_set_new(f, "next_at", time_value(job->next_at));
-    rc |= json_object_set_new(f, "errtype", json_string(fl->errtype));
-    if (fl->message)
-        rc |= json_object_set_new(f, "message", json_string(fl->message));
-    if (fl->backtrace)
-        rc |= json_object_set_new(f, "backtrace",
-                                  raw(fl->backtrace, JSON_ARRAY));
-    rc |= json_object_set_new(o, "failure", f);
-    return rc;
-}
-
-char *
-zn_job_encode(const struct zn_job *job, bool with_state)
-{
-    json_t *o = json_object();
-    char *s = NULL;
-    int rc = 0;
-
-    if (!o)
-        return NULL;
-    /* No jid yet (not pushed): "" would not parse again. */
-    if (job->jid[0])
-        rc |= json_object_set_new(o, "jid", json_string(job->jid));
-    rc |= json_object_set_new(o, "queue", json_string(job->queue));
-    rc |= json_object_set_new(o, "jobtype", json_string(job->jobtype));
-    rc |= json_object_set_new(o, "args",
-                              raw(job->args ? job->args : "[]", JSON_ARRAY));
-    rc |= json_object_set_new(o, "created_at", time_value(job->created_at));
-    if (job->enqueued_at)
-        rc |= json_object_set_new(o, "enqueued_at",
-                                  time_value(job->enqueued_at));
-    if (job->at > 0)
-        rc |= json_object_set_new(o, "at", time_value(job->at));
-    rc |= json_object_set_new(o, "priority", json_integer(job->priority));
-    if (job->retry != ZN_JOB_RETRY_UNSET)
-        rc |= json_object_set_new(o, "retry", json_integer(job->retry));
-    if (job->reserve_for)
-        rc |= json_object_set_new(o, "reserve_for",
-                                  json_integer(job->reserve_for));
-    if (job->backtrace_lines > 0)
-        rc |= json_object_set_new(o, "backtrace",
-                                  json_integer(job->backtrace_lines));
-    rc |= encode_lists(o, job);
-    if (job->unique_for > 0)
-        rc |= json_object_set_new(o, "unique_for",
-                                  json_integer(job->unique_for));
-    if (job->custom)
-        rc |= json_object_set_new(o, "custom", raw(job->custom, JSON_OBJECT));
-    if (with_state)
-        rc |= encode_state(o, job);
-    if (rc == 0)
-        s = dump_compact(o);
-    json_decref(o);
-    return s;
-}

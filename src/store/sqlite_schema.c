@@ -261,6 +261,11 @@ db_open(const char *path, bool readonly, enum zn_durability durability,
     int rc;
 
     *out = NULL;
+    /*
+     * Before SQLite's first use in the process (later it is refused, and
+     * harmless): no allocation statistics, which cost a mutex per malloc.
+     */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
         if (!db)
@@ -272,8 +277,12 @@ db_open(const char *path, bool readonly, enum zn_durability durability,
     }
     sqlite3_busy_timeout(db, 5000);
     rc = readonly ? 0 : set_wal(db, path, err);
-    /* 32 MiB of page cache: the hot indexes of a big queue stay in. */
-    if (rc == 0 && sqlite3_exec(db, "PRAGMA cache_size = -32768", NULL, NULL,
+    /*
+     * 32 MiB of page cache: the hot indexes of a big queue stay in. The
+     * statement journal of each op's savepoint stays in memory.
+     */
+    if (rc == 0 && sqlite3_exec(db, "PRAGMA cache_size = -32768;"
+                                " PRAGMA temp_store = MEMORY", NULL, NULL,
                                 NULL))
         rc = exec_err(db, path, "open", err);
     if (rc == 0 && sqlite3_exec(db, sync, NULL, NULL, NULL))

@@ -888,6 +888,83 @@ test_job_encode_dead_state(void **state)
     zn_job_free(job);
 }
 
+/*
+ * Strings are escaped as jansson writes them and read back the same; bad
+ * UTF-8 in a string fails the encoding instead of reaching the wire.
+ */
+static void
+test_job_encode_escapes(void **state)
+{
+    struct zn_job *job = must_parse("{\"jid\":\"j1\",\"jobtype\":\"x\"}");
+    json_t *back;
+    char *s;
+
+    (void)state;
+    job->state = ZN_STATE_DEAD;
+    job->failure.errtype = strdup("E\"q\\b/\n\r\t\b\f\x01\x1f\x7f\xc3\xa9");
+    job->failure.failed_at = NOW_MS;
+    s = zn_job_encode(job, true);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"errtype\":\"E\\\"q\\\\b/\\n\\r\\t\\b\\f"
+                              "\\u0001\\u001F\x7f\xc3\xa9\""));
+    back = json_loads(s, 0, NULL);
+    assert_non_null(back);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(back, "failure"),
+                                          "errtype")),
+        job->failure.errtype);
+    json_decref(back);
+    free(s);
+    free(job->failure.errtype);
+    job->failure.errtype = strdup("bad \xff byte");
+    assert_null(zn_job_encode(job, true));
+    free(job->failure.errtype);
+    job->failure.errtype = strdup("overlong \xc0\xaf");
+    assert_null(zn_job_encode(job, true));
+    zn_job_free(job);
+}
+
+/* Stored JSON text is embedded as it is when it is one value of its kind. */
+static void
+test_job_encode_checks_stored_text(void **state)
+{
+    static const char *const bad[] = {
+        "[1,]", "[01]", "[\"a]", "[tru]", "[1] x", "[\"\\q\"]", "[-]",
+        "[1.]", "[1e]", "[\"\\u12G4\"]", "[\"\x01\"]", "[\"\xff\"]",
+        "[{\"a\" 1}]", "[{1:2}]", "[", "", " ", "[]]",
+    };
+    struct zn_job *job = must_parse("{\"jobtype\":\"x\"}");
+    char deep[1201], *s;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        free(job->args);
+        job->args = strdup(bad[i]);
+        if (zn_job_encode(job, false))
+            fail_msg("args '%s' encoded", bad[i]);
+    }
+    free(job->args);
+    job->args = strdup(" [ 1 , {\"a\" : [true,false,null,-0.5e+3,\"\\u00e9\"]} ] ");
+    s = zn_job_encode(job, false);
+    assert_non_null(s);
+    assert_non_null(strstr(s, job->args));
+    free(s);
+    /* Nesting past the scanner's limit is refused, not a stack overflow. */
+    memset(deep, '[', 600);
+    memset(deep + 600, ']', 600);
+    deep[1200] = '\0';
+    free(job->args);
+    job->args = strdup(deep);
+    assert_null(zn_job_encode(job, false));
+    /* Within it, the same shape is fine. */
+    job->args[500] = '\0';
+    memset(job->args + 250, ']', 250);
+    s = zn_job_encode(job, false);
+    assert_non_null(s);
+    free(s);
+    zn_job_free(job);
+}
+
 /* Stored JSON that no longer parses cannot be embedded. */
 static void
 test_job_encode_refuses_damaged_json(void **state)
@@ -1397,6 +1474,8 @@ main(void)
         cmocka_unit_test(test_job_encode_full),
         cmocka_unit_test(test_job_encode_retry_state),
         cmocka_unit_test(test_job_encode_dead_state),
+        cmocka_unit_test(test_job_encode_escapes),
+        cmocka_unit_test(test_job_encode_checks_stored_text),
         cmocka_unit_test(test_job_encode_refuses_damaged_json),
         cmocka_unit_test(test_job_round_trip),
         cmocka_unit_test(test_job_round_trip_with_state),
