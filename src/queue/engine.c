@@ -23,6 +23,12 @@
 #define TOUCHED_MAX 16
 #define TICK_BATCH 500
 #define PRUNE_EVERY_MS (60 * 1000)
+/*
+ * Jobs pruned per tick: a trim window's worth of done jobs (an hour of a
+ * busy queue is millions) deleted at once stalled the loop for seconds.
+ * While a batch comes back full, the next tick prunes on.
+ */
+#define PRUNE_BATCH 1000
 
 struct zn_engine {
     struct zn_store *st;
@@ -36,6 +42,7 @@ struct zn_engine {
     size_t ntouched;
     bool touched_all;
     int64_t last_prune;
+    bool prune_more;  /* the last prune left old jobs behind */
 };
 
 void
@@ -431,10 +438,12 @@ prune(struct zn_engine *e, int64_t now, struct zn_err *err)
     struct zn_store_query done = {
         .states = ZN_STATE_BIT(ZN_STATE_DONE),
         .updated_to = now - e->cfg.done_ttl_ms,
+        .max = PRUNE_BATCH,
     };
     struct zn_store_query dead = {
         .states = ZN_STATE_BIT(ZN_STATE_DEAD),
         .updated_to = now - e->cfg.dead_ttl_ms,
+        .max = PRUNE_BATCH,
     };
     int64_t n1 = 0, n2 = 0;
     int rc;
@@ -443,6 +452,7 @@ prune(struct zn_engine *e, int64_t now, struct zn_err *err)
     rc = e->st->ops->remove(e->st, &done, &n1, err);
     if (rc == 0)
         rc = e->st->ops->remove(e->st, &dead, &n2, err);
+    e->prune_more = rc == 0 && (n1 == PRUNE_BATCH || n2 == PRUNE_BATCH);
     if (rc == 0 && n1 + n2 > 0)
         ZN_LOG(ZN_INFO, "engine.pruned", ZN_INT("done", n1),
                ZN_INT("dead", n2));
@@ -463,7 +473,7 @@ zn_engine_tick(struct zn_engine *e, struct zn_err *err)
         rc = promote(e, now, err);
     if (rc == 0)
         rc = expire_leases(e, now, err);
-    if (rc == 0 && now - e->last_prune >= PRUNE_EVERY_MS)
+    if (rc == 0 && (e->prune_more || now - e->last_prune >= PRUNE_EVERY_MS))
         rc = prune(e, now, err);
     return rc;
 }

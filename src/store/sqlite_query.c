@@ -539,11 +539,23 @@ run_filtered(struct zn__sqlite *s, const char *head, const char *tail,
 
     sql_add(&b, head);
     sql_where(&b, q, false);
+    /*
+     * A batch: the same max rows for each of the three statements of a
+     * remove (the same query on the same data), oldest first.
+     */
+    if (q->max) {
+        sql_add(&b, " AND seq IN (SELECT seq FROM jobs");
+        sql_where(&b, q, false);
+        sql_add(&b, " ORDER BY updated_at LIMIT :max)");
+    }
     sql_add(&b, tail);
     rc = prepare_once(s, &b, "remove jobs from", &ps, err);
     if (rc < 0)
         return rc;
     bind_query(ps, q);
+    if (q->max)
+        bind_named_int(ps, ":max",
+                       q->max > INT64_MAX ? INT64_MAX : (int64_t)q->max);
     if (counted)
         rc = tally_rows(s, ps, -1, -1, n, "remove jobs from", err);
     else

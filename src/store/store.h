@@ -45,6 +45,8 @@ struct zn_store_query {
     int64_t updated_to;   /* updated_at < this, 0 = open */
     uint64_t after;       /* cursor: jobs with seq > after, ascending */
     size_t limit;         /* list only; 0 = 100, at most 1000 */
+    size_t max;           /* remove only: at most this many, least
+                             recently updated first; 0 = all */
 };
 
 struct zn_store_list {
@@ -182,7 +184,10 @@ struct zn_store_ops {
     int (*retry_dead)(struct zn_store *st, const struct zn_store_query *q,
                       int64_t now, int64_t *n, struct zn_err *err);
 
-    /* Deletes the jobs matching q, with their attempts. *n = how many. */
+    /*
+     * Deletes the jobs matching q (at most q->max of them when set), with
+     * their attempts. *n = how many.
+     */
     int (*remove)(struct zn_store *st, const struct zn_store_query *q,
                   int64_t *n, struct zn_err *err);
 

@@ -533,6 +533,39 @@ test_engine_prunes_done_and_dead(void **state)
     assert_int_equal(f->st->ops->get(f->st, "dead1", &job, &err), ZN_ENOTFOUND);
 }
 
+/* Old jobs go a batch of 1,000 (PRUNE_BATCH) a tick, until none is left. */
+static void
+test_engine_prunes_in_batches(void **state)
+{
+    struct fx *f = *state;
+    struct zn_store_query q = {.states = ZN_STATE_BIT(ZN_STATE_DONE)};
+    struct zn_err err;
+    char jid[32];
+    int64_t n = 0;
+
+    for (int i = 0; i < 2500; i++) {
+        snprintf(jid, sizeof(jid), "j%d", i);
+        assert_int_equal(push(f, make_job(jid, "default", 5)), 0);
+        expect_fetch(f, "default", jid);
+        assert_int_equal(zn_engine_ack(f->e, jid, NULL, &err), 0);
+    }
+    assert_int_equal(zn_engine_commit(f->e, &err), 0);
+    f->now += 60 * 60 * 1000 + 1;
+    for (int64_t left = 2500; left > 0; left -= 1000) {
+        tick(f);
+        assert_int_equal(f->st->ops->count(f->st, &q, &n, &err), 0);
+        assert_int_equal(n, left > 1000 ? left - 1000 : 0);
+    }
+    /* A job done later goes with the next minute's prune, as before. */
+    push(f, make_job("late", "default", 5));
+    expect_fetch(f, "default", "late");
+    assert_int_equal(zn_engine_ack(f->e, "late", NULL, &err), 0);
+    f->now += 60 * 60 * 1000 + 1;
+    tick(f);
+    assert_int_equal(f->st->ops->count(f->st, &q, &n, &err), 0);
+    assert_int_equal(n, 0);
+}
+
 static void
 test_engine_retry_dead_and_remove(void **state)
 {
@@ -615,6 +648,7 @@ main(void)
         T(test_engine_scheduled_job_waits),
         T(test_engine_pause_resume),
         T(test_engine_prunes_done_and_dead),
+        T(test_engine_prunes_in_batches),
         T(test_engine_retry_dead_and_remove),
         T(test_engine_clear_queue_and_flush),
         T(test_engine_fail_not_working),

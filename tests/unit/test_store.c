@@ -1320,6 +1320,47 @@ test_store_remove_with_attempts(void **state)
     assert_int_equal(count_of(st, 0), 0);
 }
 
+static void expect_stats_true(struct zn_store *st);
+
+/* A batch: at most max jobs, the least recently updated, attempts too. */
+static void
+test_store_remove_at_most_max(void **state)
+{
+    struct zn_store *st = st_of(state);
+    struct zn_store_query q = {.states = ZN_STATE_BIT(ZN_STATE_DONE),
+                               .updated_to = T0 + 100, .max = 2};
+    const char *jids[] = {"d1", "d2", "d3", "d4"};
+    struct zn_attempt *a;
+    struct zn_err err = {0};
+    int64_t n;
+    size_t na;
+
+    /* Pushed in one order, finished in another: age is updated_at. */
+    for (int i = 0; i < 4; i++)
+        push_ok(st, jids[i], "q", 5, T0);
+    push_ok(st, "live", "q", 5, T0);
+    for (int i = 0; i < 4; i++)
+        fetch_expect(st, "q", jids[i], T0);
+    finish_as(st, "d3", T0 + 1, ZN_STATE_DONE, 0);
+    finish_as(st, "d1", T0 + 2, ZN_STATE_DONE, 0);
+    finish_as(st, "d4", T0 + 3, ZN_STATE_DONE, 0);
+    finish_as(st, "d2", T0 + 200, ZN_STATE_DONE, 0); /* too young */
+    OK(st->ops->remove(st, &q, &n, &err));
+    assert_int_equal(n, 2);
+    expect_jobs(st, (struct zn_store_query){0}, "d2 d4 live");
+    assert_int_equal(st->ops->attempts(st, "d3", &a, &na, &err),
+                     ZN_ENOTFOUND);
+    OK(st->ops->remove(st, &q, &n, &err));
+    assert_int_equal(n, 1);
+    OK(st->ops->remove(st, &q, &n, &err));
+    assert_int_equal(n, 0);
+    expect_jobs(st, (struct zn_store_query){0}, "d2 live");
+    OK(st->ops->attempts(st, "d2", &a, &na, &err));
+    assert_int_equal(na, 1);
+    zn_attempts_free(a, na);
+    expect_stats_true(st);
+}
+
 static struct zn_queue_stats *
 stats_find(struct zn_queue_stats *v, size_t n, const char *name)
 {
@@ -1781,6 +1822,7 @@ static const struct CMUnitTest generic_tests[] = {
     GENERIC(test_store_list_paging),
     GENERIC(test_store_retry_dead),
     GENERIC(test_store_remove_with_attempts),
+    GENERIC(test_store_remove_at_most_max),
     GENERIC(test_store_queue_stats),
     GENERIC(test_store_queue_stats_follow_every_op),
     GENERIC(test_store_queue_stats_follow_transactions),
