@@ -475,8 +475,8 @@ cmd_push(struct conn *c, const struct zn_fwp_cmd *cmd)
  * Returns 0 or ZN_ENOMEM.
  */
 static int
-pushb_parse(struct conn *c, json_t *arr, struct zn_job **jobs, size_t *ok,
-            json_t *refused)
+pushb_parse(struct conn *c, json_t *arr, size_t arg_len, struct zn_job **jobs,
+            size_t *ok, json_t *refused)
 {
     const struct zn_engine_config *cfg = zn_engine_config(c->srv->engine);
     int64_t now = zn_engine_now(c->srv->engine);
@@ -485,26 +485,29 @@ pushb_parse(struct conn *c, json_t *arr, struct zn_job **jobs, size_t *ok,
     size_t i;
 
     json_array_foreach(arr, i, el) {
-        char *text = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
         json_t *jid = json_object_get(el, "jid");
         char key[32];
+        int rc = 0;
 
-        if (!text)
-            return ZN_ENOMEM;
-        if (zn_job_parse(text, strlen(text), &cfg->limits, now, &jobs[*ok],
-                         &perr) == 0) {
+        /* Only a batch over the limit can hold a job over it. */
+        if (arg_len > cfg->limits.max_payload)
+            rc = zn_job_check_size(json_dumpb(el, NULL, 0, JSON_COMPACT |
+                                                               JSON_ENCODE_ANY),
+                                   &cfg->limits, &perr);
+        if (rc == 0)
+            rc = zn_job_parse_json(el, &cfg->limits, now, &jobs[*ok], &perr);
+        if (rc == 0) {
             (*ok)++;
+        } else if (rc == ZN_ENOMEM) {
+            return ZN_ENOMEM;
         } else {
             snprintf(key, sizeof(key), "#%zu", i);
             if (json_object_set_new(refused,
                                     json_is_string(jid) ? json_string_value(jid)
                                                         : key,
-                                    json_string(perr.msg)) < 0) {
-                free(text);
+                                    json_string(perr.msg)) < 0)
                 return ZN_ENOMEM;
-            }
         }
-        free(text);
     }
     return 0;
 }
@@ -538,7 +541,7 @@ cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
     jobs = calloc(n ? n : 1, sizeof(*jobs));
     errs = calloc(n ? n : 1, sizeof(*errs));
     if (!jobs || !errs || !refused ||
-        pushb_parse(c, arr, jobs, &ok, refused) < 0)
+        pushb_parse(c, arr, cmd->arg_len, jobs, &ok, refused) < 0)
         goto oom;
     if (ok && zn_engine_push(c->srv->engine, jobs, ok, errs) < 0) {
         reply_err(c, errs[0].msg);

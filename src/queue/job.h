@@ -113,6 +113,20 @@ int zn_job_parse(const char *json, size_t len, const struct zn_job_limits *lim,
                  int64_t now_ms, struct zn_job **out, struct zn_err *err);
 
 /*
+ * The same from a JSON value already parsed (an element of PUSHB's array),
+ * which the caller keeps. The payload size is the caller's to check, with
+ * zn_job_check_size, when the value's text could exceed the limit.
+ */
+struct json_t; /* jansson's json_t */
+int zn_job_parse_json(struct json_t *root, const struct zn_job_limits *lim,
+                      int64_t now_ms, struct zn_job **out,
+                      struct zn_err *err);
+
+/* ZN_ETOOBIG, with zn_job_parse's message, when len is over the limit. */
+int zn_job_check_size(size_t len, const struct zn_job_limits *lim,
+                      struct zn_err *err);
+
+/*
  * Encodes the job as JSON (Faktory's shape plus our fields): jid, queue,
  * jobtype, args, created_at, enqueued_at, at (if in the future when
  * pushed), priority, retry, reserve_for, backoff, tags, unique_for, custom,

@@ -408,27 +408,53 @@ parse_backoff(const struct reader *r, struct zn_job *job)
 }
 
 int
+zn_job_check_size(size_t len, const struct zn_job_limits *lim,
+                  struct zn_err *err)
+{
+    if (len > lim->max_payload)
+        return zn_err_set(err, ZN_ETOOBIG, "job: payload of %zu bytes is over "
+                          "the limit of %zu bytes", len, lim->max_payload);
+    return 0;
+}
+
+int
 zn_job_parse(const char *json, size_t len, const struct zn_job_limits *lim,
              int64_t now_ms, struct zn_job **out, struct zn_err *err)
 {
     struct zn_job_limits deflim;
-    struct reader r = {NULL, NULL, NULL, err};
-    struct zn_job *job = NULL;
     json_error_t jerr;
+    json_t *root;
     int rc;
 
     if (!lim) {
         zn_job_limits_default(&deflim);
         lim = &deflim;
     }
-    r.lim = lim;
-    if (len > lim->max_payload)
-        return zn_err_set(err, ZN_ETOOBIG, "job: payload of %zu bytes is over "
-                          "the limit of %zu bytes", len, lim->max_payload);
+    rc = zn_job_check_size(len, lim, err);
+    if (rc < 0)
+        return rc;
     /* DECODE_ANY so that "42" gets our message, not jansson's. */
-    r.root = json_loadb(json, len, JSON_DECODE_ANY, &jerr);
-    if (!r.root)
+    root = json_loadb(json, len, JSON_DECODE_ANY, &jerr);
+    if (!root)
         return json_fail(&jerr, err);
+    rc = zn_job_parse_json(root, lim, now_ms, out, err);
+    json_decref(root);
+    return rc;
+}
+
+int
+zn_job_parse_json(json_t *root, const struct zn_job_limits *lim,
+                  int64_t now_ms, struct zn_job **out, struct zn_err *err)
+{
+    struct zn_job_limits deflim;
+    struct reader r = {root, NULL, lim, err};
+    struct zn_job *job = NULL;
+    int rc;
+
+    if (!lim) {
+        zn_job_limits_default(&deflim);
+        r.lim = &deflim;
+    }
     if (!json_is_object(r.root)) {
         rc = zn_err_set(err, ZN_EINVAL, "job: must be a JSON object");
         goto fail;
@@ -456,12 +482,10 @@ zn_job_parse(const char *json, size_t len, const struct zn_job_limits *lim,
         rc = parse_backoff(&r, job);
     if (rc < 0)
         goto fail;
-    json_decref(r.root);
     *out = job;
     return 0;
 fail:
     zn_job_free(job);
-    json_decref(r.root);
     return rc;
 }
 

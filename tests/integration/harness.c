@@ -17,6 +17,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -126,6 +127,8 @@ zn_srv_start(struct zn_srv *s, const char *const *extra)
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
+        /* A test that dies (a failed assertion) takes its server along. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd < 0 || dup2(fd, 2) < 0)
             _exit(127);
