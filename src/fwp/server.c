@@ -120,6 +120,8 @@ struct zn_fwp_server {
     LIST_HEAD(, worker) workers;
     zn_fwp_gone_cb *gone_cb;
     void *gone_ctx;
+    zn_fwp_push_cb *push_cb;
+    void *push_ctx;
     size_t nconns;
     int64_t started_at;
     uint64_t commands;
@@ -331,6 +333,14 @@ zn_fwp_server_set_gone_cb(struct zn_fwp_server *s, zn_fwp_gone_cb *cb,
     s->gone_ctx = ctx;
 }
 
+void
+zn_fwp_server_set_push_cb(struct zn_fwp_server *s, zn_fwp_push_cb *cb,
+                          void *ctx)
+{
+    s->push_cb = cb;
+    s->push_ctx = ctx;
+}
+
 /* ---- connections ------------------------------------------------------ */
 
 static void
@@ -433,6 +443,8 @@ cmd_push(struct conn *c, const struct zn_fwp_cmd *cmd)
         reply_err(c, err.msg);
         return;
     }
+    if (c->srv->push_cb)
+        c->srv->push_cb(c->srv->push_ctx, &job, 1);
     if (zn_engine_push(c->srv->engine, &job, 1, &err) < 0 || err.code) {
         reply_err(c, err.msg);
     } else {
@@ -514,6 +526,8 @@ cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
     if (!jobs || !errs || !refused ||
         pushb_parse(c, arr, jobs, &ok, refused) < 0)
         goto oom;
+    if (ok && c->srv->push_cb)
+        c->srv->push_cb(c->srv->push_ctx, jobs, ok);
     if (ok && zn_engine_push(c->srv->engine, jobs, ok, errs) < 0) {
         reply_err(c, errs[0].msg);
         goto done;

@@ -80,6 +80,18 @@ void zn_fwp_server_set_gone_cb(struct zn_fwp_server *s, zn_fwp_gone_cb *cb,
                                void *ctx);
 
 /*
+ * Called for the jobs of each PUSH and PUSHB after they parse and before
+ * the engine takes them, so the callee may fill defaults the job did not
+ * set (the supervisor's per-block tries, backoff and timeout). It must
+ * not block or keep the pointers.
+ */
+typedef void zn_fwp_push_cb(void *ctx, struct zn_job *const *jobs, size_t n);
+
+/* Sets (or with cb NULL, clears) the push callback. */
+void zn_fwp_server_set_push_cb(struct zn_fwp_server *s, zn_fwp_push_cb *cb,
+                               void *ctx);
+
+/*
  * Closes every connection and listener and frees the server. The jobs
  * that connected workers hold stay theirs (a restart is not their death).
  */

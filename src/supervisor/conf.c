@@ -51,6 +51,7 @@ static const struct key_def keys[] = {
     {"backoff", K_BACKOFF, OFF(backoff), 0, 0},
     {"timeout", K_INT, OFF(timeout_s), 1, 86400},
     {"memory", K_INT, OFF(memory_mb), 0, 1024 * 1024},
+    {"memory_hard_factor", K_INT, OFF(memory_hard_factor), 1, 64},
     {"nice", K_INT, OFF(nice), -20, 19},
     {"max_jobs", K_INT, OFF(max_jobs), 0, INT64_MAX},
     {"max_time", K_DURATION, OFF(max_time_ms), 0, 365 * DAY_MS},
@@ -68,7 +69,6 @@ struct ctx {
     FILE *fp;
     int lineno;
     struct zn_supervisor_conf *cur; /* the open block, NULL outside one */
-    bool set_processes;             /* the open block gave processes */
     struct zn_err *err;
     bool failed;
 };
@@ -95,6 +95,7 @@ zn_supervisor_conf_default(struct zn_supervisor_conf *c, const char *name,
     c->nbackoff = ZN_ARRAY_LEN(backoff);
     c->timeout_s = 300;
     c->memory_mb = 128;
+    c->memory_hard_factor = 4;
     c->quarantine_after = 2;
     c->grace_ms = 30000;
     c->sleep_ms = 3000;
@@ -143,7 +144,7 @@ close_block(struct ctx *c)
         return;
     }
     /* Without processes, a block runs its most (balancing is to come). */
-    if (!c->set_processes)
+    if (!(s->given & ZN_SUPERVISOR_GIVEN_PROCESSES))
         s->processes = s->max_processes;
 }
 
@@ -192,7 +193,6 @@ open_block(struct ctx *c, const char *hdr, size_t len)
     c->out->n++;
     s->line = c->lineno;
     c->cur = s;
-    c->set_processes = false;
     return;
 oom:
     zn_err_set(c->err, ZN_ENOMEM, "out of memory");
@@ -315,7 +315,11 @@ set_number(struct ctx *c, const struct key_def *k, const char *v)
     else
         *(int *)base = (int)n;
     if (k->offset == OFF(processes))
-        c->set_processes = true;
+        s->given |= ZN_SUPERVISOR_GIVEN_PROCESSES;
+    else if (k->offset == OFF(tries))
+        s->given |= ZN_SUPERVISOR_GIVEN_TRIES;
+    else if (k->offset == OFF(timeout_s))
+        s->given |= ZN_SUPERVISOR_GIVEN_TIMEOUT;
     return 1;
 }
 
@@ -353,6 +357,7 @@ set_key(struct ctx *c, const char *name, const char *v)
         if (zn_job_parse_backoff(v, s->backoff, &s->nbackoff, &e) < 0)
             return fail_at(c, c->lineno, "supervisor '%s': %s", s->name,
                            e.msg);
+        s->given |= ZN_SUPERVISOR_GIVEN_BACKOFF;
         return 1;
     }
     return fail_at(c, c->lineno, "supervisor '%s': %s: unknown type",

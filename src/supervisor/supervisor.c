@@ -53,7 +53,7 @@
 #define FAST_DEATH_MS 10000       /* a child that dies sooner backs off */
 #define RESTART_DELAY_MAX_MS 60000
 #define CRASHES_MAX 256
-#define ARGV_MAX 16
+#define ARGV_MAX 24
 #define EXIT_WATCHDOG 3           /* zenith work: the job is FAILed already */
 
 extern char **environ;
@@ -83,6 +83,7 @@ struct zn_supervisor {
     struct event_base *base;
     struct zn_engine *engine;
     struct zn_fwp_server *fwp;
+    const struct zn_supervisor_confs *confs;
     char exe[4096];
     char *server;
     char *config;
@@ -269,6 +270,80 @@ fallback_cb(evutil_socket_t fd, short what, void *arg)
     release_jobs(c, NULL, c->pid);
 }
 
+/* ---- per-block job defaults ------------------------------------------ */
+
+/* True when queue is one of the comma-separated list (pos: its index). */
+static bool
+lists_queue(const char *list, const char *queue, size_t *pos)
+{
+    size_t qlen = strlen(queue), i = 0;
+
+    for (const char *p = list;; i++) {
+        size_t len = strcspn(p, ",");
+
+        if (len == qlen && strncmp(p, queue, len) == 0) {
+            *pos = i;
+            return true;
+        }
+        if (!p[len])
+            return false;
+        p += len + 1;
+    }
+}
+
+/*
+ * The block whose workers run a queue's jobs: the first that fetches it
+ * first, else the first that fetches it at all; NULL when none does.
+ */
+static const struct zn_supervisor_conf *
+block_of(const struct zn_supervisor *s, const char *queue)
+{
+    const struct zn_supervisor_conf *later = NULL;
+
+    for (size_t i = 0; i < s->confs->n; i++) {
+        size_t pos;
+
+        if (!lists_queue(s->confs->v[i].queues, queue, &pos))
+            continue;
+        if (pos == 0)
+            return &s->confs->v[i];
+        if (!later)
+            later = &s->confs->v[i];
+    }
+    return later;
+}
+
+/*
+ * The FWP server's push callback: a job that sets no retry, backoff or
+ * reserve_for gets its block's tries, backoff and timeout when the block
+ * gave them (else the engine fills the server-wide options). Done at push
+ * because only then is "the job set none" known: the engine stores the
+ * filled values, and its retry rule runs on the FAIL of any consumer.
+ */
+static void
+push_cb(void *ctx, struct zn_job *const *jobs, size_t n)
+{
+    struct zn_supervisor *s = ctx;
+
+    for (size_t i = 0; i < n; i++) {
+        struct zn_job *job = jobs[i];
+        const struct zn_supervisor_conf *b = block_of(s, job->queue);
+
+        if (!b)
+            continue;
+        if ((b->given & ZN_SUPERVISOR_GIVEN_TRIES) &&
+            job->retry == ZN_JOB_RETRY_UNSET)
+            job->retry = b->tries - 1;
+        if ((b->given & ZN_SUPERVISOR_GIVEN_TIMEOUT) && job->reserve_for <= 0)
+            job->reserve_for = b->timeout_s;
+        if ((b->given & ZN_SUPERVISOR_GIVEN_BACKOFF) && job->nbackoff == 0) {
+            memcpy(job->backoff, b->backoff,
+                   b->nbackoff * sizeof(job->backoff[0]));
+            job->nbackoff = b->nbackoff;
+        }
+    }
+}
+
 /* ---- reaping and restarting ------------------------------------------ */
 
 static int64_t
@@ -404,7 +479,8 @@ exec_child(const struct child *c, char *const *argv)
     if (HAVE_ADDRESS_LIMIT && conf->memory_mb > 0) {
         struct rlimit rl;
 
-        rl.rlim_cur = (rlim_t)conf->memory_mb * 4 * 1024 * 1024;
+        rl.rlim_cur = (rlim_t)conf->memory_mb * conf->memory_hard_factor *
+                      1024 * 1024;
         rl.rlim_max = rl.rlim_cur;
         setrlimit(RLIMIT_AS, &rl);
     }
@@ -416,7 +492,7 @@ static void
 spawn(struct child *c)
 {
     struct zn_supervisor *s = c->sv;
-    char max_jobs[24];
+    char max_jobs[24], memory[24];
     char *argv[ARGV_MAX];
     size_t n = 0;
     pid_t pid;
@@ -439,6 +515,12 @@ spawn(struct child *c)
     if (c->conf->max_jobs > 0) {
         argv[n++] = (char *)"--max-jobs";
         argv[n++] = max_jobs;
+    }
+    if (c->conf->memory_mb > 0) {
+        snprintf(memory, sizeof(memory), "%lld",
+                 (long long)c->conf->memory_mb);
+        argv[n++] = (char *)"--memory";
+        argv[n++] = memory;
     }
     if (s->config) {
         argv[n++] = (char *)"--config";
@@ -549,6 +631,7 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
     s->base = base;
     s->engine = e;
     s->fwp = fwp;
+    s->confs = o->confs;
     /* The running binary, even if the file at its path is replaced later. */
     len = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
     if (len <= 0 || (size_t)len >= sizeof(s->exe) - 1) {
@@ -566,6 +649,7 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
     if (!s->sigchld || evsignal_add(s->sigchld, NULL) < 0)
         goto oom;
     zn_fwp_server_set_gone_cb(fwp, gone_cb, s);
+    zn_fwp_server_set_push_cb(fwp, push_cb, s);
     for (size_t i = 0; i < s->nchildren; i++)
         spawn(&s->children[i]);
     *out = s;
@@ -641,8 +725,10 @@ zn_supervisor_free(struct zn_supervisor *s)
         }
         free_events(c);
     }
-    if (s->fwp)
+    if (s->fwp) {
         zn_fwp_server_set_gone_cb(s->fwp, NULL, NULL);
+        zn_fwp_server_set_push_cb(s->fwp, NULL, NULL);
+    }
     if (s->sigchld)
         event_free(s->sigchld);
     if (s->pw_env) {

@@ -5,12 +5,12 @@
  * a SIGCHLD event on the server's loop, and restarts the ones that end.
  *
  * A child is `zenith work --server SOCKET --queues Q --wid NAME-N-GEN
- * [--max-jobs N] [--config FILE]`: N numbers its slot in the block (from
- * 1), GEN counts the processes that slot has had. The password, when
+ * [--max-jobs N] [--memory MB] [--config FILE]`: N numbers its slot in
+ * the block (from 1), GEN counts the processes that slot has had. The password, when
  * there is one, goes through the environment (ZENITH_PASSWORD), never
  * argv. Each child runs in its own process group (a terminal's ^C reaches
  * the server, which stops the children itself), with the block's nice
- * value and an address-space limit of memory x 4 MB.
+ * value and an address-space limit of memory x memory_hard_factor MB.
  *
  * Crash attribution: when a child ends by a signal or a non-zero exit
  * status other than 3 (its watchdog already FAILed the job), the jobs its
@@ -20,11 +20,16 @@
  * callback with the FWP server so a child's dropped connection does not
  * release its jobs as "worker gone" first (see supervisor.c).
  *
- * Not here yet: balance = simple|auto (processes run as configured),
- * tries/backoff/timeout per block (they need per-queue defaults in the
- * engine; the server-wide options apply), memory checked after each job,
- * sleep (FETCH blocks on the server, so workers never poll), and the
- * restart/pause/continue/terminate commands.
+ * Per-block job defaults: the supervisor registers a push callback with
+ * the FWP server; a job pushed to a block's queue that sets no retry,
+ * backoff or reserve_for gets the tries, backoff and timeout the block
+ * gave (supervisor.c, push_cb). Memory: each child gets --memory (it
+ * exits after a job that leaves it above) and RLIMIT_AS of memory x
+ * memory_hard_factor.
+ *
+ * Not here yet: balance = simple|auto (processes run as configured), and
+ * the restart/pause/continue/terminate commands. sleep has nothing to do:
+ * FETCH blocks on the server, so workers never poll.
  */
 #ifndef ZN_SUPERVISOR_H
 #define ZN_SUPERVISOR_H

@@ -578,6 +578,23 @@ fetch(struct worker *w, char **job, struct zn_err *err)
     return *job ? 1 : 0;
 }
 
+/* After a job: true when the RSS is above the limit (the worker exits). */
+static bool
+over_memory(struct worker *w)
+{
+    int64_t kb;
+
+    if (w->o->memory_mb <= 0)
+        return false;
+    kb = rss_kb();
+    if (kb <= w->o->memory_mb * 1024)
+        return false;
+    ZN_LOG(ZN_WARN, "worker.memory_exceeded", ZN_STR("wid", w->wid),
+           ZN_INT("rss_kb", kb), ZN_INT("memory_mb", w->o->memory_mb),
+           ZN_INT("jobs", w->jobs));
+    return true;
+}
+
 static int
 work_loop(struct worker *w, struct zn_err *err)
 {
@@ -603,7 +620,7 @@ work_loop(struct worker *w, struct zn_err *err)
         }
         rc = run_job(w, job, err);
         free(job);
-        if (rc < 0)
+        if (rc < 0 || over_memory(w))
             return rc;
     }
 }

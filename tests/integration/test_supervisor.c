@@ -59,19 +59,35 @@ write_file(const char *path, const char *text)
     fclose(fp);
 }
 
+/* Starts the server with workers on and text as its config file. */
+static void
+start(struct fx *f, const char *text)
+{
+    const char *extra[] = {"--workers", "true", "--config", f->config, NULL};
+
+    write_file(f->config, text);
+    zn_srv_start(&f->srv, extra);
+    f->p = zn_srv_connect(&f->srv, NULL, NULL);
+}
+
+/* A fixture whose test starts the server itself (start). */
 static int
-setup(void **state)
+setup_bare(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    const char *extra[] = {"--workers", "true", "--config", f->config, NULL};
 
     f->srv.env = server_env;
     zn_srv_init_dir(&f->srv);
     snprintf(f->config, sizeof(f->config), "%s/zenith.ini", f->srv.dir);
-    write_file(f->config, config_text);
-    zn_srv_start(&f->srv, extra);
-    f->p = zn_srv_connect(&f->srv, NULL, NULL);
     *state = f;
+    return 0;
+}
+
+static int
+setup(void **state)
+{
+    setup_bare(state);
+    start(*state, config_text);
     return 0;
 }
 
@@ -266,6 +282,62 @@ wait_children(struct fx *f, size_t want, pid_t *out)
     }
 }
 
+
+/* An attempt's time (started_at, ended_at) in epoch ms; fails if absent. */
+static int64_t
+attempt_ms(json_t *info, size_t i, const char *key)
+{
+    const char *t = attempt_str(info, i, key);
+    int64_t ms = 0;
+
+    if (!t || zn_clock_parse(t, &ms) < 0)
+        fail_msg("attempt %zu has no %s", i, key);
+    return ms;
+}
+
+/* Polls until every jid of jids is done. */
+static void
+wait_all_done(struct fx *f, const char *const *jids, size_t n, int64_t base)
+{
+    for (size_t i = 0; i < n; i++)
+        json_decref(wait_state(f, jids[i], "done", base));
+}
+
+/* How many processes run with exactly this argv (from /proc/PID/cmdline). */
+static size_t
+count_cmdline(const char *const *argv)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    size_t n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char path[300], buf[512];
+        size_t len = 0, off = 0, k = 0;
+        bool same = true;
+        FILE *fp;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        len = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[len] = '\0';
+        for (; argv[k] && same; k++) {
+            same = off < len && strcmp(buf + off, argv[k]) == 0;
+            off += strlen(buf + off) + 1;
+        }
+        if (same && off == len)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -326,7 +398,7 @@ test_supervisor_kill9_fails_and_reruns(void **state)
     json_t *info;
     char wid[80];
     pid_t pid = 0;
-    int64_t deadline;
+    int64_t deadline, killed, rerun;
 
     push(f, "{\"jid\":\"k1\",\"jobtype\":\"sleep\",\"args\":[2],"
             "\"retry\":3}");
@@ -337,9 +409,15 @@ test_supervisor_kill9_fails_and_reruns(void **state)
     while (!(pid = worker_pid(f, wid)) && zn_clock_mono_ms() < deadline)
         poll(NULL, 0, 20);
     assert_true(pid > 0);
+    killed = zn_clock_wall_ms();
     assert_int_equal(kill(pid, SIGKILL), 0);
     info = wait_state(f, "k1", "done", 20000);
     assert_true(json_array_size(json_object_get(info, "attempts")) >= 2);
+    /* Re-run within 1 s of the kill, by the other (idle) worker. */
+    rerun = attempt_ms(info, 1, "started_at") - killed;
+    if (rerun > 1000)
+        fail_msg("k1 ran again %lld ms after the kill, want <= 1000",
+                 (long long)rerun);
     assert_string_equal(attempt_str(info, 0, "outcome"), "SIGKILL");
     assert_string_equal(attempt_str(info, 0, "errtype"), "SIGKILL");
     assert_string_equal(attempt_str(info, 0, "worker"), wid);
@@ -431,6 +509,150 @@ test_supervisor_no_zombies_no_leaked_fds(void **state)
             fail_msg("child %d outlived the server", (int)kids[i]);
 }
 
+
+/*
+ * A job that leaves its worker above memory: the job is done (once), the
+ * worker exits cleanly after it and is replaced, the next jobs run on.
+ */
+static void
+test_supervisor_memory_replaces_worker(void **state)
+{
+    struct fx *f = *state;
+    static const char *const jids[] = {"g1", "m1", "m2", "m3"};
+    json_t *info;
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "memory = 100\n");
+    push(f, "{\"jid\":\"g1\",\"jobtype\":\"grow\",\"args\":[160]}");
+    push(f, "{\"jid\":\"m1\",\"jobtype\":\"noop\"}");
+    push(f, "{\"jid\":\"m2\",\"jobtype\":\"noop\"}");
+    push(f, "{\"jid\":\"m3\",\"jobtype\":\"noop\"}");
+    wait_all_done(f, jids, ZN_ARRAY_LEN(jids), 20000);
+    info = job_info(f, "g1");
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 1);
+    assert_string_equal(attempt_str(info, 0, "worker"), "main-1-1");
+    json_decref(info);
+    wait_log(f, "\"worker.memory_exceeded\"", "\"wid\":\"main-1-1\"",
+             5000);
+    wait_log(f, "\"supervisor.worker_exited\"", "\"status\":\"exit 0\"",
+             5000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
+             5000);
+    /* The jobs after g1 ran on the replacement, each once. */
+    for (size_t i = 1; i < ZN_ARRAY_LEN(jids); i++) {
+        info = job_info(f, jids[i]);
+        assert_int_equal(json_array_size(json_object_get(info, "attempts")),
+                         1);
+        assert_string_equal(attempt_str(info, 0, "worker"), "main-1-2");
+        json_decref(info);
+    }
+}
+
+/*
+ * A block's tries and backoff apply to a job that sets neither: with
+ * backoff = 1,2,3 the retries start 1, 2 and 3 s after the failures
+ * (+-0.5 s), and the fourth failure is the last. A job's own retry wins.
+ */
+static void
+test_supervisor_block_backoff_and_tries(void **state)
+{
+    struct fx *f = *state;
+    json_t *info;
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "tries = 4\nbackoff = 1,2,3\n");
+    push(f, "{\"jid\":\"b1\",\"jobtype\":\"fail\",\"args\":[\"no\"]}");
+    push(f, "{\"jid\":\"b2\",\"jobtype\":\"fail\",\"args\":[\"no\"],"
+            "\"retry\":0}");
+    info = wait_state(f, "b1", "dead", 30000);
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 4);
+    for (size_t i = 1; i < 4; i++) {
+        int64_t gap = attempt_ms(info, i, "started_at") -
+                      attempt_ms(info, i - 1, "ended_at");
+
+        if (gap < (int64_t)i * 1000 - 500 || gap > (int64_t)i * 1000 + 500) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("retry %zu started %lld ms after the failure, want "
+                     "%zu000 +- 500", i, (long long)gap, i);
+        }
+    }
+    json_decref(info);
+    info = wait_state(f, "b2", "dead", 10000);
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 1);
+    json_decref(info);
+}
+
+/*
+ * A block's timeout is the lease of a job that sets none: a sleep past it
+ * is killed at the timeout (+-1 s), FAILed as timeout, and retried.
+ */
+static void
+test_supervisor_block_timeout(void **state)
+{
+    struct fx *f = *state;
+    json_t *info;
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "timeout = 2\ntries = 2\nbackoff = 0\n");
+    push(f, "{\"jid\":\"t1\",\"jobtype\":\"sleep\",\"args\":[30]}");
+    info = wait_state(f, "t1", "dead", 30000);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(info, "job"), "reserve_for")), 2);
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 2);
+    for (size_t i = 0; i < 2; i++) {
+        int64_t ran = attempt_ms(info, i, "ended_at") -
+                      attempt_ms(info, i, "started_at");
+
+        assert_string_equal(attempt_str(info, i, "errtype"), "timeout");
+        if (ran < 1000 || ran > 3000)
+            fail_msg("attempt %zu ran %lld ms, want 2000 +- 1000", i,
+                     (long long)ran);
+    }
+    json_decref(info);
+    /* The watchdog ended both workers; the slot has its third process. */
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-3\"",
+             10000);
+}
+
+/*
+ * An exec command whose whole process group ignores SIGTERM is killed
+ * all the same (SIGKILL after the grace) when its job runs past timeout.
+ */
+static void
+test_supervisor_exec_ignoring_sigterm_is_killed(void **state)
+{
+    struct fx *f = *state;
+    static const char *const argv[] = {"sleep", "29.25", NULL};
+    int64_t deadline;
+    json_t *info;
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "timeout = 2\ntries = 1\n"
+             "[job \"stubborn\"]\n"
+             "command = /bin/sh -c \"trap '' TERM; exec sleep 29.25\"\n");
+    push(f, "{\"jid\":\"s1\",\"jobtype\":\"stubborn\"}");
+    deadline = zn_clock_mono_ms() + zn_test_ms(5000);
+    while (count_cmdline(argv) == 0) {
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("the stubborn command never started");
+        }
+        poll(NULL, 0, 20);
+    }
+    info = wait_state(f, "s1", "dead", 15000);
+    json_decref(info);
+    /* SIGTERM at the timeout, SIGKILL 2 s later: gone well before 29 s. */
+    deadline = zn_clock_mono_ms() + zn_test_ms(8000);
+    while (count_cmdline(argv) > 0) {
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("the command that ignores SIGTERM still runs");
+        }
+        poll(NULL, 0, 20);
+    }
+    wait_log(f, "\"job.failed\"", "\"errtype\":\"timeout\"", 5000);
+}
+
 static void
 test_supervisor_bad_config_exits_2(void **state)
 {
@@ -486,6 +708,15 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_supervisor_no_zombies_no_leaked_fds, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_memory_replaces_worker, setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_block_backoff_and_tries, setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_block_timeout,
+                                        setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_exec_ignoring_sigterm_is_killed, setup_bare,
+            teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_bad_config_exits_2,
                                         setup, teardown),
     };
