@@ -143,7 +143,20 @@ close_block(struct ctx *c)
                 s->max_processes);
         return;
     }
-    /* Without processes, a block runs its most (balancing is to come). */
+    if (s->balance == ZN_SUPERVISOR_BALANCE_AUTO) {
+        int nq = 1;
+
+        for (const char *p = s->queues; *p; p++)
+            nq += *p == ',';
+        if ((int64_t)s->min_processes * nq > s->max_processes) {
+            fail_at(c, s->line, "supervisor '%s': balance = auto needs "
+                    "min_processes (%d) for each of %d queues, more than "
+                    "max_processes (%d)", s->name, s->min_processes, nq,
+                    s->max_processes);
+            return;
+        }
+    }
+    /* Without processes, off and simple run the block's most. */
     if (!(s->given & ZN_SUPERVISOR_GIVEN_PROCESSES))
         s->processes = s->max_processes;
 }

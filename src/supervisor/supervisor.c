@@ -2,7 +2,7 @@
  * supervisor.c - children of `zenith serve`: spawn, watch, attribute
  * crashes, restart, stop.
  *
- * One flat array of struct child holds every slot of every block; a slot
+ * One flat array of struct zn__child holds every slot of every block; a slot
  * keeps its events for its whole life and gets a new process (and wid)
  * each time it restarts. Invariant: child->pid is not 0 exactly while the
  * process has not been reaped.
@@ -24,7 +24,7 @@
  * run elsewhere); blocking waitpid in the gone path (a child that closed
  * its connection may live on).
  *
- * Quarantine counts live in memory (CRASHES_MAX jids, oldest evicted): a
+ * Quarantine counts live in memory (ZN__CRASHES_MAX jids, oldest evicted): a
  * server restart forgets them, so a job may crash up to quarantine_after
  * more workers after one.
  */
@@ -47,55 +47,16 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "fwp/proto.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/supervisor_int.h"
 
 #define FALLBACK_MS 5000          /* connection gone, process not reaped */
 #define FAST_DEATH_MS 10000       /* a child that dies sooner backs off */
 #define RESTART_DELAY_MAX_MS 60000
-#define CRASHES_MAX 256
 #define ARGV_MAX 24
+#define BALANCE_TICK_MS 250
 #define EXIT_WATCHDOG 3           /* zenith work: the job is FAILed already */
 
 extern char **environ;
-
-struct child {
-    struct zn_supervisor *sv;
-    const struct zn_supervisor_conf *conf;
-    int slot;                    /* 1.. inside its block */
-    unsigned generation;
-    pid_t pid;                   /* 0 = not running */
-    char wid[ZN_FWP_WID_MAX + 1];
-    int64_t started_ms;          /* monotonic */
-    int fast_deaths;             /* in a row, for the restart delay */
-    bool retiring;               /* asked to quit (max_time) */
-    struct event *restart;
-    struct event *fallback;
-    struct event *quit;          /* max_time */
-    struct event *kill;          /* grace after SIGTERM on shutdown */
-};
-
-struct crash {
-    char jid[ZN_JID_MAX + 1];
-    int n;
-};
-
-struct zn_supervisor {
-    struct event_base *base;
-    struct zn_engine *engine;
-    struct zn_fwp_server *fwp;
-    const struct zn_supervisor_confs *confs;
-    char exe[4096];
-    char *server;
-    char *config;
-    char **envp;                 /* environ's strings + our password one */
-    char *pw_env;                /* "ZENITH_PASSWORD=..." (owned, wiped) */
-    struct child *children;
-    size_t nchildren;
-    struct event *sigchld;
-    bool stopping;
-    struct crash crashes[CRASHES_MAX];
-    size_t crash_next;           /* ring position of the next new entry */
-};
 
 /* How a reaped child ended. */
 struct death {
@@ -106,7 +67,7 @@ struct death {
     int64_t rss_kb;
 };
 
-static void spawn(struct child *c);
+static void spawn(struct zn__child *c);
 
 /* ---- names -------------------------------------------------------------- */
 
@@ -138,13 +99,13 @@ describe(int status, const struct rusage *ru, struct death *d)
 static int
 count_crash(struct zn_supervisor *s, const char *jid)
 {
-    struct crash *slot;
+    struct zn__crash *slot;
 
-    for (size_t i = 0; i < CRASHES_MAX; i++)
+    for (size_t i = 0; i < ZN__CRASHES_MAX; i++)
         if (s->crashes[i].n && strcmp(s->crashes[i].jid, jid) == 0)
             return ++s->crashes[i].n;
     slot = &s->crashes[s->crash_next];
-    s->crash_next = (s->crash_next + 1) % CRASHES_MAX;
+    s->crash_next = (s->crash_next + 1) % ZN__CRASHES_MAX;
     snprintf(slot->jid, sizeof(slot->jid), "%s", jid);
     slot->n = 1;
     return 1;
@@ -152,7 +113,7 @@ count_crash(struct zn_supervisor *s, const char *jid)
 
 /* FAILs one job of a crashed child, quarantined at the limit. */
 static void
-fail_crashed(struct child *c, const struct zn_job *job,
+fail_crashed(struct zn__child *c, const struct zn_job *job,
              const struct death *d, pid_t pid)
 {
     struct zn_supervisor *s = c->sv;
@@ -193,7 +154,7 @@ fail_crashed(struct child *c, const struct zn_job *job,
  * server does for a dropped consumer.
  */
 static void
-release_jobs(struct child *c, const struct death *d, pid_t pid)
+release_jobs(struct zn__child *c, const struct death *d, pid_t pid)
 {
     struct zn_engine_failure gone = {
         .outcome = "worker gone",
@@ -235,7 +196,7 @@ release_jobs(struct child *c, const struct death *d, pid_t pid)
 
 /* ---- the FWP server's question --------------------------------------- */
 
-static struct child *
+static struct zn__child *
 find_wid(struct zn_supervisor *s, const char *wid)
 {
     for (size_t i = 0; i < s->nchildren; i++)
@@ -247,7 +208,7 @@ find_wid(struct zn_supervisor *s, const char *wid)
 static bool
 gone_cb(void *ctx, const char *wid)
 {
-    struct child *c = find_wid(ctx, wid);
+    struct zn__child *c = find_wid(ctx, wid);
     struct timeval tv = {FALLBACK_MS / 1000, (FALLBACK_MS % 1000) * 1000};
 
     if (!c)
@@ -259,7 +220,7 @@ gone_cb(void *ctx, const char *wid)
 static void
 fallback_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct child *c = arg;
+    struct zn__child *c = arg;
 
     (void)fd;
     (void)what;
@@ -347,7 +308,7 @@ push_cb(void *ctx, struct zn_job *const *jobs, size_t n)
 /* ---- reaping and restarting ------------------------------------------ */
 
 static int64_t
-restart_delay_ms(struct child *c, const struct death *d, int64_t lived_ms)
+restart_delay_ms(struct zn__child *c, const struct death *d, int64_t lived_ms)
 {
     int64_t ms;
 
@@ -362,7 +323,7 @@ restart_delay_ms(struct child *c, const struct death *d, int64_t lived_ms)
 }
 
 static void
-exited(struct child *c, int status, const struct rusage *ru)
+exited(struct zn__child *c, int status, const struct rusage *ru)
 {
     int64_t lived = zn_clock_mono_ms() - c->started_ms, delay;
     struct timeval tv;
@@ -384,6 +345,10 @@ exited(struct child *c, int status, const struct rusage *ru)
     evtimer_del(c->kill);
     if (c->sv->stopping)
         return;
+    if (!c->active || c->blk->paused) {
+        c->retiring = false;
+        return;
+    }
     delay = restart_delay_ms(c, &d, lived);
     c->retiring = false;
     if (delay)
@@ -407,7 +372,7 @@ sigchld_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     /* One SIGCHLD may stand for several deaths: reap until none is left. */
     for (;;) {
-        struct child *c = NULL;
+        struct zn__child *c = NULL;
 
         pid = wait4(-1, &status, WNOHANG, &ru);
         if (pid <= 0)
@@ -425,31 +390,76 @@ sigchld_cb(evutil_socket_t sig, short what, void *arg)
 static void
 restart_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct zn__child *c = arg;
+
     (void)fd;
     (void)what;
-    spawn(arg);
+    if (c->active && !c->blk->paused && !c->pid)
+        spawn(c);
+}
+
+void
+zn__supervisor_retire(struct zn__child *c, const char *why)
+{
+    if (!c->pid || c->retiring)
+        return;
+    c->retiring = true;
+    evtimer_del(c->quit);
+    ZN_LOG(ZN_INFO, "supervisor.worker_retiring",
+           ZN_STR("supervisor", c->conf->name), ZN_STR("wid", c->wid),
+           ZN_INT("pid", c->pid), ZN_STR("reason", why));
+    /* zenith work: finish the job in hand, fetch no more, exit 0. */
+    kill(c->pid, SIGTSTP);
+}
+
+bool
+zn__supervisor_idle(struct zn_supervisor *s, const struct zn__child *c)
+{
+    struct zn_store_query q = {
+        .states = ZN_STATE_BIT(ZN_STATE_WORKING), .worker = c->wid,
+        .limit = 1,
+    };
+    struct zn_store_list l = {0};
+    struct zn_err err;
+    bool idle;
+
+    if (!c->pid)
+        return true;
+    if (zn_engine_list(s->engine, &q, &l, &err) < 0)
+        return false; /* unsure: leave it be */
+    idle = l.n == 0;
+    zn_store_list_release(&l);
+    return idle;
+}
+
+void
+zn__supervisor_spawn(struct zn__child *c)
+{
+    evtimer_del(c->restart);
+    spawn(c);
 }
 
 /* max_time is up: the worker finishes its job and exits (SIGTSTP). */
 static void
 quit_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct child *c = arg;
-
+    zn__supervisor_retire(arg, "max_time");
     (void)fd;
     (void)what;
-    if (!c->pid)
-        return;
-    c->retiring = true;
-    ZN_LOG(ZN_INFO, "supervisor.worker_max_time", ZN_STR("wid", c->wid),
-           ZN_INT("pid", c->pid));
-    kill(c->pid, SIGTSTP);
+}
+
+static void
+balance_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    zn__balance_run(arg, zn_clock_mono_ms());
 }
 
 static void
 kill_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct child *c = arg;
+    struct zn__child *c = arg;
 
     (void)fd;
     (void)what;
@@ -464,7 +474,7 @@ kill_cb(evutil_socket_t fd, short what, void *arg)
 
 /* In the forked child: set up, exec; never returns. */
 ZN_NORETURN static void
-exec_child(const struct child *c, char *const *argv)
+exec_child(const struct zn__child *c, char *const *argv)
 {
     const struct zn_supervisor_conf *conf = c->conf;
     sigset_t none;
@@ -489,7 +499,7 @@ exec_child(const struct child *c, char *const *argv)
 }
 
 static void
-spawn(struct child *c)
+spawn(struct zn__child *c)
 {
     struct zn_supervisor *s = c->sv;
     char max_jobs[24], memory[24];
@@ -497,7 +507,7 @@ spawn(struct child *c)
     size_t n = 0;
     pid_t pid;
 
-    if (s->stopping)
+    if (s->stopping || c->pid)
         return;
     c->generation++;
     snprintf(c->wid, sizeof(c->wid), "%s-%d-%u", c->conf->name, c->slot,
@@ -509,7 +519,7 @@ spawn(struct child *c)
     argv[n++] = (char *)"--server";
     argv[n++] = s->server;
     argv[n++] = (char *)"--queues";
-    argv[n++] = c->conf->queues;
+    argv[n++] = (char *)c->queues;
     argv[n++] = (char *)"--wid";
     argv[n++] = c->wid;
     if (c->conf->max_jobs > 0) {
@@ -540,6 +550,7 @@ spawn(struct child *c)
     }
     c->pid = pid;
     c->started_ms = zn_clock_mono_ms();
+    c->started_wall_ms = zn_clock_wall_ms();
     c->retiring = false;
     if (c->conf->max_time_ms > 0) {
         struct timeval tv = {c->conf->max_time_ms / 1000,
@@ -549,7 +560,7 @@ spawn(struct child *c)
     }
     ZN_LOG(ZN_INFO, "supervisor.worker_started",
            ZN_STR("supervisor", c->conf->name), ZN_INT("pid", pid),
-           ZN_STR("wid", c->wid), ZN_STR("queues", c->conf->queues));
+           ZN_STR("wid", c->wid), ZN_STR("queues", c->queues));
 }
 
 /* ---- setup ------------------------------------------------------------ */
@@ -582,36 +593,100 @@ build_env(struct zn_supervisor *s, const char *password)
     return 0;
 }
 
+/* Splits "a,b,c" into b->queues; ZN_ENOMEM. */
 static int
-init_children(struct zn_supervisor *s, const struct zn_supervisor_confs *cs)
+split_queues(struct zn__block *b)
+{
+    const char *p = b->conf->queues;
+    size_t n = 1;
+
+    for (const char *q = p; *q; q++)
+        n += *q == ',';
+    b->queues = calloc(n, sizeof(*b->queues));
+    b->done = calloc(n, sizeof(*b->done));
+    b->avg_ms = calloc(n, sizeof(*b->avg_ms));
+    if (!b->queues || !b->done || !b->avg_ms)
+        return ZN_ENOMEM;
+    for (b->nq = 0; b->nq < n; b->nq++) {
+        size_t len = strcspn(p, ",");
+
+        b->queues[b->nq] = strndup(p, len);
+        if (!b->queues[b->nq])
+            return ZN_ENOMEM;
+        b->done[b->nq] = -1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+static int
+init_slot(struct zn_supervisor *s, struct zn__block *b, size_t k, int slot)
+{
+    struct zn__child *c = &s->children[k];
+
+    c->sv = s;
+    c->blk = b;
+    c->conf = b->conf;
+    c->slot = slot;
+    c->queues = b->conf->queues;
+    s->nchildren = k + 1;
+    c->restart = evtimer_new(s->base, restart_cb, c);
+    c->fallback = evtimer_new(s->base, fallback_cb, c);
+    c->quit = evtimer_new(s->base, quit_cb, c);
+    c->kill = evtimer_new(s->base, kill_cb, c);
+    return c->restart && c->fallback && c->quit && c->kill ? 0 : ZN_ENOMEM;
+}
+
+/* One block per conf, its slots (conf.h: processes, or max with auto). */
+static int
+init_blocks(struct zn_supervisor *s, const struct zn_supervisor_confs *cs)
 {
     size_t total = 0, k = 0;
 
-    for (size_t i = 0; i < cs->n; i++)
-        total += (size_t)cs->v[i].processes;
+    s->blocks = calloc(cs->n ? cs->n : 1, sizeof(*s->blocks));
+    if (!s->blocks)
+        return ZN_ENOMEM;
+    for (size_t i = 0; i < cs->n; i++) {
+        const struct zn_supervisor_conf *conf = &cs->v[i];
+
+        total += (size_t)(conf->balance == ZN_SUPERVISOR_BALANCE_AUTO
+                              ? conf->max_processes : conf->processes);
+    }
     s->children = calloc(total ? total : 1, sizeof(*s->children));
     if (!s->children)
         return ZN_ENOMEM;
     for (size_t i = 0; i < cs->n; i++) {
-        if (cs->v[i].balance != ZN_SUPERVISOR_BALANCE_OFF)
-            ZN_LOG(ZN_WARN, "supervisor.balance_unsupported",
-                   ZN_STR("supervisor", cs->v[i].name),
-                   ZN_INT("processes", cs->v[i].processes));
-        for (int j = 0; j < cs->v[i].processes; j++, k++) {
-            struct child *c = &s->children[k];
+        struct zn__block *b = &s->blocks[i];
 
-            c->sv = s;
-            c->conf = &cs->v[i];
-            c->slot = j + 1;
-            s->nchildren = k + 1;
-            c->restart = evtimer_new(s->base, restart_cb, c);
-            c->fallback = evtimer_new(s->base, fallback_cb, c);
-            c->quit = evtimer_new(s->base, quit_cb, c);
-            c->kill = evtimer_new(s->base, kill_cb, c);
-            if (!c->restart || !c->fallback || !c->quit || !c->kill)
+        b->conf = &cs->v[i];
+        s->nblocks = i + 1;
+        if (split_queues(b) < 0)
+            return ZN_ENOMEM;
+        b->first = k;
+        b->n = (size_t)(b->conf->balance == ZN_SUPERVISOR_BALANCE_AUTO
+                            ? b->conf->max_processes : b->conf->processes);
+        for (size_t j = 0; j < b->n; j++, k++)
+            if (init_slot(s, b, k, (int)j + 1) < 0)
                 return ZN_ENOMEM;
-        }
+        zn__balance_initial(b, &s->children[b->first]);
     }
+    return 0;
+}
+
+/* A periodic balancing step when some block balances automatically. */
+static int
+start_balancing(struct zn_supervisor *s)
+{
+    struct timeval tv = {0, BALANCE_TICK_MS * 1000};
+    bool any = false;
+
+    for (size_t i = 0; i < s->nblocks; i++)
+        any |= s->blocks[i].conf->balance == ZN_SUPERVISOR_BALANCE_AUTO;
+    if (!any)
+        return 0;
+    s->balance = event_new(s->base, -1, EV_PERSIST, balance_cb, s);
+    if (!s->balance || event_add(s->balance, &tv) < 0)
+        return ZN_ENOMEM;
     return 0;
 }
 
@@ -643,7 +718,8 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
     s->server = strdup(o->server);
     s->config = o->config ? strdup(o->config) : NULL;
     if (!s->server || (o->config && !s->config) ||
-        build_env(s, o->password) < 0 || init_children(s, o->confs) < 0)
+        build_env(s, o->password) < 0 || init_blocks(s, o->confs) < 0 ||
+        start_balancing(s) < 0)
         goto oom;
     s->sigchld = evsignal_new(base, SIGCHLD, sigchld_cb, s);
     if (!s->sigchld || evsignal_add(s->sigchld, NULL) < 0)
@@ -651,7 +727,8 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
     zn_fwp_server_set_gone_cb(fwp, gone_cb, s);
     zn_fwp_server_set_push_cb(fwp, push_cb, s);
     for (size_t i = 0; i < s->nchildren; i++)
-        spawn(&s->children[i]);
+        if (s->children[i].active)
+            spawn(&s->children[i]);
     *out = s;
     return 0;
 oom:
@@ -667,8 +744,10 @@ zn_supervisor_stop(struct zn_supervisor *s)
     if (!s || s->stopping)
         return;
     s->stopping = true;
+    if (s->balance)
+        event_del(s->balance);
     for (size_t i = 0; i < s->nchildren; i++) {
-        struct child *c = &s->children[i];
+        struct zn__child *c = &s->children[i];
         struct timeval tv = {c->conf->grace_ms / 1000,
                              (c->conf->grace_ms % 1000) * 1000};
 
@@ -695,7 +774,7 @@ zn_supervisor_running(const struct zn_supervisor *s)
 }
 
 static void
-free_events(struct child *c)
+free_events(struct zn__child *c)
 {
     if (c->restart)
         event_free(c->restart);
@@ -714,7 +793,7 @@ zn_supervisor_free(struct zn_supervisor *s)
         return;
     s->stopping = true;
     for (size_t i = 0; i < s->nchildren; i++) {
-        struct child *c = &s->children[i];
+        struct zn__child *c = &s->children[i];
         struct rusage ru;
         int status;
 
@@ -731,6 +810,16 @@ zn_supervisor_free(struct zn_supervisor *s)
     }
     if (s->sigchld)
         event_free(s->sigchld);
+    if (s->balance)
+        event_free(s->balance);
+    for (size_t i = 0; i < s->nblocks; i++) {
+        for (size_t q = 0; s->blocks[i].queues && q < s->blocks[i].nq; q++)
+            free(s->blocks[i].queues[q]);
+        free(s->blocks[i].queues);
+        free(s->blocks[i].done);
+        free(s->blocks[i].avg_ms);
+    }
+    free(s->blocks);
     if (s->pw_env) {
         memset(s->pw_env, 0, strlen(s->pw_env));
         free(s->pw_env);

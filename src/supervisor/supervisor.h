@@ -27,8 +27,9 @@
  * exits after a job that leaves it above) and RLIMIT_AS of memory x
  * memory_hard_factor.
  *
- * Not here yet: balance = simple|auto (processes run as configured), and
- * the restart/pause/continue/terminate commands. sleep has nothing to do:
+ * Balancing between a block's queues (off, simple, auto) is balance.c's.
+ *
+ * Not here yet: the restart/pause/continue/terminate commands. sleep has nothing to do:
  * FETCH blocks on the server, so workers never poll.
  */
 #ifndef ZN_SUPERVISOR_H

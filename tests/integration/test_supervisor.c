@@ -673,6 +673,11 @@ test_supervisor_bad_config_exits_2(void **state)
          "zenith.bad.ini:1: supervisor 'a': min_processes (4) is more"},
         {"[supervisor a]\n", "zenith.bad.ini:1: expected [supervisor "
          "\"NAME\"]"},
+        {"[supervisor \"a\"]\nqueues = x,y,z\nbalance = auto\n"
+         "max_processes = 2\n", "zenith.bad.ini:1: supervisor 'a': balance "
+         "= auto needs min_processes (1) for each of 3 queues"},
+        {"[supervisor \"a\"]\nmemory_hard_factor = 0\n", "zenith.bad.ini:2: "
+         "supervisor 'a': memory_hard_factor: 0 is out of range 1..64"},
         {"[supervisor \"a\"]\nqueues = ok,no way\n", "zenith.bad.ini:2: "
          "supervisor 'a': queues: 'no way'"},
     };
