@@ -465,6 +465,18 @@ kill_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (!c->pid)
         return;
+    if (c->draining) {
+        struct timeval tv = {c->conf->grace_ms / 1000,
+                             (c->conf->grace_ms % 1000) * 1000};
+
+        /* terminate's grace is over: FAIL the job, then SIGKILL. */
+        c->draining = false;
+        ZN_LOG(ZN_WARN, "supervisor.worker_terminated", ZN_STR("wid", c->wid),
+               ZN_INT("pid", c->pid));
+        kill(c->pid, SIGTERM);
+        evtimer_add(c->kill, &tv);
+        return;
+    }
     ZN_LOG(ZN_WARN, "supervisor.worker_killed", ZN_STR("wid", c->wid),
            ZN_INT("pid", c->pid));
     kill(c->pid, SIGKILL);
@@ -482,7 +494,13 @@ exec_child(const struct zn__child *c, char *const *argv)
     setpgid(0, 0);
     /* The server ignores SIGPIPE; an ignored signal stays so across exec. */
     signal(SIGPIPE, SIG_DFL);
+    /*
+     * SIGTSTP ("finish and exit") stays blocked across exec until zenith
+     * work handles it: its default action would stop a child that has
+     * not set up its handler yet.
+     */
     sigemptyset(&none);
+    sigaddset(&none, SIGTSTP);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (conf->nice)
         setpriority(PRIO_PROCESS, 0, conf->nice);
@@ -522,6 +540,8 @@ spawn(struct zn__child *c)
     argv[n++] = (char *)c->queues;
     argv[n++] = (char *)"--wid";
     argv[n++] = c->wid;
+    argv[n++] = (char *)"--supervisor";
+    argv[n++] = (char *)c->conf->name;
     if (c->conf->max_jobs > 0) {
         argv[n++] = (char *)"--max-jobs";
         argv[n++] = max_jobs;
@@ -726,6 +746,7 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
         goto oom;
     zn_fwp_server_set_gone_cb(fwp, gone_cb, s);
     zn_fwp_server_set_push_cb(fwp, push_cb, s);
+    zn_fwp_server_set_control_cb(fwp, zn__supervisor_control_cb, s);
     for (size_t i = 0; i < s->nchildren; i++)
         if (s->children[i].active)
             spawn(&s->children[i]);
@@ -760,6 +781,40 @@ zn_supervisor_stop(struct zn_supervisor *s)
     }
     ZN_LOG(ZN_INFO, "supervisor.stopping",
            ZN_INT("running", zn_supervisor_running(s)));
+}
+
+void
+zn_supervisor_drain(struct zn_supervisor *s, int64_t grace_ms)
+{
+    struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
+
+    if (!s || s->stopping)
+        return;
+    s->stopping = true;
+    if (s->balance)
+        event_del(s->balance);
+    for (size_t i = 0; i < s->nchildren; i++) {
+        struct zn__child *c = &s->children[i];
+
+        evtimer_del(c->restart);
+        evtimer_del(c->quit);
+        if (!c->pid)
+            continue;
+        zn__supervisor_retire(c, "terminate");
+        c->draining = true;
+        evtimer_add(c->kill, &tv);
+    }
+    ZN_LOG(ZN_INFO, "supervisor.draining",
+           ZN_INT("running", zn_supervisor_running(s)),
+           ZN_INT("grace_ms", grace_ms));
+}
+
+void
+zn_supervisor_set_terminate_cb(struct zn_supervisor *s,
+                               zn_supervisor_terminate_cb *cb, void *ctx)
+{
+    s->terminate_cb = cb;
+    s->terminate_ctx = ctx;
 }
 
 size_t
@@ -807,6 +862,7 @@ zn_supervisor_free(struct zn_supervisor *s)
     if (s->fwp) {
         zn_fwp_server_set_gone_cb(s->fwp, NULL, NULL);
         zn_fwp_server_set_push_cb(s->fwp, NULL, NULL);
+        zn_fwp_server_set_control_cb(s->fwp, NULL, NULL);
     }
     if (s->sigchld)
         event_free(s->sigchld);

@@ -29,7 +29,8 @@
  *
  * Balancing between a block's queues (off, simple, auto) is balance.c's.
  *
- * Not here yet: the restart/pause/continue/terminate commands. sleep has nothing to do:
+ * The commands restart, pause, continue, terminate and workers come over
+ * the FWP verb CONTROL (control.c). sleep has nothing to do:
  * FETCH blocks on the server, so workers never poll.
  */
 #ifndef ZN_SUPERVISOR_H
@@ -73,6 +74,24 @@ int zn_supervisor_new(struct event_base *base, struct zn_engine *e,
  * is not 0: the children FAIL their jobs as they go.
  */
 void zn_supervisor_stop(struct zn_supervisor *s);
+
+/*
+ * Shutdown by `zenith terminate`: restarts no more and lets every child
+ * finish its job and exit (SIGTSTP); a child still running after
+ * grace_ms gets SIGTERM (it FAILs its job as terminated), and SIGKILL
+ * after its block's grace. The caller runs the loop as after
+ * zn_supervisor_stop.
+ */
+void zn_supervisor_drain(struct zn_supervisor *s, int64_t grace_ms);
+
+/*
+ * Called by CONTROL terminate: the server should stop, draining its
+ * workers for grace_ms (zn_supervisor_drain). Set by zenith serve.
+ */
+typedef void zn_supervisor_terminate_cb(void *ctx, int64_t grace_ms);
+void zn_supervisor_set_terminate_cb(struct zn_supervisor *s,
+                                    zn_supervisor_terminate_cb *cb,
+                                    void *ctx);
 
 /* How many children are running (not yet reaped). */
 size_t zn_supervisor_running(const struct zn_supervisor *s);

@@ -55,6 +55,9 @@ usage(FILE *out)
             "  --max-jobs N    exit after N jobs (default: no limit)\n"
             "  --memory MB     exit after a job that leaves the RSS above "
             "MB\n"
+            "  --supervisor S  the supervisor block running this worker "
+            "(shown by\n"
+            "                  zenith workers; set by zenith serve)\n"
             "\n"
             "SIGTERM or SIGINT: fail the running job as terminated and exit."
             "\nSIGTSTP: finish the running job, fetch no more, exit.\n");
@@ -119,7 +122,7 @@ take_flag(struct work_args *a, int argc, char **argv, int i)
 {
     static const char *const flags[] = {"--server", "--password", "--queues",
                                         "--config", "--wid", "--max-jobs",
-                                        "--memory"};
+                                        "--memory", "--supervisor"};
     const char *v = NULL, *eq = strchr(argv[i], '=');
     size_t len = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
 
@@ -145,6 +148,7 @@ take_flag(struct work_args *a, int argc, char **argv, int i)
             if (parse_count(flags[k], v, &a->o.memory_mb) < 0)
                 return -1;
             break;
+        case 7: a->o.supervisor = v; break;
         }
         return eq ? 1 : 2;
     }

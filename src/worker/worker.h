@@ -42,6 +42,7 @@ struct zn_worker_opts {
     int64_t max_jobs;               /* exit 0 after this many; 0 = no limit */
     int64_t memory_mb;              /* exit 0 after a job that leaves the
                                        RSS above this; 0 = no limit */
+    const char *supervisor;         /* the block that runs us, or NULL */
     const struct zn_handler_registry *handlers;
 };
 
