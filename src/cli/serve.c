@@ -207,6 +207,8 @@ serve_open(struct serve *sv, struct zn_err *err)
            ZN_STR("unix", sock), ZN_STR("db", path),
            ZN_STR("durability",
                   sv->cfg.durability == ZN_DURABILITY_FULL ? "full" : "fast"),
+           ZN_STR("store", sv->cfg.store), ZN_BOOL("dashboard",
+                                                   sv->cfg.dashboard),
            ZN_INT("pid", getpid()));
     return 0;
 }

@@ -71,6 +71,7 @@ struct ctx {
     struct zn_supervisor_conf *cur; /* the open block, NULL outside one */
     struct zn_err *err;
     bool failed;
+    bool env;                       /* path is "env NAME": no line */
 };
 
 int
@@ -122,7 +123,9 @@ fail_at(struct ctx *c, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (!c->failed)
+    if (!c->failed && c->env)
+        zn_err_set(c->err, ZN_EINVAL, "%s: %s", c->path, msg);
+    else if (!c->failed)
         zn_err_set(c->err, ZN_EINVAL, "%s:%d: %s", c->path, line, msg);
     c->failed = true;
     return 0;
@@ -407,9 +410,56 @@ load_seed(struct zn_supervisor_confs *out, struct zn_err *err)
     return 0;
 }
 
-int
-zn_supervisor_conf_load(struct zn_supervisor_confs *out, const char *path,
-                        struct zn_err *err)
+/* ZENITH_SUPERVISOR_<BLOCK>_<KEY>: upper case, other than [A-Z0-9] is _. */
+static void
+env_name(char *out, size_t size, const char *block, const char *key)
+{
+    size_t n = (size_t)snprintf(out, size, "ZENITH_SUPERVISOR_%s_%s", block,
+                                key);
+
+    for (size_t i = 18; i < n && i < size; i++) {
+        char ch = out[i];
+
+        if (ch >= 'a' && ch <= 'z')
+            out[i] = (char)(ch - 32);
+        else if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+            out[i] = '_';
+    }
+}
+
+/*
+ * The environment over the blocks read: every key of every block may be
+ * set by ZENITH_SUPERVISOR_<BLOCK>_<KEY>; then each block's rules are
+ * checked again. Errors read "env NAME: message".
+ */
+static int
+load_env(struct zn_supervisor_confs *out, struct zn_err *err)
+{
+    char var[160], where[170];
+    struct ctx c = {.out = out, .path = where, .err = err, .env = true};
+
+    for (size_t i = 0; i < out->n && !c.failed; i++) {
+        for (size_t k = 0; k < ZN_ARRAY_LEN(keys) && !c.failed; k++) {
+            const char *v;
+
+            env_name(var, sizeof(var), out->v[i].name, keys[k].name);
+            v = getenv(var);
+            if (!v)
+                continue;
+            snprintf(where, sizeof(where), "env %s", var);
+            c.cur = &out->v[i];
+            set_key(&c, keys[k].name, v);
+        }
+        snprintf(where, sizeof(where), "env ZENITH_SUPERVISOR_*");
+        c.cur = &out->v[i];
+        close_block(&c);
+    }
+    return c.failed ? (err && err->code ? err->code : ZN_EINVAL) : 0;
+}
+
+static int
+load_file(struct zn_supervisor_confs *out, const char *path,
+          struct zn_err *err)
 {
     struct ctx c = {.out = out, .path = path, .err = err};
     int rc;
@@ -436,4 +486,17 @@ zn_supervisor_conf_load(struct zn_supervisor_confs *out, const char *path,
         return rc;
     }
     return out->n ? 0 : load_seed(out, err);
+}
+
+int
+zn_supervisor_conf_load(struct zn_supervisor_confs *out, const char *path,
+                        struct zn_err *err)
+{
+    int rc = load_file(out, path, err);
+
+    if (rc == 0)
+        rc = load_env(out, err);
+    if (rc < 0)
+        zn_supervisor_confs_release(out);
+    return rc;
 }

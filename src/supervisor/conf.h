@@ -10,7 +10,10 @@
  * Each block becomes one struct zn_supervisor_conf; with no block at all
  * the seed's layout applies (default, notifications, reports: three
  * processes each). Errors read "file:line: message" (the line of the key,
- * or of the section header for rules about a whole block).
+ * or of the section header for rules about a whole block). Then the
+ * environment: ZENITH_SUPERVISOR_<BLOCK>_<KEY> (upper case, any other
+ * character than [A-Z0-9] as _) sets a key of a block read, with errors
+ * as "env NAME: message".
  *
  * Non-goals here: the keys are parsed and checked, not acted on; what the
  * supervisor does with each is in supervisor.h. given records which of

@@ -157,7 +157,12 @@ watch(struct fx *f, int min_each, int max_total, int64_t base_ms,
     }
 }
 
-static bool one_each(const int *n) { return n[0] == 1 && n[1] == 1 && n[2] == 1; }
+static bool
+one_each(const int *n)
+{
+    return n[0] == 1 && n[1] == 1 && n[2] == 1;
+}
+
 static bool qa_grew(const int *n) { return n[0] >= 2; }
 static bool qa_full(const int *n) { return n[0] == 3; }
 
@@ -241,7 +246,11 @@ test_balance_auto_follows_the_flood(void **state)
     }
 }
 
-static bool two_one_one(const int *n) { return n[0] == 2 && n[1] == 1 && n[2] == 1; }
+static bool
+two_one_one(const int *n)
+{
+    return n[0] == 2 && n[1] == 1 && n[2] == 1;
+}
 
 /* simple: four processes over three queues, the first gets the extra. */
 static void

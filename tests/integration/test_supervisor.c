@@ -700,6 +700,68 @@ test_supervisor_bad_config_exits_2(void **state)
     }
 }
 
+/*
+ * The environment: ZENITH_SUPERVISOR_<BLOCK>_<KEY> over a block's keys,
+ * the seed's REDIS_* and HORIZON_ENABLED read and checked; a bad value
+ * stops start-up with "env NAME: message" and exit 2.
+ */
+static void
+test_supervisor_env_overrides(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *var;
+        const char *want;
+    } bad[] = {
+        {"ZENITH_SUPERVISOR_A_PROCESSES=lots", "env ZENITH_SUPERVISOR_A_"
+         "PROCESSES: supervisor 'a': processes: 'lots' is not a whole"},
+        {"ZENITH_SUPERVISOR_A_MIN_PROCESSES=5", "supervisor 'a': "
+         "min_processes (5) is more than max_processes (3)"},
+        {"ZENITH_SUPERVISOR_A_BALANCE=sometimes", "env ZENITH_SUPERVISOR_A_"
+         "BALANCE: supervisor 'a': balance: 'sometimes'"},
+        {"REDIS_PORT=99999", "env REDIS_PORT: redis_port: 99999 is out of "
+         "range 1..65535"},
+        {"ZENITH_REDIS_PORT=0", "env ZENITH_REDIS_PORT: redis_port: 0 is out "
+         "of range"},
+        {"REDIS_HOST=a b", "env REDIS_HOST: redis_host: 'a b' is not a host"},
+        {"HORIZON_ENABLED=maybe", "env HORIZON_ENABLED: dashboard: 'maybe' is "
+         "not true or false"},
+    };
+    const char *env[] = {"ASAN_OPTIONS=handle_segv=0",
+                         "ZENITH_SUPERVISOR_MAIN_PROCESSES=3",
+                         "ZENITH_SUPERVISOR_MAIN_QUEUES=default,other",
+                         "REDIS_PASSWORD=null", "REDIS_HOST=redis.local",
+                         "REDIS_PORT=6380", "HORIZON_ENABLED=false", NULL};
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/zenith.env.ini", f->srv.dir);
+    write_file(path, "[supervisor \"a\"]\nqueues = x\n");
+    for (size_t i = 0; i < ZN_ARRAY_LEN(bad); i++) {
+        const char *args[] = {"serve", "--data", f->srv.dir, "--fwp",
+                              "127.0.0.1:0", "--http", "", "--config", path,
+                              NULL};
+        const char *one[] = {bad[i].var, NULL};
+        char *err = NULL;
+        int rc = zn_run_cli_env(one, args, NULL, &err);
+
+        if (rc != 2 || !err || !strstr(err, bad[i].want))
+            fail_msg("%s: exit %d, stderr '%s', want 2 and '%s'", bad[i].var,
+                     rc, err ? err : "", bad[i].want);
+        free(err);
+    }
+    /* Good values: the block runs 3 processes on both queues. */
+    f->srv.env = env;
+    start(f, config_text);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-3-1\"",
+             10000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"queues\":\"default,"
+             "other\"", 5000);
+    assert_true(log_has(&f->srv, "\"server.listening\"",
+                        "\"dashboard\":false"));
+    push(f, "{\"jid\":\"o1\",\"jobtype\":\"noop\",\"queue\":\"other\"}");
+    json_decref(wait_state(f, "o1", "done", 10000));
+}
+
 int
 main(void)
 {
@@ -722,6 +784,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_supervisor_exec_ignoring_sigterm_is_killed, setup_bare,
             teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_env_overrides,
+                                        setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_bad_config_exits_2,
                                         setup, teardown),
     };
