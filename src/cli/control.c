@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/cli_int.h"
 #include "common/clock.h"
+#include "fwp/client.h"
 
 #define EXIT_USAGE 2
 
@@ -289,6 +290,30 @@ print_workers(json_t *list)
     }
 }
 
+/*
+ * CONTROL workers, or NULL without a word: serve --no-workers has no
+ * supervisor, and INFO alone then says it all.
+ */
+static json_t *
+supervisor_slots(const struct zn__cli_conn *o)
+{
+    struct zn_fwp_client_opts co = {.addr = o->server,
+                                    .password = o->password};
+    struct zn_fwp_client *c = NULL;
+    struct zn_err err;
+    char *text = NULL;
+    json_t *j = NULL;
+
+    if (zn_fwp_client_connect(&co, &c, &err) < 0)
+        return NULL;
+    if (zn_fwp_client_call(c, "CONTROL", "{\"cmd\":\"workers\"}", &text,
+                           &err) == 0 && text)
+        j = json_loads(text, 0, NULL);
+    free(text);
+    zn_fwp_client_free(c);
+    return j;
+}
+
 int
 zn_cli_workers(int argc, char **argv)
 {
@@ -308,11 +333,7 @@ zn_cli_workers(int argc, char **argv)
     }
     if (rc != 0)
         return rc;
-    /* serve --no-workers has no supervisor: INFO alone then. */
-    text = NULL;
-    if (zn__cli_call(&o, "CONTROL", "{\"cmd\":\"workers\"}", &text) == 0)
-        sup = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
+    sup = supervisor_slots(&o);
     list = merge(info, json_object_get(sup, "workers"));
     if (o.json) {
         text = json_dumps(list, JSON_COMPACT);

@@ -492,8 +492,18 @@ exec_child(const struct zn__child *c, char *const *argv)
     sigset_t none;
 
     setpgid(0, 0);
-    /* The server ignores SIGPIPE; an ignored signal stays so across exec. */
+    /*
+     * The server ignores SIGPIPE (an ignored signal stays so across exec)
+     * and libevent catches SIGTERM, SIGINT and SIGCHLD with handlers that
+     * write to the server's own socketpair: until exec, a signal to this
+     * child would reach the server's loop as its own. All signals are
+     * blocked since before fork (spawn), so nothing is delivered before
+     * the defaults are back.
+     */
     signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
     /*
      * SIGTSTP ("finish and exit") stays blocked across exec until zenith
      * work handles it: its default action would stop a child that has
@@ -516,50 +526,65 @@ exec_child(const struct zn__child *c, char *const *argv)
     _exit(127);
 }
 
+/* The child's argv; nums holds its numbers' text (2 x 24 bytes). */
 static void
-spawn(struct zn__child *c)
+child_argv(const struct zn__child *c, char **argv, char (*nums)[24])
 {
-    struct zn_supervisor *s = c->sv;
-    char max_jobs[24], memory[24];
-    char *argv[ARGV_MAX];
+    const struct zn_supervisor *s = c->sv;
     size_t n = 0;
-    pid_t pid;
 
-    if (s->stopping || c->pid)
-        return;
-    c->generation++;
-    snprintf(c->wid, sizeof(c->wid), "%s-%d-%u", c->conf->name, c->slot,
-             c->generation);
-    snprintf(max_jobs, sizeof(max_jobs), "%lld",
-             (long long)c->conf->max_jobs);
-    argv[n++] = s->exe;
+    argv[n++] = (char *)s->exe;
     argv[n++] = (char *)"work";
     argv[n++] = (char *)"--server";
     argv[n++] = s->server;
     argv[n++] = (char *)"--queues";
     argv[n++] = (char *)c->queues;
     argv[n++] = (char *)"--wid";
-    argv[n++] = c->wid;
+    argv[n++] = (char *)c->wid;
     argv[n++] = (char *)"--supervisor";
     argv[n++] = (char *)c->conf->name;
     if (c->conf->max_jobs > 0) {
+        snprintf(nums[0], sizeof(nums[0]), "%lld",
+                 (long long)c->conf->max_jobs);
         argv[n++] = (char *)"--max-jobs";
-        argv[n++] = max_jobs;
+        argv[n++] = nums[0];
     }
     if (c->conf->memory_mb > 0) {
-        snprintf(memory, sizeof(memory), "%lld",
+        snprintf(nums[1], sizeof(nums[1]), "%lld",
                  (long long)c->conf->memory_mb);
         argv[n++] = (char *)"--memory";
-        argv[n++] = memory;
+        argv[n++] = nums[1];
     }
     if (s->config) {
         argv[n++] = (char *)"--config";
         argv[n++] = s->config;
     }
     argv[n] = NULL;
+}
+
+static void
+spawn(struct zn__child *c)
+{
+    char nums[2][24];
+    char *argv[ARGV_MAX];
+    sigset_t all, old;
+    int saved;
+    pid_t pid;
+
+    if (c->sv->stopping || c->pid)
+        return;
+    c->generation++;
+    snprintf(c->wid, sizeof(c->wid), "%s-%d-%u", c->conf->name, c->slot,
+             c->generation);
+    child_argv(c, argv, nums);
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     pid = fork();
     if (pid == 0)
         exec_child(c, argv);
+    saved = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
     if (pid < 0) {
         struct timeval tv = {5, 0};
 
