@@ -484,6 +484,39 @@ test_control_bad_input(void **state)
     json_decref(zn_srv_wait_state(&f->srv, f->p, "b1", "done", 10000));
 }
 
+/*
+ * serve --no-workers: the supervisor's commands say there is none (exit
+ * 1); zenith workers still lists a remote worker, quietly.
+ */
+static void
+test_control_without_supervisor(void **state)
+{
+    struct fx *f = *state;
+    static const char *const restart[] = {"restart", NULL};
+    static const char *const workers[] = {"workers", NULL};
+    char log[PATH_MAX], *out = NULL, *err = NULL;
+    const char *wargs[] = {"work", "--server", f->srv.addr, "--wid",
+                           "remote-2", NULL};
+
+    zn_srv_start(&f->srv, NULL);
+    f->p = zn_srv_connect(&f->srv, NULL, NULL);
+    assert_int_equal(cli(f, restart, NULL, &err), 1);
+    assert_non_null(strstr(err, "no supervisor"));
+    free(err);
+    err = NULL;
+    snprintf(log, sizeof(log), "%s/remote.log", f->srv.dir);
+    wargs[2] = f->srv.addr;
+    zn_child_start(&f->w, log, wargs);
+    zn_srv_wait_log(&f->srv, "\"worker.connected\"", "\"wid\":\"remote-2\"",
+                    10000);
+    assert_int_equal(cli(f, workers, &out, &err), 0);
+    assert_non_null(strstr(out, "SUPERVISOR"));
+    assert_non_null(strstr(out, "default"));
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+}
+
 int
 main(void)
 {
@@ -502,6 +535,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_bad_input, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_control_without_supervisor,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests_name("zenith control", tests, NULL, NULL);
