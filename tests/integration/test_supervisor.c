@@ -700,6 +700,48 @@ test_supervisor_bad_config_exits_2(void **state)
     }
 }
 
+/* The nice value of process pid (/proc/PID/stat field 19). */
+static long
+nice_of(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    FILE *fp;
+    int field = 3;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    p = fgets(buf, sizeof(buf), fp) ? strrchr(buf, ')') : NULL;
+    fclose(fp);
+    assert_non_null(p);
+    p += 2; /* field 3, the state */
+    for (; field < 19 && p; field++) {
+        p = strchr(p, ' ');
+        p = p ? p + 1 : NULL;
+    }
+    assert_non_null(p);
+    return strtol(p, NULL, 10);
+}
+
+/* nice applies to the children; max_time replaces a worker in time. */
+static void
+test_supervisor_nice_and_max_time(void **state)
+{
+    struct fx *f = *state;
+    pid_t kids[CHILDREN_MAX];
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "nice = 7\nmax_time = 1s\n");
+    wait_children(f, 1, kids);
+    assert_int_equal(nice_of(kids[0]), 7);
+    wait_log(f, "\"supervisor.worker_retiring\"", "\"reason\":\"max_time\"",
+             5000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
+             8000);
+    push(f, "{\"jid\":\"x1\",\"jobtype\":\"noop\"}");
+    json_decref(wait_state(f, "x1", "done", 10000));
+}
+
 /*
  * The environment: ZENITH_SUPERVISOR_<BLOCK>_<KEY> over a block's keys,
  * the seed's REDIS_* and HORIZON_ENABLED read and checked; a bad value
@@ -784,6 +826,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_supervisor_exec_ignoring_sigterm_is_killed, setup_bare,
             teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_nice_and_max_time,
+                                        setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_env_overrides,
                                         setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_bad_config_exits_2,
