@@ -408,8 +408,12 @@ zn__supervisor_retire(struct zn__child *c, const char *why)
     ZN_LOG(ZN_INFO, "supervisor.worker_retiring",
            ZN_STR("supervisor", c->conf->name), ZN_STR("wid", c->wid),
            ZN_INT("pid", c->pid), ZN_STR("reason", why));
-    /* zenith work: finish the job in hand, fetch no more, exit 0. */
+    /*
+     * zenith work: finish the job in hand, fetch no more, exit 0. The
+     * server refuses its next FETCH too, in case one is on its way.
+     */
     kill(c->pid, SIGTSTP);
+    zn_fwp_server_signal_workers(c->sv->fwp, c->wid, "quiet");
 }
 
 bool
