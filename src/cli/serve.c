@@ -81,6 +81,17 @@ terminate_cb(void *ctx, int64_t grace_ms)
     sv->stopping = true;
 }
 
+/* FWP CONTROL: the supervisor's commands, and terminate even without. */
+static int
+control_cb(void *ctx, const char *arg, size_t len, char **reply,
+           struct zn_err *err)
+{
+    struct serve *sv = ctx;
+
+    return zn_supervisor_control(sv->sup, arg, len, terminate_cb, sv, reply,
+                                 err);
+}
+
 static int
 db_path(const struct zn_config *cfg, char *out, size_t size)
 {
@@ -184,6 +195,7 @@ serve_open(struct serve *sv, struct zn_err *err)
     rc = zn_fwp_server_new(sv->base, sv->engine, &fo, &sv->fwp, err);
     if (rc < 0)
         return rc;
+    zn_fwp_server_set_control_cb(sv->fwp, control_cb, sv);
     sv->sigterm = evsignal_new(sv->base, SIGTERM, signal_cb, sv);
     sv->sigint = evsignal_new(sv->base, SIGINT, signal_cb, sv);
     if (!sv->sigterm || !sv->sigint)
@@ -200,7 +212,6 @@ serve_open(struct serve *sv, struct zn_err *err)
                                &sv->sup, err);
         if (rc < 0)
             return rc;
-        zn_supervisor_set_terminate_cb(sv->sup, terminate_cb, sv);
     }
     ZN_LOG(ZN_INFO, "server.listening", ZN_STR("fwp", sv->cfg.fwp),
            ZN_INT("port", zn_fwp_server_port(sv->fwp)),

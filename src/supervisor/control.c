@@ -120,8 +120,13 @@ do_workers(struct zn_supervisor *s)
     return json_pack("{s:o}", "workers", list);
 }
 
+struct term {
+    zn_supervisor_terminate_cb *cb;
+    void *ctx;
+};
+
 static json_t *
-do_terminate(struct zn_supervisor *s, json_t *req, struct zn_err *err)
+do_terminate(const struct term *t, json_t *req, struct zn_err *err)
 {
     json_t *g = json_object_get(req, "grace_ms");
     json_int_t grace = DEFAULT_GRACE_MS;
@@ -134,18 +139,19 @@ do_terminate(struct zn_supervisor *s, json_t *req, struct zn_err *err)
     }
     if (g)
         grace = json_integer_value(g);
-    if (!s->terminate_cb) {
+    if (!t->cb) {
         zn_err_set(err, ZN_ESTATE, "CONTROL: terminate is not available");
         return NULL;
     }
     ZN_LOG(ZN_INFO, "supervisor.terminate", ZN_INT("grace_ms", grace));
-    s->terminate_cb(s->terminate_ctx, grace);
+    t->cb(t->ctx, grace);
     return json_pack("{s:b,s:I}", "terminating", 1, "grace_ms", grace);
 }
 
 /* Runs a parsed request; the reply object, or NULL with err. */
 static json_t *
-dispatch(struct zn_supervisor *s, json_t *req, struct zn_err *err)
+dispatch(struct zn_supervisor *s, const struct term *t, json_t *req,
+         struct zn_err *err)
 {
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
     json_t *sup = json_object_get(req, "supervisor");
@@ -161,6 +167,17 @@ dispatch(struct zn_supervisor *s, json_t *req, struct zn_err *err)
                    "string");
         return NULL;
     }
+    if (strcmp(cmd, "terminate") == 0)
+        return do_terminate(t, req, err);
+    if (!s) {
+        zn_err_set(err, ZN_ESTATE, "CONTROL: no supervisor (serve runs with "
+                   "--no-workers)");
+        return NULL;
+    }
+    if (s->stopping) {
+        zn_err_set(err, ZN_ESTATE, "CONTROL: the server is stopping");
+        return NULL;
+    }
     if (select_blocks(s, name, pick) == 0 && name) {
         zn_err_set(err, ZN_ENOTFOUND, "CONTROL: no supervisor '%.64s'",
                    name);
@@ -172,36 +189,32 @@ dispatch(struct zn_supervisor *s, json_t *req, struct zn_err *err)
         return do_pause(s, pick, cmd[0] == 'p');
     if (strcmp(cmd, "workers") == 0)
         return do_workers(s);
-    if (strcmp(cmd, "terminate") == 0)
-        return do_terminate(s, req, err);
     zn_err_set(err, ZN_EINVAL, "CONTROL: unknown cmd '%.32s' (restart, "
                "pause, continue, terminate, workers)", cmd);
     return NULL;
 }
 
 int
-zn__supervisor_control_cb(void *ctx, const char *arg, size_t len,
-                          char **reply, struct zn_err *err)
+zn_supervisor_control(struct zn_supervisor *s, const char *arg, size_t len,
+                      zn_supervisor_terminate_cb *term_cb, void *term_ctx,
+                      char **reply, struct zn_err *err)
 {
-    struct zn_supervisor *s = ctx;
+    const struct term t = {term_cb, term_ctx};
     json_error_t jerr;
     json_t *req = json_loadb(arg, len, 0, &jerr), *out;
 
     *reply = NULL;
+    zn_err_clear(err);
     if (!json_is_object(req)) {
         json_decref(req);
         return zn_err_set(err, ZN_EINVAL, "CONTROL: argument must be a JSON "
                           "object");
     }
-    if (s->stopping) {
-        json_decref(req);
-        return zn_err_set(err, ZN_ESTATE, "CONTROL: the server is stopping");
-    }
-    out = dispatch(s, req, err);
+    out = dispatch(s, &t, req, err);
     json_decref(req);
     if (!out)
-        return err->code ? err->code
-                         : zn_err_set(err, ZN_ENOMEM, "out of memory");
+        return err && err->code ? err->code
+                                : zn_err_set(err, ZN_ENOMEM, "out of memory");
     *reply = json_dumps(out, JSON_COMPACT);
     json_decref(out);
     return *reply ? 0 : zn_err_set(err, ZN_ENOMEM, "out of memory");

@@ -775,7 +775,6 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
         goto oom;
     zn_fwp_server_set_gone_cb(fwp, gone_cb, s);
     zn_fwp_server_set_push_cb(fwp, push_cb, s);
-    zn_fwp_server_set_control_cb(fwp, zn__supervisor_control_cb, s);
     for (size_t i = 0; i < s->nchildren; i++)
         if (s->children[i].active)
             spawn(&s->children[i]);
@@ -838,14 +837,6 @@ zn_supervisor_drain(struct zn_supervisor *s, int64_t grace_ms)
            ZN_INT("grace_ms", grace_ms));
 }
 
-void
-zn_supervisor_set_terminate_cb(struct zn_supervisor *s,
-                               zn_supervisor_terminate_cb *cb, void *ctx)
-{
-    s->terminate_cb = cb;
-    s->terminate_ctx = ctx;
-}
-
 size_t
 zn_supervisor_running(const struct zn_supervisor *s)
 {
@@ -891,7 +882,6 @@ zn_supervisor_free(struct zn_supervisor *s)
     if (s->fwp) {
         zn_fwp_server_set_gone_cb(s->fwp, NULL, NULL);
         zn_fwp_server_set_push_cb(s->fwp, NULL, NULL);
-        zn_fwp_server_set_control_cb(s->fwp, NULL, NULL);
     }
     if (s->sigchld)
         event_free(s->sigchld);

@@ -84,14 +84,20 @@ void zn_supervisor_stop(struct zn_supervisor *s);
  */
 void zn_supervisor_drain(struct zn_supervisor *s, int64_t grace_ms);
 
-/*
- * Called by CONTROL terminate: the server should stop, draining its
- * workers for grace_ms (zn_supervisor_drain). Set by zenith serve.
- */
+/* Asked by CONTROL terminate to stop serve, draining for grace_ms. */
 typedef void zn_supervisor_terminate_cb(void *ctx, int64_t grace_ms);
-void zn_supervisor_set_terminate_cb(struct zn_supervisor *s,
-                                    zn_supervisor_terminate_cb *cb,
-                                    void *ctx);
+
+/*
+ * The FWP verb CONTROL's commands (control.c): arg (len bytes, untrusted
+ * JSON) is restart, pause, continue, workers or terminate; the last calls
+ * term_cb, which stops the server. s may be NULL (serve --no-workers):
+ * then only terminate works and the others fail "no supervisor". 0 and
+ * *reply (malloc'd JSON text), or ZN_EINVAL / ZN_ENOTFOUND / ZN_ESTATE /
+ * ZN_ENOMEM with err. Does not block.
+ */
+int zn_supervisor_control(struct zn_supervisor *s, const char *arg,
+                          size_t len, zn_supervisor_terminate_cb *term_cb,
+                          void *term_ctx, char **reply, struct zn_err *err);
 
 /* How many children are running (not yet reaped). */
 size_t zn_supervisor_running(const struct zn_supervisor *s);

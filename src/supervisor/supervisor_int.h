@@ -80,8 +80,6 @@ struct zn_supervisor {
     struct event *sigchld;
     struct event *balance;       /* periodic: balance.c */
     bool stopping;
-    zn_supervisor_terminate_cb *terminate_cb;
-    void *terminate_ctx;
     struct zn__crash crashes[ZN__CRASHES_MAX];
     size_t crash_next;           /* ring position of the next new entry */
 };
@@ -97,10 +95,6 @@ void zn__supervisor_retire(struct zn__child *c, const char *why);
 
 /* True when c's worker holds no job (it may be starting, or fetching). */
 bool zn__supervisor_idle(struct zn_supervisor *s, const struct zn__child *c);
-
-/* The FWP server's CONTROL callback (control.c; see fwp/server.h). */
-int zn__supervisor_control_cb(void *ctx, const char *arg, size_t len,
-                              char **reply, struct zn_err *err);
 
 /* One balancing step for every auto block whose cooldown is over. */
 void zn__balance_run(struct zn_supervisor *s, int64_t now_ms);

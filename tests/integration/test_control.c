@@ -486,7 +486,8 @@ test_control_bad_input(void **state)
 
 /*
  * serve --no-workers: the supervisor's commands say there is none (exit
- * 1); zenith workers still lists a remote worker, quietly.
+ * 1); zenith workers still lists a remote worker, quietly; terminate
+ * still stops the server.
  */
 static void
 test_control_without_supervisor(void **state)
@@ -494,7 +495,9 @@ test_control_without_supervisor(void **state)
     struct fx *f = *state;
     static const char *const restart[] = {"restart", NULL};
     static const char *const workers[] = {"workers", NULL};
+    static const char *const terminate[] = {"terminate", NULL};
     char log[PATH_MAX], *out = NULL, *err = NULL;
+    int64_t deadline;
     const char *wargs[] = {"work", "--server", f->srv.addr, "--wid",
                            "remote-2", NULL};
 
@@ -515,6 +518,17 @@ test_control_without_supervisor(void **state)
     assert_string_equal(err, "");
     free(out);
     free(err);
+    /* terminate needs no supervisor: the server stops, exit 0. */
+    assert_int_equal(cli(f, terminate, NULL, NULL), 0);
+    deadline = zn_clock_mono_ms() + zn_test_ms(10000);
+    while (zn_srv_alive(&f->srv)) {
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("the server did not stop");
+        }
+        poll(NULL, 0, 20);
+    }
+    assert_true(zn_srv_log_has(&f->srv, "\"server.stopped\"", NULL));
 }
 
 int
