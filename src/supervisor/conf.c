@@ -136,6 +136,7 @@ static void
 close_block(struct ctx *c)
 {
     struct zn_supervisor_conf *s = c->cur;
+    int nq = 1;
 
     c->cur = NULL;
     if (!s || c->failed)
@@ -146,22 +147,23 @@ close_block(struct ctx *c)
                 s->max_processes);
         return;
     }
-    if (s->balance == ZN_SUPERVISOR_BALANCE_AUTO) {
-        int nq = 1;
-
-        for (const char *p = s->queues; *p; p++)
-            nq += *p == ',';
-        if ((int64_t)s->min_processes * nq > s->max_processes) {
-            fail_at(c, s->line, "supervisor '%s': balance = auto needs "
-                    "min_processes (%d) for each of %d queues, more than "
-                    "max_processes (%d)", s->name, s->min_processes, nq,
-                    s->max_processes);
-            return;
-        }
-    }
+    for (const char *p = s->queues; *p; p++)
+        nq += *p == ',';
     /* Without processes, off and simple run the block's most. */
     if (!(s->given & ZN_SUPERVISOR_GIVEN_PROCESSES))
         s->processes = s->max_processes;
+    if (s->balance == ZN_SUPERVISOR_BALANCE_SIMPLE && s->processes < nq) {
+        fail_at(c, s->line, "supervisor '%s': balance = simple needs a "
+                "process for each of its %d queues, processes is %d",
+                s->name, nq, s->processes);
+        return;
+    }
+    if (s->balance == ZN_SUPERVISOR_BALANCE_AUTO &&
+        (int64_t)s->min_processes * nq > s->max_processes)
+        fail_at(c, s->line, "supervisor '%s': balance = auto needs "
+                "min_processes (%d) for each of %d queues, more than "
+                "max_processes (%d)", s->name, s->min_processes, nq,
+                s->max_processes);
 }
 
 /* `supervisor "NAME"`: opens a block. */

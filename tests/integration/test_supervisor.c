@@ -415,6 +415,7 @@ test_supervisor_kill9_fails_and_reruns(void **state)
     assert_true(json_array_size(json_object_get(info, "attempts")) >= 2);
     /* Re-run within 1 s of the kill, by the other (idle) worker. */
     rerun = attempt_ms(info, 1, "started_at") - killed;
+    printf("k1 ran again %lld ms after the kill\n", (long long)rerun);
     if (rerun > 1000)
         fail_msg("k1 ran again %lld ms after the kill, want <= 1000",
                  (long long)rerun);
@@ -570,6 +571,8 @@ test_supervisor_block_backoff_and_tries(void **state)
         int64_t gap = attempt_ms(info, i, "started_at") -
                       attempt_ms(info, i - 1, "ended_at");
 
+        printf("retry %zu started %lld ms after failure %zu\n", i,
+               (long long)gap, i);
         if (gap < (int64_t)i * 1000 - 500 || gap > (int64_t)i * 1000 + 500) {
             zn_srv_dump_log(&f->srv);
             fail_msg("retry %zu started %lld ms after the failure, want "
@@ -604,6 +607,8 @@ test_supervisor_block_timeout(void **state)
                       attempt_ms(info, i, "started_at");
 
         assert_string_equal(attempt_str(info, i, "errtype"), "timeout");
+        printf("attempt %zu was killed after %lld ms (timeout 2 s)\n", i + 1,
+               (long long)ran);
         if (ran < 1000 || ran > 3000)
             fail_msg("attempt %zu ran %lld ms, want 2000 +- 1000", i,
                      (long long)ran);
@@ -676,6 +681,9 @@ test_supervisor_bad_config_exits_2(void **state)
         {"[supervisor \"a\"]\nqueues = x,y,z\nbalance = auto\n"
          "max_processes = 2\n", "zenith.bad.ini:1: supervisor 'a': balance "
          "= auto needs min_processes (1) for each of 3 queues"},
+        {"[supervisor \"a\"]\nqueues = x,y,z\nbalance = simple\n"
+         "processes = 2\n", "zenith.bad.ini:1: supervisor 'a': balance = "
+         "simple needs a process for each of its 3 queues, processes is 2"},
         {"[supervisor \"a\"]\nmemory_hard_factor = 0\n", "zenith.bad.ini:2: "
          "supervisor 'a': memory_hard_factor: 0 is out of range 1..64"},
         {"[supervisor \"a\"]\nqueues = ok,no way\n", "zenith.bad.ini:2: "
