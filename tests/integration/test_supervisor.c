@@ -731,7 +731,33 @@ nice_of(pid_t pid)
     return strtol(p, NULL, 10);
 }
 
-/* nice applies to the children; max_time replaces a worker in time. */
+/* The soft "Max address space" of pid (/proc/PID/limits), -1 unlimited. */
+static long long
+address_limit_of(pid_t pid)
+{
+    char path[64], line[256];
+    long long v = -2;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof(line), fp))
+        if (strncmp(line, "Max address space", 17) == 0) {
+            const char *p = line + 17;
+
+            while (*p == ' ')
+                p++;
+            v = strncmp(p, "unlimited", 9) == 0 ? -1 : strtoll(p, NULL, 10);
+        }
+    fclose(fp);
+    return v;
+}
+
+/*
+ * nice and the address-space limit (memory x memory_hard_factor; none in
+ * sanitizer builds) apply to the children; max_time replaces a worker.
+ */
 static void
 test_supervisor_nice_and_max_time(void **state)
 {
@@ -739,9 +765,16 @@ test_supervisor_nice_and_max_time(void **state)
     pid_t kids[CHILDREN_MAX];
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
-             "nice = 7\nmax_time = 1s\n");
+             "nice = 7\nmax_time = 1s\nmemory = 100\n"
+             "memory_hard_factor = 3\n");
+    /* Connected: it has exec'd, with its nice value and limits set. */
+    wait_log(f, "\"worker.connected\"", "\"wid\":\"main-1-1\"", 10000);
     wait_children(f, 1, kids);
     assert_int_equal(nice_of(kids[0]), 7);
+    if (HAVE_ADDRESS_LIMIT)
+        assert_int_equal(address_limit_of(kids[0]), 300LL * 1024 * 1024);
+    else
+        assert_int_equal(address_limit_of(kids[0]), -1);
     wait_log(f, "\"supervisor.worker_retiring\"", "\"reason\":\"max_time\"",
              5000);
     wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
