@@ -2,10 +2,12 @@
  * supervisor.c - children of `zenith serve`: spawn, watch, attribute
  * crashes, restart, stop.
  *
- * One flat array of struct zn__child holds every slot of every block; a slot
- * keeps its events for its whole life and gets a new process (and wid)
- * each time it restarts. Invariant: child->pid is not 0 exactly while the
- * process has not been reaped.
+ * One flat array of struct zn__child holds every slot of every block
+ * (supervisor_int.h); a slot keeps its events for its whole life and gets
+ * a new process (and wid) each time it restarts. Invariant: child->pid is
+ * not 0 exactly while the process has not been reaped. A slot's process
+ * is replaced when it ends only while the slot is active and its block
+ * not paused (balance.c and control.c change those).
  *
  * Ordering of a death. A dying child closes its sockets and becomes a
  * zombie together, so the FWP server may see the connections drop before
@@ -24,9 +26,9 @@
  * run elsewhere); blocking waitpid in the gone path (a child that closed
  * its connection may live on).
  *
- * Quarantine counts live in memory (ZN__CRASHES_MAX jids, oldest evicted): a
- * server restart forgets them, so a job may crash up to quarantine_after
- * more workers after one.
+ * Quarantine counts live in memory (ZN__CRASHES_MAX jids, oldest
+ * evicted): a server restart forgets them, so a job may crash up to
+ * quarantine_after more workers after one.
  */
 #include "compat.h"
 
