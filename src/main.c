@@ -19,6 +19,11 @@ static const struct {
     {"status", zn_cli_status, "queues and their jobs by state"},
     {"failed", zn_cli_failed, "list, show, retry, forget, flush, prune dead jobs"},
     {"queue", zn_cli_queue, "pause, resume or clear a queue"},
+    {"workers", zn_cli_workers, "workers: supervisor, pid, queues, job, rss"},
+    {"restart", zn_cli_restart, "replace every worker after its job"},
+    {"pause", zn_cli_pause, "stop a supervisor's workers after their job"},
+    {"continue", zn_cli_continue, "start paused supervisors' workers again"},
+    {"terminate", zn_cli_terminate, "stop the server, letting jobs finish"},
     {"migrate", zn_cli_migrate, "bring the database schema up to date"},
 };
 

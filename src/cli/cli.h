@@ -15,5 +15,10 @@ int zn_cli_push(int argc, char **argv);
 int zn_cli_status(int argc, char **argv);
 int zn_cli_failed(int argc, char **argv);
 int zn_cli_queue(int argc, char **argv);
+int zn_cli_restart(int argc, char **argv);
+int zn_cli_pause(int argc, char **argv);
+int zn_cli_continue(int argc, char **argv);
+int zn_cli_terminate(int argc, char **argv);
+int zn_cli_workers(int argc, char **argv);
 
 #endif

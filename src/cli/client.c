@@ -15,24 +15,15 @@
 #include <sodium.h>
 
 #include "cli/cli.h"
+#include "cli/cli_int.h"
 #include "common/clock.h"
 #include "fwp/client.h"
 #include "queue/job.h"
 
 #define EXIT_USAGE 2
 
-struct conn_opts {
-    const char *server;
-    const char *password;
-    bool json;
-};
-
-/*
- * Takes the connection flags (and --json) out of argv, in place. Returns
- * the new argc, or -1 on a flag without its value.
- */
-static int
-take_conn_flags(int argc, char **argv, struct conn_opts *o)
+int
+zn__cli_take_conn_flags(int argc, char **argv, struct zn__cli_conn *o)
 {
     int out = 0;
 
@@ -60,8 +51,8 @@ take_conn_flags(int argc, char **argv, struct conn_opts *o)
     return out;
 }
 
-static bool
-wants_help(int argc, char **argv)
+bool
+zn__cli_wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
@@ -70,7 +61,7 @@ wants_help(int argc, char **argv)
 }
 
 static struct zn_fwp_client *
-connect_or_say(const struct conn_opts *o)
+connect_or_say(const struct zn__cli_conn *o)
 {
     struct zn_fwp_client_opts co = {.addr = o->server,
                                     .password = o->password};
@@ -84,10 +75,9 @@ connect_or_say(const struct conn_opts *o)
     return c;
 }
 
-/* Sends one command; prints the reply (if out) or the error. 0 or 1. */
-static int
-call(const struct conn_opts *o, const char *verb, const char *arg,
-     char **out)
+int
+zn__cli_call(const struct zn__cli_conn *o, const char *verb, const char *arg,
+             char **out)
 {
     struct zn_fwp_client *c = connect_or_say(o);
     struct zn_err err;
@@ -204,16 +194,16 @@ push_option(json_t *job, json_t *tags, const char *flag, const char *v)
 int
 zn_cli_push(int argc, char **argv)
 {
-    struct conn_opts o;
+    struct zn__cli_conn o;
     json_t *job = NULL, *tags = NULL, *args = NULL;
     char jid[ZN_JID_MAX + 1], *text = NULL;
     int rc = EXIT_USAGE, npos = 0;
 
-    if (wants_help(argc, argv)) {
+    if (zn__cli_wants_help(argc, argv)) {
         push_usage(stdout);
         return 0;
     }
-    argc = take_conn_flags(argc, argv, &o);
+    argc = zn__cli_take_conn_flags(argc, argv, &o);
     job = json_object();
     tags = json_array();
     if (argc < 0 || !job || !tags)
@@ -260,7 +250,7 @@ zn_cli_push(int argc, char **argv)
     zn_job_make_jid(zn_clock_wall_ms(), jid);
     json_object_set_new(job, "jid", json_string(jid));
     text = json_dumps(job, JSON_COMPACT);
-    rc = text ? call(&o, "PUSH", text, NULL) : 1;
+    rc = text ? zn__cli_call(&o, "PUSH", text, NULL) : 1;
     if (rc == 0)
         printf("%s\n", jid);
 done:
@@ -313,23 +303,23 @@ print_status(const char *info, bool as_json)
 int
 zn_cli_status(int argc, char **argv)
 {
-    struct conn_opts o;
+    struct zn__cli_conn o;
     char *info = NULL;
     int rc;
 
-    if (wants_help(argc, argv)) {
+    if (zn__cli_wants_help(argc, argv)) {
         printf("usage: zenith status [--json] [--server ADDR] "
                "[--password P]\n\nPer queue: jobs enqueued, scheduled, "
                "working, retry, dead; paused; age of the oldest waiting "
                "job.\n");
         return 0;
     }
-    argc = take_conn_flags(argc, argv, &o);
+    argc = zn__cli_take_conn_flags(argc, argv, &o);
     if (argc != 1) {
         fprintf(stderr, "zenith: status takes no arguments\n");
         return EXIT_USAGE;
     }
-    rc = call(&o, "INFO", NULL, &info);
+    rc = zn__cli_call(&o, "INFO", NULL, &info);
     if (rc == 0)
         rc = print_status(info, o.json);
     free(info);
@@ -344,17 +334,17 @@ zn_cli_queue(int argc, char **argv)
     static const char *const subs[][2] = {
         {"pause", "PAUSE"}, {"resume", "RESUME"}, {"clear", "REMOVE"},
     };
-    struct conn_opts o;
+    struct zn__cli_conn o;
     char arg[256];
 
-    if (wants_help(argc, argv)) {
+    if (zn__cli_wants_help(argc, argv)) {
         printf("usage: zenith queue pause|resume|clear QUEUE [--server ADDR] "
                "[--password P]\n\npause: hand out no more jobs; resume: "
                "hand them out again;\nclear: delete the jobs waiting in the "
                "queue (enqueued, scheduled, retry).\n");
         return 0;
     }
-    argc = take_conn_flags(argc, argv, &o);
+    argc = zn__cli_take_conn_flags(argc, argv, &o);
     if (argc != 3) {
         fprintf(stderr, "usage: zenith queue pause|resume|clear QUEUE\n");
         return EXIT_USAGE;
@@ -368,7 +358,7 @@ zn_cli_queue(int argc, char **argv)
             return EXIT_USAGE;
         }
         snprintf(arg, sizeof(arg), "%s %s", subs[i][1], argv[2]);
-        return call(&o, "QUEUE", arg, NULL);
+        return zn__cli_call(&o, "QUEUE", arg, NULL);
     }
     fprintf(stderr, "zenith: queue: unknown action '%s'\n", argv[1]);
     return EXIT_USAGE;
@@ -413,7 +403,7 @@ print_failed_row(json_t *job)
 }
 
 static int
-failed_list(const struct conn_opts *o, const char *queue)
+failed_list(const struct zn__cli_conn *o, const char *queue)
 {
     json_t *q = json_pack("{s:s,s:i}", "state", "dead", "limit", 1000);
     json_t *all = json_array();
@@ -432,7 +422,7 @@ failed_list(const struct conn_opts *o, const char *queue)
 
         json_object_set_new(q, "after", json_integer(next));
         arg = json_dumps(q, JSON_COMPACT);
-        rc = arg ? call(o, "JOBS", arg, &reply) : 1;
+        rc = arg ? zn__cli_call(o, "JOBS", arg, &reply) : 1;
         free(arg);
         page = rc == 0 ? json_loads(reply, 0, NULL) : NULL;
         free(reply);
@@ -462,11 +452,11 @@ failed_list(const struct conn_opts *o, const char *queue)
 
 /* Fetches JOBS {"jid":...}; prints it (show) or checks it is dead. */
 static int
-failed_get(const struct conn_opts *o, const char *jid, bool print)
+failed_get(const struct zn__cli_conn *o, const char *jid, bool print)
 {
     json_t *q = json_pack("{s:s}", "jid", jid), *r, *job, *a;
     char *arg = json_dumps(q, JSON_COMPACT), *reply = NULL;
-    int rc = arg ? call(o, "JOBS", arg, &reply) : 1;
+    int rc = arg ? zn__cli_call(o, "JOBS", arg, &reply) : 1;
     size_t i;
 
     free(arg);
@@ -503,7 +493,7 @@ failed_get(const struct conn_opts *o, const char *jid, bool print)
 }
 
 static int
-mutate(const struct conn_opts *o, const char *cmd, const char *jid,
+mutate(const struct zn__cli_conn *o, const char *cmd, const char *jid,
        const char *queue, int64_t older_than_s)
 {
     json_t *filter = json_object(), *m;
@@ -519,7 +509,7 @@ mutate(const struct conn_opts *o, const char *cmd, const char *jid,
     m = json_pack("{s:s,s:s,s:o}", "cmd", cmd, "target", "dead", "filter",
                   filter);
     arg = m ? json_dumps(m, JSON_COMPACT) : NULL;
-    rc = arg ? call(o, "MUTATE", arg, NULL) : 1;
+    rc = arg ? zn__cli_call(o, "MUTATE", arg, NULL) : 1;
     free(arg);
     json_decref(m);
     return rc;
@@ -598,16 +588,16 @@ failed_check_flags(const struct failed_args *a)
 int
 zn_cli_failed(int argc, char **argv)
 {
-    struct conn_opts o;
+    struct zn__cli_conn o;
     struct failed_args a;
     bool all;
     int64_t ms = -1;
 
-    if (wants_help(argc, argv)) {
+    if (zn__cli_wants_help(argc, argv)) {
         failed_usage(stdout);
         return 0;
     }
-    argc = take_conn_flags(argc, argv, &o);
+    argc = zn__cli_take_conn_flags(argc, argv, &o);
     if (argc < 0 || failed_parse(argc, argv, &a) < 0)
         return EXIT_USAGE;
     if (!a.action)

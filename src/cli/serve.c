@@ -7,7 +7,9 @@
  * commit (group commit), and nothing is answered before it is durable.
  *
  * The supervisor's children are stopped first on shutdown, while the FWP
- * server still runs: they FAIL (or finish) their jobs over it.
+ * server still runs: they FAIL (or finish) their jobs over it. SIGTERM
+ * and SIGINT stop them at once (jobs FAILed as terminated); `zenith
+ * terminate` (CONTROL) lets them finish their jobs for a grace period.
  */
 #include "compat.h"
 
@@ -44,6 +46,7 @@ struct serve {
     struct event *sigterm, *sigint;
     int lock_fd;
     bool stopping;
+    int64_t drain_ms;           /* zenith terminate: workers' grace, or -1 */
 };
 
 static void
@@ -64,6 +67,29 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     ZN_LOG(ZN_INFO, "server.stopping", ZN_INT("signal", sig));
     sv->stopping = true;
+}
+
+/* CONTROL terminate (zenith terminate): stop, letting jobs finish. */
+static void
+terminate_cb(void *ctx, int64_t grace_ms)
+{
+    struct serve *sv = ctx;
+
+    ZN_LOG(ZN_INFO, "server.stopping", ZN_STR("by", "terminate"),
+           ZN_INT("grace_ms", grace_ms));
+    sv->drain_ms = grace_ms;
+    sv->stopping = true;
+}
+
+/* FWP CONTROL: the supervisor's commands, and terminate even without. */
+static int
+control_cb(void *ctx, const char *arg, size_t len, char **reply,
+           struct zn_err *err)
+{
+    struct serve *sv = ctx;
+
+    return zn_supervisor_control(sv->sup, arg, len, terminate_cb, sv, reply,
+                                 err);
 }
 
 static int
@@ -169,6 +195,7 @@ serve_open(struct serve *sv, struct zn_err *err)
     rc = zn_fwp_server_new(sv->base, sv->engine, &fo, &sv->fwp, err);
     if (rc < 0)
         return rc;
+    zn_fwp_server_set_control_cb(sv->fwp, control_cb, sv);
     sv->sigterm = evsignal_new(sv->base, SIGTERM, signal_cb, sv);
     sv->sigint = evsignal_new(sv->base, SIGINT, signal_cb, sv);
     if (!sv->sigterm || !sv->sigint)
@@ -191,6 +218,8 @@ serve_open(struct serve *sv, struct zn_err *err)
            ZN_STR("unix", sock), ZN_STR("db", path),
            ZN_STR("durability",
                   sv->cfg.durability == ZN_DURABILITY_FULL ? "full" : "fast"),
+           ZN_STR("store", sv->cfg.store), ZN_BOOL("dashboard",
+                                                   sv->cfg.dashboard),
            ZN_INT("pid", getpid()));
     return 0;
 }
@@ -223,7 +252,7 @@ serve_close(struct serve *sv)
 int
 zn_cli_serve(int argc, char **argv)
 {
-    struct serve sv = {.lock_fd = -1};
+    struct serve sv = {.lock_fd = -1, .drain_ms = -1};
     struct zn_err err;
     bool more = false;
     int64_t deadline;
@@ -262,7 +291,10 @@ zn_cli_serve(int argc, char **argv)
      * Children first: they end their jobs over their connections, which
      * the server keeps serving until the last child is reaped.
      */
-    zn_supervisor_stop(sv.sup);
+    if (sv.drain_ms >= 0)
+        zn_supervisor_drain(sv.sup, sv.drain_ms);
+    else
+        zn_supervisor_stop(sv.sup);
     while (zn_supervisor_running(sv.sup) > 0) {
         event_base_loop(sv.base, EVLOOP_ONCE);
         zn_fwp_server_flush(sv.fwp);

@@ -23,6 +23,7 @@ enum opt_type {
     OPT_BACKOFF,
     OPT_DURABILITY,
     OPT_LOGLEVEL,
+    OPT_HOST,     /* a host name or address: 1..255 bytes, no spaces */
 };
 
 struct option_def {
@@ -33,44 +34,60 @@ struct option_def {
     int64_t min, max;
     bool secret;
     const char *help;
+    const char *seed_env;   /* the seed's variable for it, or NULL */
 };
 
 #define OFF(f) offsetof(struct zn_config, f)
 
 static const struct option_def options[] = {
     {"data", OPT_STR, OFF(data), "zenith-data", 0, 0, false,
-     "directory of the database files"},
+     "directory of the database files", NULL},
     {"fwp", OPT_STR, OFF(fwp), "127.0.0.1:7419", 0, 0, false,
-     "Faktory protocol TCP address (\"\" = off; port 0 = any free port)"},
+     "Faktory protocol TCP address (\"\" = off; port 0 = any free port)",
+     NULL},
     {"unix_socket", OPT_STR, OFF(unix_socket), "", 0, 0, false,
-     "Faktory protocol Unix socket (\"\" = DATA/zenith.sock)"},
+     "Faktory protocol Unix socket (\"\" = DATA/zenith.sock)", NULL},
     {"http", OPT_STR, OFF(http), "127.0.0.1:7420", 0, 0, false,
-     "HTTP API and dashboard address (not served by this release yet)"},
+     "HTTP API and dashboard address (not served by this release yet)",
+     NULL},
     {"password", OPT_STR, OFF(password), "", 0, 0, true,
-     "password FWP clients must give (\"\" = none)"},
+     "password FWP clients must give (\"\" = none)", NULL},
     {"store", OPT_STR, OFF(store), "sqlite", 0, 0, false,
-     "job store: sqlite (env QUEUE_CONNECTION)"},
+     "job store: sqlite (env QUEUE_CONNECTION)", "QUEUE_CONNECTION"},
+    {"redis_host", OPT_HOST, OFF(redis_host), "127.0.0.1", 0, 0, false,
+     "Redis host for store = redis (env REDIS_HOST; store to come)",
+     "REDIS_HOST"},
+    {"redis_port", OPT_INT, OFF(redis_port), "6379", 1, 65535, false,
+     "Redis port (env REDIS_PORT)", "REDIS_PORT"},
+    {"redis_password", OPT_STR, OFF(redis_password), "", 0, 0, true,
+     "Redis password (env REDIS_PASSWORD; \"\" or null = none)",
+     "REDIS_PASSWORD"},
+    {"dashboard", OPT_BOOL, OFF(dashboard), "true", 0, 0, false,
+     "serve the dashboard with the HTTP API (env HORIZON_ENABLED)",
+     "HORIZON_ENABLED"},
     {"durability", OPT_DURABILITY, OFF(durability), "full", 0, 0, false,
-     "full: fsync before a push is answered; fast: fsync at checkpoints"},
+     "full: fsync before a push is answered; fast: fsync at checkpoints",
+     NULL},
     {"log_level", OPT_LOGLEVEL, OFF(log_level), "info", 0, 0, false,
-     "debug, info, warn or error"},
+     "debug, info, warn or error", NULL},
     {"workers", OPT_BOOL, OFF(workers), "true", 0, 0, false,
      "run the supervisor's worker processes ([supervisor \"NAME\"] "
-     "blocks)"},
+     "blocks)", NULL},
     {"max_line", OPT_SIZE, OFF(max_line), "16m", 1024, 1LL << 30, false,
-     "longest FWP command line, in bytes (PUSHB carries many jobs)"},
+     "longest FWP command line, in bytes (PUSHB carries many jobs)", NULL},
     {"max_payload", OPT_SIZE, OFF(engine.limits.max_payload), "1m", 64,
-     1LL << 30, false, "largest job, in bytes of JSON"},
+     1LL << 30, false, "largest job, in bytes of JSON", NULL},
     {"retry", OPT_INT, OFF(engine.retry), "2", -1, 1000, false,
-     "retries after the first try when a job sets none (2 = 3 tries)"},
+     "retries after the first try when a job sets none (2 = 3 tries)",
+     NULL},
     {"backoff", OPT_BACKOFF, OFF(engine.backoff), "10,30,60", 0, 0, false,
-     "seconds before each retry; the last value repeats"},
+     "seconds before each retry; the last value repeats", NULL},
     {"timeout", OPT_INT, OFF(engine.reserve_for), "300", 1, 86400, false,
-     "lease of a job in seconds when it sets no reserve_for"},
+     "lease of a job in seconds when it sets no reserve_for", NULL},
     {"done_ttl", OPT_DURATION, OFF(engine.done_ttl_ms), "60m", 0,
-     3650LL * 86400000, false, "how long done jobs are kept"},
+     3650LL * 86400000, false, "how long done jobs are kept", NULL},
     {"dead_ttl", OPT_DURATION, OFF(engine.dead_ttl_ms), "7d", 0,
-     3650LL * 86400000, false, "how long dead jobs are kept"},
+     3650LL * 86400000, false, "how long dead jobs are kept", NULL},
 };
 
 static const struct option_def *
@@ -120,8 +137,15 @@ set_value(struct zn_config *cfg, const struct option_def *o, const char *v,
     int level;
 
     switch (o->type) {
+    case OPT_HOST:
+        if (!*v || strlen(v) > 255 || strpbrk(v, " \t\r\n/"))
+            return zn_err_set(err, ZN_EINVAL, "%s: %s: '%.64s' is not a host "
+                              "name or address", where, o->name, v);
+        /* fall through */
     case OPT_STR: {
-        char *copy = strdup(v);
+        /* The seed's REDIS_PASSWORD=null means no password. */
+        char *copy = strdup(o->secret && strcmp(v, "null") == 0 &&
+                            o->seed_env ? "" : v);
 
         if (!copy)
             return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", where);
@@ -225,7 +249,7 @@ void
 zn_config_release(struct zn_config *cfg)
 {
     for (size_t i = 0; i < ZN_ARRAY_LEN(options); i++) {
-        if (options[i].type == OPT_STR) {
+        if (options[i].type == OPT_STR || options[i].type == OPT_HOST) {
             char **p = (char **)((char *)cfg + options[i].offset);
 
             if (*p && options[i].secret)
@@ -326,17 +350,33 @@ zn_config_load_file(struct zn_config *cfg, const char *path,
     return 0;
 }
 
-int
-zn_config_load_env(struct zn_config *cfg, struct zn_err *err)
+/* The seed's variables; an empty one counts as unset. */
+static int
+load_seed_env(struct zn_config *cfg, struct zn_err *err)
 {
-    const char *qc = getenv("QUEUE_CONNECTION");
-    int rc;
+    for (size_t i = 0; i < ZN_ARRAY_LEN(options); i++) {
+        const char *v = options[i].seed_env ? getenv(options[i].seed_env)
+                                            : NULL;
+        char where[80];
+        int rc;
 
-    if (qc && *qc) {
-        rc = zn_config_set(cfg, "store", qc, "env QUEUE_CONNECTION", err);
+        if (!v || !*v)
+            continue;
+        snprintf(where, sizeof(where), "env %s", options[i].seed_env);
+        rc = set_value(cfg, &options[i], v, where, err);
         if (rc < 0)
             return rc;
     }
+    return 0;
+}
+
+int
+zn_config_load_env(struct zn_config *cfg, struct zn_err *err)
+{
+    int rc = load_seed_env(cfg, err);
+
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < ZN_ARRAY_LEN(options); i++) {
         char var[64], where[80];
         const char *v;

@@ -29,6 +29,10 @@ struct zn_config {
     int log_level;         /* enum zn_log_level */
     bool workers;          /* run the supervisor's workers */
     int64_t max_line;      /* bytes of one FWP command line */
+    char *redis_host;      /* REDIS_HOST (the Redis store is to come) */
+    int redis_port;        /* REDIS_PORT */
+    char *redis_password;  /* REDIS_PASSWORD, "" = none ("null" too) */
+    bool dashboard;        /* HORIZON_ENABLED: serve the dashboard */
     char *file;            /* the --config file, NULL when none */
     struct zn_engine_config engine;
 };
@@ -41,7 +45,11 @@ void zn_config_release(struct zn_config *cfg);
 int zn_config_load_file(struct zn_config *cfg, const char *path,
                         struct zn_err *err);
 
-/* Applies ZENITH_<KEY> and the seed's QUEUE_CONNECTION variables. */
+/*
+ * Applies the environment: first the seed's variables (QUEUE_CONNECTION,
+ * REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, HORIZON_ENABLED), then
+ * ZENITH_<KEY>, which wins over them. Errors read "env NAME: ...".
+ */
 int zn_config_load_env(struct zn_config *cfg, struct zn_err *err);
 
 /*

@@ -38,7 +38,7 @@
 
 static const char *const verb_names[ZN_FWP_VERB_COUNT] = {
     "HELLO", "PUSH", "PUSHB", "FETCH", "ACK", "FAIL",
-    "BEAT", "INFO", "FLUSH", "QUEUE", "END", "MUTATE", "JOBS",
+    "BEAT", "INFO", "FLUSH", "QUEUE", "END", "MUTATE", "JOBS", "CONTROL",
 };
 
 /*

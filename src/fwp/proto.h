@@ -33,6 +33,7 @@ enum zn_fwp_verb {
     ZN_FWP_END,
     ZN_FWP_MUTATE, /* Faktory's: requeue/discard/clear dead, retries, ... */
     ZN_FWP_JOBS,   /* zenith's: list or show jobs (JSON query) */
+    ZN_FWP_CONTROL, /* zenith's: the supervisor's commands (JSON) */
     ZN_FWP_VERB_COUNT
 };
 
@@ -47,7 +48,7 @@ struct zn_fwp_cmd {
  * Parses one line (len bytes, without or with its trailing CR/LF).
  * Checks the verb (case-sensitive, as Faktory), and that the argument is
  * present for HELLO, PUSH, PUSHB, FETCH, ACK, FAIL, BEAT, QUEUE, MUTATE,
- * JOBS and absent
+ * JOBS, CONTROL and absent
  * for INFO, FLUSH, END. ZN_EPROTO with err: "unknown command 'FOO'",
  * "PUSH: missing argument", "INFO: takes no argument", "empty command",
  * "command contains a NUL byte".

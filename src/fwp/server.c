@@ -70,6 +70,7 @@ struct worker {
     int64_t last_beat;
     int64_t rss_kb;
     char state[16];     /* "", "quiet", "terminate": what we asked */
+    int64_t jobs;       /* ACKed or FAILed over its connections */
     int conns;
     LIST_ENTRY(worker) link;
 };
@@ -130,6 +131,10 @@ struct zn_fwp_server {
     LIST_HEAD(, worker) workers;
     zn_fwp_gone_cb *gone_cb;
     void *gone_ctx;
+    zn_fwp_push_cb *push_cb;
+    void *push_ctx;
+    zn_fwp_control_cb *control_cb;
+    void *control_ctx;
     size_t nconns;
     int64_t started_at;
     uint64_t commands;
@@ -353,6 +358,22 @@ zn_fwp_server_set_gone_cb(struct zn_fwp_server *s, zn_fwp_gone_cb *cb,
     s->gone_ctx = ctx;
 }
 
+void
+zn_fwp_server_set_push_cb(struct zn_fwp_server *s, zn_fwp_push_cb *cb,
+                          void *ctx)
+{
+    s->push_cb = cb;
+    s->push_ctx = ctx;
+}
+
+void
+zn_fwp_server_set_control_cb(struct zn_fwp_server *s, zn_fwp_control_cb *cb,
+                             void *ctx)
+{
+    s->control_cb = cb;
+    s->control_ctx = ctx;
+}
+
 /* ---- connections ------------------------------------------------------ */
 
 static void
@@ -459,6 +480,8 @@ cmd_push(struct conn *c, const struct zn_fwp_cmd *cmd)
         reply_err(c, err.msg);
         return;
     }
+    if (c->srv->push_cb)
+        c->srv->push_cb(c->srv->push_ctx, &job, 1);
     if (zn_engine_push(c->srv->engine, &job, 1, &err) < 0 || err.code) {
         reply_err(c, err.msg);
     } else {
@@ -543,6 +566,8 @@ cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
     if (!jobs || !errs || !refused ||
         pushb_parse(c, arr, cmd->arg_len, jobs, &ok, refused) < 0)
         goto oom;
+    if (ok && c->srv->push_cb)
+        c->srv->push_cb(c->srv->push_ctx, jobs, ok);
     if (ok && zn_engine_push(c->srv->engine, jobs, ok, errs) < 0) {
         reply_err(c, errs[0].msg);
         goto done;
@@ -667,6 +692,8 @@ cmd_ack(struct conn *c, const struct zn_fwp_cmd *cmd)
         return;
     }
     ZN_LOG(ZN_DEBUG, "job.acked", ZN_STR("jid", jid));
+    if (c->worker)
+        c->worker->jobs++;
     reply_ok(c);
 }
 
@@ -686,10 +713,13 @@ cmd_fail(struct conn *c, const struct zn_fwp_cmd *cmd)
     ef.message = f.message;
     ef.backtrace = f.backtrace;
     if (zn_engine_fail(c->srv->engine, f.jid,
-                       c->worker ? c->worker->wid : NULL, &ef, &err) < 0)
+                       c->worker ? c->worker->wid : NULL, &ef, &err) < 0) {
         reply_err(c, err.msg);
-    else
+    } else {
+        if (c->worker)
+            c->worker->jobs++;
         reply_ok(c);
+    }
     zn_fwp_fail_release(&f);
 }
 
@@ -758,23 +788,80 @@ info_queues(struct zn_fwp_server *s, json_t *sizes, int64_t *total)
     return list;
 }
 
+/*
+ * The value of the worker's label "key:value" (zenith work labels itself
+ * "supervisor:NAME" and "queues:a,b"), or NULL.
+ */
+static json_t *
+label_value(json_t *labels, const char *key)
+{
+    size_t i, n = strlen(key);
+    json_t *l;
+
+    json_array_foreach(labels, i, l) {
+        const char *v = json_string_value(l);
+
+        if (v && strncmp(v, key, n) == 0 && v[n] == ':')
+            return json_string(v + n + 1);
+    }
+    return json_null();
+}
+
+/* Adds the job worker w has in hand (jid, since) from the working list. */
+static void
+info_current_job(json_t *o, const struct worker *w,
+                 const struct zn_store_list *working)
+{
+    char t[64];
+
+    for (size_t i = 0; i < working->n; i++) {
+        const struct zn_job *job = working->jobs[i];
+
+        if (job->worker && strcmp(job->worker, w->wid) == 0) {
+            zn_clock_format(job->updated_at, t, sizeof(t));
+            json_object_set_new(o, "jid", json_string(job->jid));
+            json_object_set_new(o, "working_since", json_string(t));
+            return;
+        }
+    }
+    json_object_set_new(o, "jid", json_null());
+    json_object_set_new(o, "working_since", json_null());
+}
+
 static json_t *
 info_workers(struct zn_fwp_server *s)
 {
+    struct zn_store_query q = {
+        .states = ZN_STATE_BIT(ZN_STATE_WORKING), .limit = 1000,
+    };
+    struct zn_store_list working = {0};
     json_t *list = json_array();
     struct worker *w;
+    struct zn_err err;
     char t1[64], t2[64];
 
+    if (zn_engine_list(s->engine, &q, &working, &err) < 0)
+        working.n = 0;
     LIST_FOREACH(w, &s->workers, link) {
+        json_t *labels = json_loads(w->labels, 0, NULL);
+        json_t *o;
+
         zn_clock_format(w->started_at, t1, sizeof(t1));
         zn_clock_format(w->last_beat, t2, sizeof(t2));
-        json_array_append_new(list, json_pack(
-            "{s:s,s:s,s:I,s:o,s:s,s:s,s:I,s:s,s:i}", "wid", w->wid,
-            "hostname", w->hostname, "pid", (json_int_t)w->pid, "labels",
-            json_loads(w->labels, 0, NULL), "started_at", t1, "last_beat", t2,
+        o = json_pack(
+            "{s:s,s:s,s:I,s:O,s:s,s:s,s:I,s:s,s:i,s:o,s:o,s:I}", "wid",
+            w->wid, "hostname", w->hostname, "pid", (json_int_t)w->pid,
+            "labels", labels, "started_at", t1, "last_beat", t2,
             "rss_kb", (json_int_t)w->rss_kb, "state",
-            w->state[0] ? w->state : "running", "connections", w->conns));
+            w->state[0] ? w->state : "running", "connections", w->conns,
+            "supervisor", label_value(labels, "supervisor"), "queues",
+            label_value(labels, "queues"), "jobs", (json_int_t)w->jobs);
+        if (o)
+            info_current_job(o, w, &working);
+        json_array_append_new(list, o);
+        json_decref(labels);
     }
+    zn_store_list_release(&working);
     return list;
 }
 
@@ -813,6 +900,31 @@ cmd_info(struct conn *c)
         reply_err(c, "INFO: out of memory");
     free(text);
     json_decref(root);
+}
+
+/* CONTROL {json}: handed to the supervisor (server.h). */
+static void
+cmd_control(struct conn *c, const struct zn_fwp_cmd *cmd)
+{
+    struct zn_err err = {0};
+    char *reply = NULL, *bulk;
+
+    if (!c->srv->control_cb) {
+        reply_err(c, "CONTROL: no supervisor (serve runs with --no-workers)");
+        return;
+    }
+    if (c->srv->control_cb(c->srv->control_ctx, cmd->arg, cmd->arg_len,
+                           &reply, &err) < 0) {
+        reply_err(c, err.msg);
+        return;
+    }
+    bulk = reply ? bulk_text(reply) : NULL;
+    free(reply);
+    if (!bulk) {
+        reply_err(c, "CONTROL: out of memory");
+        return;
+    }
+    hold(c, bulk, bulk);
 }
 
 static void
@@ -1150,6 +1262,7 @@ dispatch(struct conn *c, const char *line, size_t len)
     case ZN_FWP_QUEUE: cmd_queue(c, &cmd); break;
     case ZN_FWP_MUTATE: cmd_mutate(c, &cmd); break;
     case ZN_FWP_JOBS: cmd_jobs(c, &cmd); break;
+    case ZN_FWP_CONTROL: cmd_control(c, &cmd); break;
     case ZN_FWP_END:
     case ZN_FWP_VERB_COUNT: break;
     }

@@ -80,6 +80,32 @@ void zn_fwp_server_set_gone_cb(struct zn_fwp_server *s, zn_fwp_gone_cb *cb,
                                void *ctx);
 
 /*
+ * Called for the jobs of each PUSH and PUSHB after they parse and before
+ * the engine takes them, so the callee may fill defaults the job did not
+ * set (the supervisor's per-block tries, backoff and timeout). It must
+ * not block or keep the pointers.
+ */
+typedef void zn_fwp_push_cb(void *ctx, struct zn_job *const *jobs, size_t n);
+
+/* Sets (or with cb NULL, clears) the push callback. */
+void zn_fwp_server_set_push_cb(struct zn_fwp_server *s, zn_fwp_push_cb *cb,
+                               void *ctx);
+
+/*
+ * CONTROL {json}: zenith's verb for the supervisor's commands (restart,
+ * pause, continue, terminate, workers). The callee gets the argument as
+ * sent and returns 0 with *reply, a malloc'd JSON text sent as a bulk
+ * string, or a negative code with err, sent as -ERR. Without a callback
+ * (serve --no-workers) CONTROL answers "-ERR CONTROL: no supervisor".
+ */
+typedef int zn_fwp_control_cb(void *ctx, const char *arg, size_t len,
+                              char **reply, struct zn_err *err);
+
+/* Sets (or with cb NULL, clears) the control callback. */
+void zn_fwp_server_set_control_cb(struct zn_fwp_server *s,
+                                  zn_fwp_control_cb *cb, void *ctx);
+
+/*
  * Closes every connection and listener and frees the server. The jobs
  * that connected workers hold stay theirs (a restart is not their death).
  */

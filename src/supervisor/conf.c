@@ -51,6 +51,7 @@ static const struct key_def keys[] = {
     {"backoff", K_BACKOFF, OFF(backoff), 0, 0},
     {"timeout", K_INT, OFF(timeout_s), 1, 86400},
     {"memory", K_INT, OFF(memory_mb), 0, 1024 * 1024},
+    {"memory_hard_factor", K_INT, OFF(memory_hard_factor), 1, 64},
     {"nice", K_INT, OFF(nice), -20, 19},
     {"max_jobs", K_INT, OFF(max_jobs), 0, INT64_MAX},
     {"max_time", K_DURATION, OFF(max_time_ms), 0, 365 * DAY_MS},
@@ -68,9 +69,9 @@ struct ctx {
     FILE *fp;
     int lineno;
     struct zn_supervisor_conf *cur; /* the open block, NULL outside one */
-    bool set_processes;             /* the open block gave processes */
     struct zn_err *err;
     bool failed;
+    bool env;                       /* path is "env NAME": no line */
 };
 
 int
@@ -95,6 +96,7 @@ zn_supervisor_conf_default(struct zn_supervisor_conf *c, const char *name,
     c->nbackoff = ZN_ARRAY_LEN(backoff);
     c->timeout_s = 300;
     c->memory_mb = 128;
+    c->memory_hard_factor = 4;
     c->quarantine_after = 2;
     c->grace_ms = 30000;
     c->sleep_ms = 3000;
@@ -121,7 +123,9 @@ fail_at(struct ctx *c, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (!c->failed)
+    if (!c->failed && c->env)
+        zn_err_set(c->err, ZN_EINVAL, "%s: %s", c->path, msg);
+    else if (!c->failed)
         zn_err_set(c->err, ZN_EINVAL, "%s:%d: %s", c->path, line, msg);
     c->failed = true;
     return 0;
@@ -132,6 +136,7 @@ static void
 close_block(struct ctx *c)
 {
     struct zn_supervisor_conf *s = c->cur;
+    int nq = 1;
 
     c->cur = NULL;
     if (!s || c->failed)
@@ -142,9 +147,23 @@ close_block(struct ctx *c)
                 s->max_processes);
         return;
     }
-    /* Without processes, a block runs its most (balancing is to come). */
-    if (!c->set_processes)
+    for (const char *p = s->queues; *p; p++)
+        nq += *p == ',';
+    /* Without processes, off and simple run the block's most. */
+    if (!(s->given & ZN_SUPERVISOR_GIVEN_PROCESSES))
         s->processes = s->max_processes;
+    if (s->balance == ZN_SUPERVISOR_BALANCE_SIMPLE && s->processes < nq) {
+        fail_at(c, s->line, "supervisor '%s': balance = simple needs a "
+                "process for each of its %d queues, processes is %d",
+                s->name, nq, s->processes);
+        return;
+    }
+    if (s->balance == ZN_SUPERVISOR_BALANCE_AUTO &&
+        (int64_t)s->min_processes * nq > s->max_processes)
+        fail_at(c, s->line, "supervisor '%s': balance = auto needs "
+                "min_processes (%d) for each of %d queues, more than "
+                "max_processes (%d)", s->name, s->min_processes, nq,
+                s->max_processes);
 }
 
 /* `supervisor "NAME"`: opens a block. */
@@ -192,7 +211,6 @@ open_block(struct ctx *c, const char *hdr, size_t len)
     c->out->n++;
     s->line = c->lineno;
     c->cur = s;
-    c->set_processes = false;
     return;
 oom:
     zn_err_set(c->err, ZN_ENOMEM, "out of memory");
@@ -315,7 +333,11 @@ set_number(struct ctx *c, const struct key_def *k, const char *v)
     else
         *(int *)base = (int)n;
     if (k->offset == OFF(processes))
-        c->set_processes = true;
+        s->given |= ZN_SUPERVISOR_GIVEN_PROCESSES;
+    else if (k->offset == OFF(tries))
+        s->given |= ZN_SUPERVISOR_GIVEN_TRIES;
+    else if (k->offset == OFF(timeout_s))
+        s->given |= ZN_SUPERVISOR_GIVEN_TIMEOUT;
     return 1;
 }
 
@@ -353,6 +375,7 @@ set_key(struct ctx *c, const char *name, const char *v)
         if (zn_job_parse_backoff(v, s->backoff, &s->nbackoff, &e) < 0)
             return fail_at(c, c->lineno, "supervisor '%s': %s", s->name,
                            e.msg);
+        s->given |= ZN_SUPERVISOR_GIVEN_BACKOFF;
         return 1;
     }
     return fail_at(c, c->lineno, "supervisor '%s': %s: unknown type",
@@ -389,9 +412,56 @@ load_seed(struct zn_supervisor_confs *out, struct zn_err *err)
     return 0;
 }
 
-int
-zn_supervisor_conf_load(struct zn_supervisor_confs *out, const char *path,
-                        struct zn_err *err)
+/* ZENITH_SUPERVISOR_<BLOCK>_<KEY>: upper case, other than [A-Z0-9] is _. */
+static void
+env_name(char *out, size_t size, const char *block, const char *key)
+{
+    size_t n = (size_t)snprintf(out, size, "ZENITH_SUPERVISOR_%s_%s", block,
+                                key);
+
+    for (size_t i = 18; i < n && i < size; i++) {
+        char ch = out[i];
+
+        if (ch >= 'a' && ch <= 'z')
+            out[i] = (char)(ch - 32);
+        else if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+            out[i] = '_';
+    }
+}
+
+/*
+ * The environment over the blocks read: every key of every block may be
+ * set by ZENITH_SUPERVISOR_<BLOCK>_<KEY>; then each block's rules are
+ * checked again. Errors read "env NAME: message".
+ */
+static int
+load_env(struct zn_supervisor_confs *out, struct zn_err *err)
+{
+    char var[160], where[170];
+    struct ctx c = {.out = out, .path = where, .err = err, .env = true};
+
+    for (size_t i = 0; i < out->n && !c.failed; i++) {
+        for (size_t k = 0; k < ZN_ARRAY_LEN(keys) && !c.failed; k++) {
+            const char *v;
+
+            env_name(var, sizeof(var), out->v[i].name, keys[k].name);
+            v = getenv(var);
+            if (!v)
+                continue;
+            snprintf(where, sizeof(where), "env %s", var);
+            c.cur = &out->v[i];
+            set_key(&c, keys[k].name, v);
+        }
+        snprintf(where, sizeof(where), "env ZENITH_SUPERVISOR_*");
+        c.cur = &out->v[i];
+        close_block(&c);
+    }
+    return c.failed ? (err && err->code ? err->code : ZN_EINVAL) : 0;
+}
+
+static int
+load_file(struct zn_supervisor_confs *out, const char *path,
+          struct zn_err *err)
 {
     struct ctx c = {.out = out, .path = path, .err = err};
     int rc;
@@ -418,4 +488,17 @@ zn_supervisor_conf_load(struct zn_supervisor_confs *out, const char *path,
         return rc;
     }
     return out->n ? 0 : load_seed(out, err);
+}
+
+int
+zn_supervisor_conf_load(struct zn_supervisor_confs *out, const char *path,
+                        struct zn_err *err)
+{
+    int rc = load_file(out, path, err);
+
+    if (rc == 0)
+        rc = load_env(out, err);
+    if (rc < 0)
+        zn_supervisor_confs_release(out);
+    return rc;
 }

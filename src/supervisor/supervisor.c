@@ -2,10 +2,12 @@
  * supervisor.c - children of `zenith serve`: spawn, watch, attribute
  * crashes, restart, stop.
  *
- * One flat array of struct child holds every slot of every block; a slot
- * keeps its events for its whole life and gets a new process (and wid)
- * each time it restarts. Invariant: child->pid is not 0 exactly while the
- * process has not been reaped.
+ * One flat array of struct zn__child holds every slot of every block
+ * (supervisor_int.h); a slot keeps its events for its whole life and gets
+ * a new process (and wid) each time it restarts. Invariant: child->pid is
+ * not 0 exactly while the process has not been reaped. A slot's process
+ * is replaced when it ends only while the slot is active and its block
+ * not paused (balance.c and control.c change those).
  *
  * Ordering of a death. A dying child closes its sockets and becomes a
  * zombie together, so the FWP server may see the connections drop before
@@ -24,9 +26,9 @@
  * run elsewhere); blocking waitpid in the gone path (a child that closed
  * its connection may live on).
  *
- * Quarantine counts live in memory (CRASHES_MAX jids, oldest evicted): a
- * server restart forgets them, so a job may crash up to quarantine_after
- * more workers after one.
+ * Quarantine counts live in memory (ZN__CRASHES_MAX jids, oldest
+ * evicted): a server restart forgets them, so a job may crash up to
+ * quarantine_after more workers after one.
  */
 #include "compat.h"
 
@@ -47,54 +49,16 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "fwp/proto.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/supervisor_int.h"
 
 #define FALLBACK_MS 5000          /* connection gone, process not reaped */
 #define FAST_DEATH_MS 10000       /* a child that dies sooner backs off */
 #define RESTART_DELAY_MAX_MS 60000
-#define CRASHES_MAX 256
-#define ARGV_MAX 16
+#define ARGV_MAX 24
+#define BALANCE_TICK_MS 250
 #define EXIT_WATCHDOG 3           /* zenith work: the job is FAILed already */
 
 extern char **environ;
-
-struct child {
-    struct zn_supervisor *sv;
-    const struct zn_supervisor_conf *conf;
-    int slot;                    /* 1.. inside its block */
-    unsigned generation;
-    pid_t pid;                   /* 0 = not running */
-    char wid[ZN_FWP_WID_MAX + 1];
-    int64_t started_ms;          /* monotonic */
-    int fast_deaths;             /* in a row, for the restart delay */
-    bool retiring;               /* asked to quit (max_time) */
-    struct event *restart;
-    struct event *fallback;
-    struct event *quit;          /* max_time */
-    struct event *kill;          /* grace after SIGTERM on shutdown */
-};
-
-struct crash {
-    char jid[ZN_JID_MAX + 1];
-    int n;
-};
-
-struct zn_supervisor {
-    struct event_base *base;
-    struct zn_engine *engine;
-    struct zn_fwp_server *fwp;
-    char exe[4096];
-    char *server;
-    char *config;
-    char **envp;                 /* environ's strings + our password one */
-    char *pw_env;                /* "ZENITH_PASSWORD=..." (owned, wiped) */
-    struct child *children;
-    size_t nchildren;
-    struct event *sigchld;
-    bool stopping;
-    struct crash crashes[CRASHES_MAX];
-    size_t crash_next;           /* ring position of the next new entry */
-};
 
 /* How a reaped child ended. */
 struct death {
@@ -105,7 +69,7 @@ struct death {
     int64_t rss_kb;
 };
 
-static void spawn(struct child *c);
+static void spawn(struct zn__child *c);
 
 /* ---- names -------------------------------------------------------------- */
 
@@ -137,13 +101,13 @@ describe(int status, const struct rusage *ru, struct death *d)
 static int
 count_crash(struct zn_supervisor *s, const char *jid)
 {
-    struct crash *slot;
+    struct zn__crash *slot;
 
-    for (size_t i = 0; i < CRASHES_MAX; i++)
+    for (size_t i = 0; i < ZN__CRASHES_MAX; i++)
         if (s->crashes[i].n && strcmp(s->crashes[i].jid, jid) == 0)
             return ++s->crashes[i].n;
     slot = &s->crashes[s->crash_next];
-    s->crash_next = (s->crash_next + 1) % CRASHES_MAX;
+    s->crash_next = (s->crash_next + 1) % ZN__CRASHES_MAX;
     snprintf(slot->jid, sizeof(slot->jid), "%s", jid);
     slot->n = 1;
     return 1;
@@ -151,7 +115,7 @@ count_crash(struct zn_supervisor *s, const char *jid)
 
 /* FAILs one job of a crashed child, quarantined at the limit. */
 static void
-fail_crashed(struct child *c, const struct zn_job *job,
+fail_crashed(struct zn__child *c, const struct zn_job *job,
              const struct death *d, pid_t pid)
 {
     struct zn_supervisor *s = c->sv;
@@ -192,7 +156,7 @@ fail_crashed(struct child *c, const struct zn_job *job,
  * server does for a dropped consumer.
  */
 static void
-release_jobs(struct child *c, const struct death *d, pid_t pid)
+release_jobs(struct zn__child *c, const struct death *d, pid_t pid)
 {
     struct zn_engine_failure gone = {
         .outcome = "worker gone",
@@ -234,7 +198,7 @@ release_jobs(struct child *c, const struct death *d, pid_t pid)
 
 /* ---- the FWP server's question --------------------------------------- */
 
-static struct child *
+static struct zn__child *
 find_wid(struct zn_supervisor *s, const char *wid)
 {
     for (size_t i = 0; i < s->nchildren; i++)
@@ -246,7 +210,7 @@ find_wid(struct zn_supervisor *s, const char *wid)
 static bool
 gone_cb(void *ctx, const char *wid)
 {
-    struct child *c = find_wid(ctx, wid);
+    struct zn__child *c = find_wid(ctx, wid);
     struct timeval tv = {FALLBACK_MS / 1000, (FALLBACK_MS % 1000) * 1000};
 
     if (!c)
@@ -258,7 +222,7 @@ gone_cb(void *ctx, const char *wid)
 static void
 fallback_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct child *c = arg;
+    struct zn__child *c = arg;
 
     (void)fd;
     (void)what;
@@ -269,10 +233,84 @@ fallback_cb(evutil_socket_t fd, short what, void *arg)
     release_jobs(c, NULL, c->pid);
 }
 
+/* ---- per-block job defaults ------------------------------------------ */
+
+/* True when queue is one of the comma-separated list (pos: its index). */
+static bool
+lists_queue(const char *list, const char *queue, size_t *pos)
+{
+    size_t qlen = strlen(queue), i = 0;
+
+    for (const char *p = list;; i++) {
+        size_t len = strcspn(p, ",");
+
+        if (len == qlen && strncmp(p, queue, len) == 0) {
+            *pos = i;
+            return true;
+        }
+        if (!p[len])
+            return false;
+        p += len + 1;
+    }
+}
+
+/*
+ * The block whose workers run a queue's jobs: the first that fetches it
+ * first, else the first that fetches it at all; NULL when none does.
+ */
+static const struct zn_supervisor_conf *
+block_of(const struct zn_supervisor *s, const char *queue)
+{
+    const struct zn_supervisor_conf *later = NULL;
+
+    for (size_t i = 0; i < s->confs->n; i++) {
+        size_t pos;
+
+        if (!lists_queue(s->confs->v[i].queues, queue, &pos))
+            continue;
+        if (pos == 0)
+            return &s->confs->v[i];
+        if (!later)
+            later = &s->confs->v[i];
+    }
+    return later;
+}
+
+/*
+ * The FWP server's push callback: a job that sets no retry, backoff or
+ * reserve_for gets its block's tries, backoff and timeout when the block
+ * gave them (else the engine fills the server-wide options). Done at push
+ * because only then is "the job set none" known: the engine stores the
+ * filled values, and its retry rule runs on the FAIL of any consumer.
+ */
+static void
+push_cb(void *ctx, struct zn_job *const *jobs, size_t n)
+{
+    struct zn_supervisor *s = ctx;
+
+    for (size_t i = 0; i < n; i++) {
+        struct zn_job *job = jobs[i];
+        const struct zn_supervisor_conf *b = block_of(s, job->queue);
+
+        if (!b)
+            continue;
+        if ((b->given & ZN_SUPERVISOR_GIVEN_TRIES) &&
+            job->retry == ZN_JOB_RETRY_UNSET)
+            job->retry = b->tries - 1;
+        if ((b->given & ZN_SUPERVISOR_GIVEN_TIMEOUT) && job->reserve_for <= 0)
+            job->reserve_for = b->timeout_s;
+        if ((b->given & ZN_SUPERVISOR_GIVEN_BACKOFF) && job->nbackoff == 0) {
+            memcpy(job->backoff, b->backoff,
+                   b->nbackoff * sizeof(job->backoff[0]));
+            job->nbackoff = b->nbackoff;
+        }
+    }
+}
+
 /* ---- reaping and restarting ------------------------------------------ */
 
 static int64_t
-restart_delay_ms(struct child *c, const struct death *d, int64_t lived_ms)
+restart_delay_ms(struct zn__child *c, const struct death *d, int64_t lived_ms)
 {
     int64_t ms;
 
@@ -287,7 +325,7 @@ restart_delay_ms(struct child *c, const struct death *d, int64_t lived_ms)
 }
 
 static void
-exited(struct child *c, int status, const struct rusage *ru)
+exited(struct zn__child *c, int status, const struct rusage *ru)
 {
     int64_t lived = zn_clock_mono_ms() - c->started_ms, delay;
     struct timeval tv;
@@ -309,6 +347,10 @@ exited(struct child *c, int status, const struct rusage *ru)
     evtimer_del(c->kill);
     if (c->sv->stopping)
         return;
+    if (!c->active || c->blk->paused) {
+        c->retiring = false;
+        return;
+    }
     delay = restart_delay_ms(c, &d, lived);
     c->retiring = false;
     if (delay)
@@ -332,7 +374,7 @@ sigchld_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     /* One SIGCHLD may stand for several deaths: reap until none is left. */
     for (;;) {
-        struct child *c = NULL;
+        struct zn__child *c = NULL;
 
         pid = wait4(-1, &status, WNOHANG, &ru);
         if (pid <= 0)
@@ -350,36 +392,97 @@ sigchld_cb(evutil_socket_t sig, short what, void *arg)
 static void
 restart_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct zn__child *c = arg;
+
     (void)fd;
     (void)what;
-    spawn(arg);
+    if (c->active && !c->blk->paused && !c->pid)
+        spawn(c);
+}
+
+void
+zn__supervisor_retire(struct zn__child *c, const char *why)
+{
+    if (!c->pid || c->retiring)
+        return;
+    c->retiring = true;
+    evtimer_del(c->quit);
+    ZN_LOG(ZN_INFO, "supervisor.worker_retiring",
+           ZN_STR("supervisor", c->conf->name), ZN_STR("wid", c->wid),
+           ZN_INT("pid", c->pid), ZN_STR("reason", why));
+    /*
+     * zenith work: finish the job in hand, fetch no more, exit 0. The
+     * server refuses its next FETCH too, in case one is on its way.
+     */
+    kill(c->pid, SIGTSTP);
+    zn_fwp_server_signal_workers(c->sv->fwp, c->wid, "quiet");
+}
+
+bool
+zn__supervisor_idle(struct zn_supervisor *s, const struct zn__child *c)
+{
+    struct zn_store_query q = {
+        .states = ZN_STATE_BIT(ZN_STATE_WORKING), .worker = c->wid,
+        .limit = 1,
+    };
+    struct zn_store_list l = {0};
+    struct zn_err err;
+    bool idle;
+
+    if (!c->pid)
+        return true;
+    if (zn_engine_list(s->engine, &q, &l, &err) < 0)
+        return false; /* unsure: leave it be */
+    idle = l.n == 0;
+    zn_store_list_release(&l);
+    return idle;
+}
+
+void
+zn__supervisor_spawn(struct zn__child *c)
+{
+    evtimer_del(c->restart);
+    spawn(c);
 }
 
 /* max_time is up: the worker finishes its job and exits (SIGTSTP). */
 static void
 quit_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct child *c = arg;
-
+    zn__supervisor_retire(arg, "max_time");
     (void)fd;
     (void)what;
-    if (!c->pid)
-        return;
-    c->retiring = true;
-    ZN_LOG(ZN_INFO, "supervisor.worker_max_time", ZN_STR("wid", c->wid),
-           ZN_INT("pid", c->pid));
-    kill(c->pid, SIGTSTP);
+}
+
+static void
+balance_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    zn__balance_run(arg, zn_clock_mono_ms());
 }
 
 static void
 kill_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct child *c = arg;
+    struct zn__child *c = arg;
 
     (void)fd;
     (void)what;
     if (!c->pid)
         return;
+    if (c->draining) {
+        struct timeval tv = {c->conf->grace_ms / 1000,
+                             (c->conf->grace_ms % 1000) * 1000};
+
+        /* terminate's grace is over: FAIL the job, then SIGKILL. */
+        c->draining = false;
+        ZN_LOG(ZN_WARN, "supervisor.worker_terminated", ZN_STR("wid", c->wid),
+               ZN_INT("pid", c->pid));
+        kill(c->pid, SIGTERM);
+        evtimer_add(c->kill, &tv);
+        return;
+    }
     ZN_LOG(ZN_WARN, "supervisor.worker_killed", ZN_STR("wid", c->wid),
            ZN_INT("pid", c->pid));
     kill(c->pid, SIGKILL);
@@ -389,22 +492,39 @@ kill_cb(evutil_socket_t fd, short what, void *arg)
 
 /* In the forked child: set up, exec; never returns. */
 ZN_NORETURN static void
-exec_child(const struct child *c, char *const *argv)
+exec_child(const struct zn__child *c, char *const *argv)
 {
     const struct zn_supervisor_conf *conf = c->conf;
     sigset_t none;
 
     setpgid(0, 0);
-    /* The server ignores SIGPIPE; an ignored signal stays so across exec. */
+    /*
+     * The server ignores SIGPIPE (an ignored signal stays so across exec)
+     * and libevent catches SIGTERM, SIGINT and SIGCHLD with handlers that
+     * write to the server's own socketpair: until exec, a signal to this
+     * child would reach the server's loop as its own. All signals are
+     * blocked since before fork (spawn), so nothing is delivered before
+     * the defaults are back.
+     */
     signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    /*
+     * SIGTSTP ("finish and exit") stays blocked across exec until zenith
+     * work handles it: its default action would stop a child that has
+     * not set up its handler yet.
+     */
     sigemptyset(&none);
+    sigaddset(&none, SIGTSTP);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (conf->nice)
         setpriority(PRIO_PROCESS, 0, conf->nice);
     if (HAVE_ADDRESS_LIMIT && conf->memory_mb > 0) {
         struct rlimit rl;
 
-        rl.rlim_cur = (rlim_t)conf->memory_mb * 4 * 1024 * 1024;
+        rl.rlim_cur = (rlim_t)conf->memory_mb * conf->memory_hard_factor *
+                      1024 * 1024;
         rl.rlim_max = rl.rlim_cur;
         setrlimit(RLIMIT_AS, &rl);
     }
@@ -412,42 +532,65 @@ exec_child(const struct child *c, char *const *argv)
     _exit(127);
 }
 
+/* The child's argv; nums holds its numbers' text (2 x 24 bytes). */
 static void
-spawn(struct child *c)
+child_argv(const struct zn__child *c, char **argv, char (*nums)[24])
 {
-    struct zn_supervisor *s = c->sv;
-    char max_jobs[24];
-    char *argv[ARGV_MAX];
+    const struct zn_supervisor *s = c->sv;
     size_t n = 0;
-    pid_t pid;
 
-    if (s->stopping)
-        return;
-    c->generation++;
-    snprintf(c->wid, sizeof(c->wid), "%s-%d-%u", c->conf->name, c->slot,
-             c->generation);
-    snprintf(max_jobs, sizeof(max_jobs), "%lld",
-             (long long)c->conf->max_jobs);
-    argv[n++] = s->exe;
+    argv[n++] = (char *)s->exe;
     argv[n++] = (char *)"work";
     argv[n++] = (char *)"--server";
     argv[n++] = s->server;
     argv[n++] = (char *)"--queues";
-    argv[n++] = c->conf->queues;
+    argv[n++] = (char *)c->queues;
     argv[n++] = (char *)"--wid";
-    argv[n++] = c->wid;
+    argv[n++] = (char *)c->wid;
+    argv[n++] = (char *)"--supervisor";
+    argv[n++] = (char *)c->conf->name;
     if (c->conf->max_jobs > 0) {
+        snprintf(nums[0], sizeof(nums[0]), "%lld",
+                 (long long)c->conf->max_jobs);
         argv[n++] = (char *)"--max-jobs";
-        argv[n++] = max_jobs;
+        argv[n++] = nums[0];
+    }
+    if (c->conf->memory_mb > 0) {
+        snprintf(nums[1], sizeof(nums[1]), "%lld",
+                 (long long)c->conf->memory_mb);
+        argv[n++] = (char *)"--memory";
+        argv[n++] = nums[1];
     }
     if (s->config) {
         argv[n++] = (char *)"--config";
         argv[n++] = s->config;
     }
     argv[n] = NULL;
+}
+
+static void
+spawn(struct zn__child *c)
+{
+    char nums[2][24];
+    char *argv[ARGV_MAX];
+    sigset_t all, old;
+    int saved;
+    pid_t pid;
+
+    if (c->sv->stopping || c->pid)
+        return;
+    c->generation++;
+    snprintf(c->wid, sizeof(c->wid), "%s-%d-%u", c->conf->name, c->slot,
+             c->generation);
+    child_argv(c, argv, nums);
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     pid = fork();
     if (pid == 0)
         exec_child(c, argv);
+    saved = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
     if (pid < 0) {
         struct timeval tv = {5, 0};
 
@@ -458,6 +601,7 @@ spawn(struct child *c)
     }
     c->pid = pid;
     c->started_ms = zn_clock_mono_ms();
+    c->started_wall_ms = zn_clock_wall_ms();
     c->retiring = false;
     if (c->conf->max_time_ms > 0) {
         struct timeval tv = {c->conf->max_time_ms / 1000,
@@ -467,7 +611,7 @@ spawn(struct child *c)
     }
     ZN_LOG(ZN_INFO, "supervisor.worker_started",
            ZN_STR("supervisor", c->conf->name), ZN_INT("pid", pid),
-           ZN_STR("wid", c->wid), ZN_STR("queues", c->conf->queues));
+           ZN_STR("wid", c->wid), ZN_STR("queues", c->queues));
 }
 
 /* ---- setup ------------------------------------------------------------ */
@@ -500,36 +644,100 @@ build_env(struct zn_supervisor *s, const char *password)
     return 0;
 }
 
+/* Splits "a,b,c" into b->queues; ZN_ENOMEM. */
 static int
-init_children(struct zn_supervisor *s, const struct zn_supervisor_confs *cs)
+split_queues(struct zn__block *b)
+{
+    const char *p = b->conf->queues;
+    size_t n = 1;
+
+    for (const char *q = p; *q; q++)
+        n += *q == ',';
+    b->queues = calloc(n, sizeof(*b->queues));
+    b->done = calloc(n, sizeof(*b->done));
+    b->avg_ms = calloc(n, sizeof(*b->avg_ms));
+    if (!b->queues || !b->done || !b->avg_ms)
+        return ZN_ENOMEM;
+    for (b->nq = 0; b->nq < n; b->nq++) {
+        size_t len = strcspn(p, ",");
+
+        b->queues[b->nq] = strndup(p, len);
+        if (!b->queues[b->nq])
+            return ZN_ENOMEM;
+        b->done[b->nq] = -1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+static int
+init_slot(struct zn_supervisor *s, struct zn__block *b, size_t k, int slot)
+{
+    struct zn__child *c = &s->children[k];
+
+    c->sv = s;
+    c->blk = b;
+    c->conf = b->conf;
+    c->slot = slot;
+    c->queues = b->conf->queues;
+    s->nchildren = k + 1;
+    c->restart = evtimer_new(s->base, restart_cb, c);
+    c->fallback = evtimer_new(s->base, fallback_cb, c);
+    c->quit = evtimer_new(s->base, quit_cb, c);
+    c->kill = evtimer_new(s->base, kill_cb, c);
+    return c->restart && c->fallback && c->quit && c->kill ? 0 : ZN_ENOMEM;
+}
+
+/* One block per conf, its slots (conf.h: processes, or max with auto). */
+static int
+init_blocks(struct zn_supervisor *s, const struct zn_supervisor_confs *cs)
 {
     size_t total = 0, k = 0;
 
-    for (size_t i = 0; i < cs->n; i++)
-        total += (size_t)cs->v[i].processes;
+    s->blocks = calloc(cs->n ? cs->n : 1, sizeof(*s->blocks));
+    if (!s->blocks)
+        return ZN_ENOMEM;
+    for (size_t i = 0; i < cs->n; i++) {
+        const struct zn_supervisor_conf *conf = &cs->v[i];
+
+        total += (size_t)(conf->balance == ZN_SUPERVISOR_BALANCE_AUTO
+                              ? conf->max_processes : conf->processes);
+    }
     s->children = calloc(total ? total : 1, sizeof(*s->children));
     if (!s->children)
         return ZN_ENOMEM;
     for (size_t i = 0; i < cs->n; i++) {
-        if (cs->v[i].balance != ZN_SUPERVISOR_BALANCE_OFF)
-            ZN_LOG(ZN_WARN, "supervisor.balance_unsupported",
-                   ZN_STR("supervisor", cs->v[i].name),
-                   ZN_INT("processes", cs->v[i].processes));
-        for (int j = 0; j < cs->v[i].processes; j++, k++) {
-            struct child *c = &s->children[k];
+        struct zn__block *b = &s->blocks[i];
 
-            c->sv = s;
-            c->conf = &cs->v[i];
-            c->slot = j + 1;
-            s->nchildren = k + 1;
-            c->restart = evtimer_new(s->base, restart_cb, c);
-            c->fallback = evtimer_new(s->base, fallback_cb, c);
-            c->quit = evtimer_new(s->base, quit_cb, c);
-            c->kill = evtimer_new(s->base, kill_cb, c);
-            if (!c->restart || !c->fallback || !c->quit || !c->kill)
+        b->conf = &cs->v[i];
+        s->nblocks = i + 1;
+        if (split_queues(b) < 0)
+            return ZN_ENOMEM;
+        b->first = k;
+        b->n = (size_t)(b->conf->balance == ZN_SUPERVISOR_BALANCE_AUTO
+                            ? b->conf->max_processes : b->conf->processes);
+        for (size_t j = 0; j < b->n; j++, k++)
+            if (init_slot(s, b, k, (int)j + 1) < 0)
                 return ZN_ENOMEM;
-        }
+        zn__balance_initial(b, &s->children[b->first]);
     }
+    return 0;
+}
+
+/* A periodic balancing step when some block balances automatically. */
+static int
+start_balancing(struct zn_supervisor *s)
+{
+    struct timeval tv = {0, BALANCE_TICK_MS * 1000};
+    bool any = false;
+
+    for (size_t i = 0; i < s->nblocks; i++)
+        any |= s->blocks[i].conf->balance == ZN_SUPERVISOR_BALANCE_AUTO;
+    if (!any)
+        return 0;
+    s->balance = event_new(s->base, -1, EV_PERSIST, balance_cb, s);
+    if (!s->balance || event_add(s->balance, &tv) < 0)
+        return ZN_ENOMEM;
     return 0;
 }
 
@@ -549,6 +757,7 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
     s->base = base;
     s->engine = e;
     s->fwp = fwp;
+    s->confs = o->confs;
     /* The running binary, even if the file at its path is replaced later. */
     len = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
     if (len <= 0 || (size_t)len >= sizeof(s->exe) - 1) {
@@ -560,14 +769,17 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
     s->server = strdup(o->server);
     s->config = o->config ? strdup(o->config) : NULL;
     if (!s->server || (o->config && !s->config) ||
-        build_env(s, o->password) < 0 || init_children(s, o->confs) < 0)
+        build_env(s, o->password) < 0 || init_blocks(s, o->confs) < 0 ||
+        start_balancing(s) < 0)
         goto oom;
     s->sigchld = evsignal_new(base, SIGCHLD, sigchld_cb, s);
     if (!s->sigchld || evsignal_add(s->sigchld, NULL) < 0)
         goto oom;
     zn_fwp_server_set_gone_cb(fwp, gone_cb, s);
+    zn_fwp_server_set_push_cb(fwp, push_cb, s);
     for (size_t i = 0; i < s->nchildren; i++)
-        spawn(&s->children[i]);
+        if (s->children[i].active)
+            spawn(&s->children[i]);
     *out = s;
     return 0;
 oom:
@@ -583,8 +795,10 @@ zn_supervisor_stop(struct zn_supervisor *s)
     if (!s || s->stopping)
         return;
     s->stopping = true;
+    if (s->balance)
+        event_del(s->balance);
     for (size_t i = 0; i < s->nchildren; i++) {
-        struct child *c = &s->children[i];
+        struct zn__child *c = &s->children[i];
         struct timeval tv = {c->conf->grace_ms / 1000,
                              (c->conf->grace_ms % 1000) * 1000};
 
@@ -599,6 +813,32 @@ zn_supervisor_stop(struct zn_supervisor *s)
            ZN_INT("running", zn_supervisor_running(s)));
 }
 
+void
+zn_supervisor_drain(struct zn_supervisor *s, int64_t grace_ms)
+{
+    struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
+
+    if (!s || s->stopping)
+        return;
+    s->stopping = true;
+    if (s->balance)
+        event_del(s->balance);
+    for (size_t i = 0; i < s->nchildren; i++) {
+        struct zn__child *c = &s->children[i];
+
+        evtimer_del(c->restart);
+        evtimer_del(c->quit);
+        if (!c->pid)
+            continue;
+        zn__supervisor_retire(c, "terminate");
+        c->draining = true;
+        evtimer_add(c->kill, &tv);
+    }
+    ZN_LOG(ZN_INFO, "supervisor.draining",
+           ZN_INT("running", zn_supervisor_running(s)),
+           ZN_INT("grace_ms", grace_ms));
+}
+
 size_t
 zn_supervisor_running(const struct zn_supervisor *s)
 {
@@ -611,7 +851,7 @@ zn_supervisor_running(const struct zn_supervisor *s)
 }
 
 static void
-free_events(struct child *c)
+free_events(struct zn__child *c)
 {
     if (c->restart)
         event_free(c->restart);
@@ -630,7 +870,7 @@ zn_supervisor_free(struct zn_supervisor *s)
         return;
     s->stopping = true;
     for (size_t i = 0; i < s->nchildren; i++) {
-        struct child *c = &s->children[i];
+        struct zn__child *c = &s->children[i];
         struct rusage ru;
         int status;
 
@@ -641,10 +881,22 @@ zn_supervisor_free(struct zn_supervisor *s)
         }
         free_events(c);
     }
-    if (s->fwp)
+    if (s->fwp) {
         zn_fwp_server_set_gone_cb(s->fwp, NULL, NULL);
+        zn_fwp_server_set_push_cb(s->fwp, NULL, NULL);
+    }
     if (s->sigchld)
         event_free(s->sigchld);
+    if (s->balance)
+        event_free(s->balance);
+    for (size_t i = 0; i < s->nblocks; i++) {
+        for (size_t q = 0; s->blocks[i].queues && q < s->blocks[i].nq; q++)
+            free(s->blocks[i].queues[q]);
+        free(s->blocks[i].queues);
+        free(s->blocks[i].done);
+        free(s->blocks[i].avg_ms);
+    }
+    free(s->blocks);
     if (s->pw_env) {
         memset(s->pw_env, 0, strlen(s->pw_env));
         free(s->pw_env);

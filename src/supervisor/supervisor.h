@@ -5,12 +5,12 @@
  * a SIGCHLD event on the server's loop, and restarts the ones that end.
  *
  * A child is `zenith work --server SOCKET --queues Q --wid NAME-N-GEN
- * [--max-jobs N] [--config FILE]`: N numbers its slot in the block (from
- * 1), GEN counts the processes that slot has had. The password, when
+ * [--max-jobs N] [--memory MB] [--config FILE]`: N numbers its slot in
+ * the block (from 1), GEN counts the processes that slot has had. The password, when
  * there is one, goes through the environment (ZENITH_PASSWORD), never
  * argv. Each child runs in its own process group (a terminal's ^C reaches
  * the server, which stops the children itself), with the block's nice
- * value and an address-space limit of memory x 4 MB.
+ * value and an address-space limit of memory x memory_hard_factor MB.
  *
  * Crash attribution: when a child ends by a signal or a non-zero exit
  * status other than 3 (its watchdog already FAILed the job), the jobs its
@@ -20,11 +20,18 @@
  * callback with the FWP server so a child's dropped connection does not
  * release its jobs as "worker gone" first (see supervisor.c).
  *
- * Not here yet: balance = simple|auto (processes run as configured),
- * tries/backoff/timeout per block (they need per-queue defaults in the
- * engine; the server-wide options apply), memory checked after each job,
- * sleep (FETCH blocks on the server, so workers never poll), and the
- * restart/pause/continue/terminate commands.
+ * Per-block job defaults: the supervisor registers a push callback with
+ * the FWP server; a job pushed to a block's queue that sets no retry,
+ * backoff or reserve_for gets the tries, backoff and timeout the block
+ * gave (supervisor.c, push_cb). Memory: each child gets --memory (it
+ * exits after a job that leaves it above) and RLIMIT_AS of memory x
+ * memory_hard_factor.
+ *
+ * Balancing between a block's queues (off, simple, auto) is balance.c's.
+ *
+ * The commands restart, pause, continue, terminate and workers come over
+ * the FWP verb CONTROL (control.c). sleep has nothing to do:
+ * FETCH blocks on the server, so workers never poll.
  */
 #ifndef ZN_SUPERVISOR_H
 #define ZN_SUPERVISOR_H
@@ -67,6 +74,30 @@ int zn_supervisor_new(struct event_base *base, struct zn_engine *e,
  * is not 0: the children FAIL their jobs as they go.
  */
 void zn_supervisor_stop(struct zn_supervisor *s);
+
+/*
+ * Shutdown by `zenith terminate`: restarts no more and lets every child
+ * finish its job and exit (SIGTSTP); a child still running after
+ * grace_ms gets SIGTERM (it FAILs its job as terminated), and SIGKILL
+ * after its block's grace. The caller runs the loop as after
+ * zn_supervisor_stop.
+ */
+void zn_supervisor_drain(struct zn_supervisor *s, int64_t grace_ms);
+
+/* Asked by CONTROL terminate to stop serve, draining for grace_ms. */
+typedef void zn_supervisor_terminate_cb(void *ctx, int64_t grace_ms);
+
+/*
+ * The FWP verb CONTROL's commands (control.c): arg (len bytes, untrusted
+ * JSON) is restart, pause, continue, workers or terminate; the last calls
+ * term_cb, which stops the server. s may be NULL (serve --no-workers):
+ * then only terminate works and the others fail "no supervisor". 0 and
+ * *reply (malloc'd JSON text), or ZN_EINVAL / ZN_ENOTFOUND / ZN_ESTATE /
+ * ZN_ENOMEM with err. Does not block.
+ */
+int zn_supervisor_control(struct zn_supervisor *s, const char *arg,
+                          size_t len, zn_supervisor_terminate_cb *term_cb,
+                          void *term_ctx, char **reply, struct zn_err *err);
 
 /* How many children are running (not yet reaped). */
 size_t zn_supervisor_running(const struct zn_supervisor *s);

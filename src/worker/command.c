@@ -7,6 +7,7 @@
  */
 #include "compat.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,8 @@ usage(FILE *out)
     fprintf(out,
             "usage: zenith work [--server ADDR] [--password P] "
             "[--queues a,b,c]\n"
-            "                   [--config FILE] [--wid ID] [--max-jobs N]\n"
+            "                   [--config FILE] [--wid ID] [--max-jobs N] "
+            "[--memory MB]\n"
             "\n"
             "Fetches jobs from the queues (in this order; default: default),"
             " one at a\ntime, and runs the handler of each job's jobtype: "
@@ -51,6 +53,11 @@ usage(FILE *out)
             "  --config FILE   INI file with [job \"NAME\"] sections\n"
             "  --wid ID        worker id (default: random)\n"
             "  --max-jobs N    exit after N jobs (default: no limit)\n"
+            "  --memory MB     exit after a job that leaves the RSS above "
+            "MB\n"
+            "  --supervisor S  the supervisor block running this worker "
+            "(shown by\n"
+            "                  zenith workers; set by zenith serve)\n"
             "\n"
             "SIGTERM or SIGINT: fail the running job as terminated and exit."
             "\nSIGTSTP: finish the running job, fetch no more, exit.\n");
@@ -93,14 +100,16 @@ split_queues(struct work_args *a)
 }
 
 static int
-parse_max_jobs(const char *v, int64_t *out)
+parse_count(const char *flag, const char *v, int64_t *out)
 {
     char *end;
-    long long n = strtoll(v, &end, 10);
+    long long n;
 
-    if (end == v || *end || n < 0) {
-        fprintf(stderr, "zenith: --max-jobs: '%s' is not a whole number "
-                "of 0 or more\n", v);
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 0 || *v < '0' || *v > '9') {
+        fprintf(stderr, "zenith: %s: '%s' is not a whole number "
+                "of 0 or more\n", flag, v);
         return -1;
     }
     *out = n;
@@ -112,7 +121,8 @@ static int
 take_flag(struct work_args *a, int argc, char **argv, int i)
 {
     static const char *const flags[] = {"--server", "--password", "--queues",
-                                        "--config", "--wid", "--max-jobs"};
+                                        "--config", "--wid", "--max-jobs",
+                                        "--memory", "--supervisor"};
     const char *v = NULL, *eq = strchr(argv[i], '=');
     size_t len = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
 
@@ -131,9 +141,14 @@ take_flag(struct work_args *a, int argc, char **argv, int i)
         case 3: a->config = v; break;
         case 4: a->o.wid = v; break;
         case 5:
-            if (parse_max_jobs(v, &a->o.max_jobs) < 0)
+            if (parse_count(flags[k], v, &a->o.max_jobs) < 0)
                 return -1;
             break;
+        case 6:
+            if (parse_count(flags[k], v, &a->o.memory_mb) < 0)
+                return -1;
+            break;
+        case 7: a->o.supervisor = v; break;
         }
         return eq ? 1 : 2;
     }

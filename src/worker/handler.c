@@ -10,7 +10,9 @@
  * The built-ins are for tests and benchmarks, not for applications:
  * noop (ACK at once), sleep (args[0] seconds), fail (FAIL with args[0] as
  * the message), crash (SIGSEGV in the worker) and grow (allocate and touch
- * args[0] MiB, to drive the memory limit).
+ * args[0] MiB and keep it, as a leaking handler does, to drive the memory
+ * limits: the kept blocks stay reachable from grown, so they are no leak
+ * to LeakSanitizer).
  */
 #include "compat.h"
 
@@ -32,6 +34,9 @@
 #define SLEEP_MAX_S 86400.0
 #define GROW_MAX_MB 65536
 #define PAGE_STEP 4096
+
+/* grow's blocks, each starting with the pointer to the one before. */
+static void *grown;
 
 void
 zn_handler_ok(struct zn_handler_result *res)
@@ -170,7 +175,8 @@ run_grow(const struct zn_handler *h, const struct zn_handler_job *job,
     /* Touch every page so it counts in the RSS, not just in the map. */
     for (size_t i = 0; i < size; i += PAGE_STEP)
         p[i] = (char)i;
-    free((void *)p);
+    memcpy((void *)p, &grown, sizeof(grown));
+    grown = (void *)p;
     zn_handler_ok(res);
     return 0;
 }

@@ -50,6 +50,7 @@
 #define BACKSTOP_MS 10000         /* exec and webhook stop themselves */
 #define LEASE_MARGIN_MAX_MS 1000
 #define DEFAULT_TIMEOUT_S 300     /* a job without reserve_for */
+#define LABEL_MAX 255             /* the server refuses longer labels */
 
 struct run_state {
     bool active;
@@ -66,7 +67,9 @@ struct worker {
     const struct zn_worker_opts *o;
     char wid[ZN_FWP_WID_MAX + 1];
     char *fetch_arg;                 /* "q1 q2 q3" */
-    const char *labels[1];
+    const char *labels[3];
+    char label_sup[ZN_FWP_WID_MAX + 16];  /* "supervisor:NAME" */
+    char label_queues[LABEL_MAX + 1];     /* "queues:a,b,c", cut to fit */
     struct zn_fwp_client_opts copts;
     struct zn_fwp_client *conn;      /* main thread */
     struct zn_fwp_client *beat_conn; /* beat thread */
@@ -578,6 +581,23 @@ fetch(struct worker *w, char **job, struct zn_err *err)
     return *job ? 1 : 0;
 }
 
+/* After a job: true when the RSS is above the limit (the worker exits). */
+static bool
+over_memory(struct worker *w)
+{
+    int64_t kb;
+
+    if (w->o->memory_mb <= 0)
+        return false;
+    kb = rss_kb();
+    if (kb <= w->o->memory_mb * 1024)
+        return false;
+    ZN_LOG(ZN_WARN, "worker.memory_exceeded", ZN_STR("wid", w->wid),
+           ZN_INT("rss_kb", kb), ZN_INT("memory_mb", w->o->memory_mb),
+           ZN_INT("jobs", w->jobs));
+    return true;
+}
+
 static int
 work_loop(struct worker *w, struct zn_err *err)
 {
@@ -603,7 +623,7 @@ work_loop(struct worker *w, struct zn_err *err)
         }
         rc = run_job(w, job, err);
         free(job);
-        if (rc < 0)
+        if (rc < 0 || over_memory(w))
             return rc;
     }
 }
@@ -649,6 +669,39 @@ make_fetch_arg(struct worker *w, struct zn_err *err)
     return 0;
 }
 
+/*
+ * HELLO's labels: "zenith", "queues:a,b,c" (cut at a comma to fit the
+ * server's label limit) and "supervisor:NAME" when a supervisor runs us:
+ * INFO and `zenith workers` show them.
+ */
+static void
+make_labels(struct worker *w)
+{
+    size_t n = 0, len;
+
+    w->labels[n++] = "zenith";
+    len = (size_t)snprintf(w->label_queues, sizeof(w->label_queues),
+                           "queues:%s", w->fetch_arg);
+    for (char *p = w->label_queues; *p; p++)
+        if (*p == ' ')
+            *p = ',';
+    if (len >= sizeof(w->label_queues)) {
+        char *comma = strrchr(w->label_queues, ',');
+
+        if (comma)
+            *comma = '\0';
+    }
+    w->labels[n++] = w->label_queues;
+    if (w->o->supervisor && *w->o->supervisor) {
+        snprintf(w->label_sup, sizeof(w->label_sup), "supervisor:%s",
+                 w->o->supervisor);
+        w->labels[n++] = w->label_sup;
+    }
+    w->copts = (struct zn_fwp_client_opts){
+        .addr = w->o->server, .password = w->o->password, .wid = w->wid,
+        .labels = w->labels, .nlabels = n, .timeout_ms = CALL_TIMEOUT_MS};
+}
+
 static int
 set_up(struct worker *w, const struct zn_worker_opts *o, struct zn_err *err)
 {
@@ -662,11 +715,9 @@ set_up(struct worker *w, const struct zn_worker_opts *o, struct zn_err *err)
         randombytes_buf(rnd, sizeof(rnd));
         sodium_bin2hex(w->wid, sizeof(w->wid), rnd, sizeof(rnd));
     }
-    w->labels[0] = "zenith";
-    w->copts = (struct zn_fwp_client_opts){
-        .addr = o->server, .password = o->password, .wid = w->wid,
-        .labels = w->labels, .nlabels = 1, .timeout_ms = CALL_TIMEOUT_MS};
     rc = make_fetch_arg(w, err);
+    if (rc == 0)
+        make_labels(w);
     if (rc == 0)
         rc = make_pipes(w, err);
     if (rc == 0)

@@ -11,6 +11,10 @@
  * stuck thread cannot be stopped, the process is replaced) and a job that
  * ignores a terminate request for 25 s (FAIL "terminated", _exit(0)).
  *
+ * Memory (Horizon's meaning): after each job, a worker whose resident set
+ * is above memory_mb logs worker.memory_exceeded and exits 0, to be
+ * replaced; the job itself was reported first.
+ *
  * quiet (BEAT reply or SIGTSTP): finish the current job, fetch no more,
  * exit 0. terminate (BEAT reply, SIGTERM or SIGINT): handlers are told to
  * stop through a cancel fd; the running job is FAILed "terminated" and
@@ -36,6 +40,9 @@ struct zn_worker_opts {
     const char *const *queues;      /* fetched in this order */
     size_t nqueues;
     int64_t max_jobs;               /* exit 0 after this many; 0 = no limit */
+    int64_t memory_mb;              /* exit 0 after a job that leaves the
+                                       RSS above this; 0 = no limit */
+    const char *supervisor;         /* the block that runs us, or NULL */
     const struct zn_handler_registry *handlers;
 };
 

@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <jansson.h>
 
 #include "common/clock.h"
 #include "harness.h"
@@ -491,4 +493,131 @@ zn_child_dump_log(const struct zn_child *c)
     if (fp)
         fclose(fp);
     fprintf(stderr, "---- end of log ----\n");
+}
+
+/* ---- for the supervisor's tests ---------------------------------------- */
+
+json_t *
+zn_srv_job(struct zn_fwp_client *c, const char *jid)
+{
+    char arg[128], *text;
+    json_t *j;
+
+    snprintf(arg, sizeof(arg), "{\"jid\":\"%s\"}", jid);
+    text = zn_srv_call(c, "JOBS", arg);
+    j = json_loads(text, 0, NULL);
+    if (!j)
+        fail_msg("JOBS reply is not JSON: %s", text);
+    free(text);
+    return j;
+}
+
+json_t *
+zn_srv_wait_state(const struct zn_srv *s, struct zn_fwp_client *c,
+                  const char *jid, const char *state, int64_t base_ms)
+{
+    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(base_ms);
+
+    for (;;) {
+        json_t *info = zn_srv_job(c, jid);
+        const char *got = json_string_value(json_object_get(
+            json_object_get(info, "job"), "state"));
+
+        if (got && strcmp(got, state) == 0)
+            return info;
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(s);
+            fail_msg("job %s is %s, want %s", jid, got ? got : "(none)",
+                     state);
+        }
+        json_decref(info);
+        pause_ms(20);
+    }
+}
+
+size_t
+zn_srv_log_count(const struct zn_srv *s, const char *a, const char *b)
+{
+    FILE *fp = fopen(s->log, "r");
+    char line[4096];
+    size_t n = 0;
+
+    if (!fp)
+        return 0;
+    while (fgets(line, sizeof(line), fp))
+        n += strstr(line, a) && (!b || strstr(line, b));
+    fclose(fp);
+    return n;
+}
+
+bool
+zn_srv_log_has(const struct zn_srv *s, const char *a, const char *b)
+{
+    return zn_srv_log_count(s, a, b) > 0;
+}
+
+void
+zn_srv_wait_log(const struct zn_srv *s, const char *a, const char *b,
+                int64_t base_ms)
+{
+    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(base_ms);
+
+    while (!zn_srv_log_has(s, a, b)) {
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(s);
+            fail_msg("no log line with '%s' and '%s'", a, b ? b : "");
+        }
+        pause_ms(20);
+    }
+}
+
+size_t
+zn_test_children(pid_t pid, pid_t *out, size_t max, size_t *zombies)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    size_t n = 0;
+
+    *zombies = 0;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char path[300], buf[512], *close;
+        FILE *fp;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        close = fgets(buf, sizeof(buf), fp) ? strrchr(buf, ')') : NULL;
+        fclose(fp);
+        /* "pid (comm) S ppid ...": comm may hold spaces and parens. */
+        if (!close || close[1] != ' ' || strtol(close + 4, NULL, 10) != pid)
+            continue;
+        *zombies += close[2] == 'Z';
+        if (n < max && out)
+            out[n] = (pid_t)strtol(e->d_name, NULL, 10);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+size_t
+zn_test_fd_count(pid_t pid)
+{
+    char path[64];
+    struct dirent *e;
+    size_t n = 0;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    d = opendir(path);
+    if (!d)
+        return 0;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
 }

@@ -120,4 +120,35 @@ void zn_child_dump_log(const struct zn_child *c);
 int zn_run_cli_env(const char *const *env, const char *const *args,
                    char **out, char **err);
 
+/* ---- for the supervisor's tests ---------------------------------------- */
+
+struct json_t;
+
+/* JOBS {"jid":jid}: the job and its attempts (caller json_decrefs). */
+struct json_t *zn_srv_job(struct zn_fwp_client *c, const char *jid);
+
+/* Polls until jid is in state (fails with the server's log); the JOBS. */
+struct json_t *zn_srv_wait_state(const struct zn_srv *s,
+                                 struct zn_fwp_client *c, const char *jid,
+                                 const char *state, int64_t base_ms);
+
+/* True once the server's log holds a line with a and (unless NULL) b. */
+bool zn_srv_log_has(const struct zn_srv *s, const char *a, const char *b);
+
+/* How many lines of the server's log hold a and (unless NULL) b. */
+size_t zn_srv_log_count(const struct zn_srv *s, const char *a, const char *b);
+
+/* Polls zn_srv_log_has; fails with the server's log after the timeout. */
+void zn_srv_wait_log(const struct zn_srv *s, const char *a, const char *b,
+                     int64_t base_ms);
+
+/*
+ * The children of pid from /proc: their pids into out (at most max), how
+ * many are zombies into *zombies. Returns how many there are.
+ */
+size_t zn_test_children(pid_t pid, pid_t *out, size_t max, size_t *zombies);
+
+/* How many file descriptors process pid has open (/proc/PID/fd). */
+size_t zn_test_fd_count(pid_t pid);
+
 #endif

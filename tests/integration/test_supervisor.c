@@ -59,19 +59,35 @@ write_file(const char *path, const char *text)
     fclose(fp);
 }
 
+/* Starts the server with workers on and text as its config file. */
+static void
+start(struct fx *f, const char *text)
+{
+    const char *extra[] = {"--workers", "true", "--config", f->config, NULL};
+
+    write_file(f->config, text);
+    zn_srv_start(&f->srv, extra);
+    f->p = zn_srv_connect(&f->srv, NULL, NULL);
+}
+
+/* A fixture whose test starts the server itself (start). */
 static int
-setup(void **state)
+setup_bare(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    const char *extra[] = {"--workers", "true", "--config", f->config, NULL};
 
     f->srv.env = server_env;
     zn_srv_init_dir(&f->srv);
     snprintf(f->config, sizeof(f->config), "%s/zenith.ini", f->srv.dir);
-    write_file(f->config, config_text);
-    zn_srv_start(&f->srv, extra);
-    f->p = zn_srv_connect(&f->srv, NULL, NULL);
     *state = f;
+    return 0;
+}
+
+static int
+setup(void **state)
+{
+    setup_bare(state);
+    start(*state, config_text);
     return 0;
 }
 
@@ -266,6 +282,62 @@ wait_children(struct fx *f, size_t want, pid_t *out)
     }
 }
 
+
+/* An attempt's time (started_at, ended_at) in epoch ms; fails if absent. */
+static int64_t
+attempt_ms(json_t *info, size_t i, const char *key)
+{
+    const char *t = attempt_str(info, i, key);
+    int64_t ms = 0;
+
+    if (!t || zn_clock_parse(t, &ms) < 0)
+        fail_msg("attempt %zu has no %s", i, key);
+    return ms;
+}
+
+/* Polls until every jid of jids is done. */
+static void
+wait_all_done(struct fx *f, const char *const *jids, size_t n, int64_t base)
+{
+    for (size_t i = 0; i < n; i++)
+        json_decref(wait_state(f, jids[i], "done", base));
+}
+
+/* How many processes run with exactly this argv (from /proc/PID/cmdline). */
+static size_t
+count_cmdline(const char *const *argv)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    size_t n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char path[300], buf[512];
+        size_t len = 0, off = 0, k = 0;
+        bool same = true;
+        FILE *fp;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        len = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[len] = '\0';
+        for (; argv[k] && same; k++) {
+            same = off < len && strcmp(buf + off, argv[k]) == 0;
+            off += strlen(buf + off) + 1;
+        }
+        if (same && off == len)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -326,7 +398,7 @@ test_supervisor_kill9_fails_and_reruns(void **state)
     json_t *info;
     char wid[80];
     pid_t pid = 0;
-    int64_t deadline;
+    int64_t deadline, killed, rerun;
 
     push(f, "{\"jid\":\"k1\",\"jobtype\":\"sleep\",\"args\":[2],"
             "\"retry\":3}");
@@ -337,9 +409,16 @@ test_supervisor_kill9_fails_and_reruns(void **state)
     while (!(pid = worker_pid(f, wid)) && zn_clock_mono_ms() < deadline)
         poll(NULL, 0, 20);
     assert_true(pid > 0);
+    killed = zn_clock_wall_ms();
     assert_int_equal(kill(pid, SIGKILL), 0);
     info = wait_state(f, "k1", "done", 20000);
     assert_true(json_array_size(json_object_get(info, "attempts")) >= 2);
+    /* Re-run within 1 s of the kill, by the other (idle) worker. */
+    rerun = attempt_ms(info, 1, "started_at") - killed;
+    printf("k1 ran again %lld ms after the kill\n", (long long)rerun);
+    if (rerun > 1000)
+        fail_msg("k1 ran again %lld ms after the kill, want <= 1000",
+                 (long long)rerun);
     assert_string_equal(attempt_str(info, 0, "outcome"), "SIGKILL");
     assert_string_equal(attempt_str(info, 0, "errtype"), "SIGKILL");
     assert_string_equal(attempt_str(info, 0, "worker"), wid);
@@ -431,6 +510,154 @@ test_supervisor_no_zombies_no_leaked_fds(void **state)
             fail_msg("child %d outlived the server", (int)kids[i]);
 }
 
+
+/*
+ * A job that leaves its worker above memory: the job is done (once), the
+ * worker exits cleanly after it and is replaced, the next jobs run on.
+ */
+static void
+test_supervisor_memory_replaces_worker(void **state)
+{
+    struct fx *f = *state;
+    static const char *const jids[] = {"g1", "m1", "m2", "m3"};
+    json_t *info;
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "memory = 100\n");
+    push(f, "{\"jid\":\"g1\",\"jobtype\":\"grow\",\"args\":[160]}");
+    push(f, "{\"jid\":\"m1\",\"jobtype\":\"noop\"}");
+    push(f, "{\"jid\":\"m2\",\"jobtype\":\"noop\"}");
+    push(f, "{\"jid\":\"m3\",\"jobtype\":\"noop\"}");
+    wait_all_done(f, jids, ZN_ARRAY_LEN(jids), 20000);
+    info = job_info(f, "g1");
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 1);
+    assert_string_equal(attempt_str(info, 0, "worker"), "main-1-1");
+    json_decref(info);
+    wait_log(f, "\"worker.memory_exceeded\"", "\"wid\":\"main-1-1\"",
+             5000);
+    wait_log(f, "\"supervisor.worker_exited\"", "\"status\":\"exit 0\"",
+             5000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
+             5000);
+    /* The jobs after g1 ran on the replacement, each once. */
+    for (size_t i = 1; i < ZN_ARRAY_LEN(jids); i++) {
+        info = job_info(f, jids[i]);
+        assert_int_equal(json_array_size(json_object_get(info, "attempts")),
+                         1);
+        assert_string_equal(attempt_str(info, 0, "worker"), "main-1-2");
+        json_decref(info);
+    }
+}
+
+/*
+ * A block's tries and backoff apply to a job that sets neither: with
+ * backoff = 1,2,3 the retries start 1, 2 and 3 s after the failures
+ * (+-0.5 s), and the fourth failure is the last. A job's own retry wins.
+ */
+static void
+test_supervisor_block_backoff_and_tries(void **state)
+{
+    struct fx *f = *state;
+    json_t *info;
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "tries = 4\nbackoff = 1,2,3\n");
+    push(f, "{\"jid\":\"b1\",\"jobtype\":\"fail\",\"args\":[\"no\"]}");
+    push(f, "{\"jid\":\"b2\",\"jobtype\":\"fail\",\"args\":[\"no\"],"
+            "\"retry\":0}");
+    info = wait_state(f, "b1", "dead", 30000);
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 4);
+    for (size_t i = 1; i < 4; i++) {
+        int64_t gap = attempt_ms(info, i, "started_at") -
+                      attempt_ms(info, i - 1, "ended_at");
+
+        printf("retry %zu started %lld ms after failure %zu\n", i,
+               (long long)gap, i);
+        if (gap < (int64_t)i * 1000 - 500 || gap > (int64_t)i * 1000 + 500) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("retry %zu started %lld ms after the failure, want "
+                     "%zu000 +- 500", i, (long long)gap, i);
+        }
+    }
+    json_decref(info);
+    info = wait_state(f, "b2", "dead", 10000);
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 1);
+    json_decref(info);
+}
+
+/*
+ * A block's timeout is the lease of a job that sets none: a sleep past it
+ * is killed at the timeout (+-1 s), FAILed as timeout, and retried.
+ */
+static void
+test_supervisor_block_timeout(void **state)
+{
+    struct fx *f = *state;
+    json_t *info;
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "timeout = 2\ntries = 2\nbackoff = 0\n");
+    push(f, "{\"jid\":\"t1\",\"jobtype\":\"sleep\",\"args\":[30]}");
+    info = wait_state(f, "t1", "dead", 30000);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(info, "job"), "reserve_for")), 2);
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 2);
+    for (size_t i = 0; i < 2; i++) {
+        int64_t ran = attempt_ms(info, i, "ended_at") -
+                      attempt_ms(info, i, "started_at");
+
+        assert_string_equal(attempt_str(info, i, "errtype"), "timeout");
+        printf("attempt %zu was killed after %lld ms (timeout 2 s)\n", i + 1,
+               (long long)ran);
+        if (ran < 1000 || ran > 3000)
+            fail_msg("attempt %zu ran %lld ms, want 2000 +- 1000", i,
+                     (long long)ran);
+    }
+    json_decref(info);
+    /* The watchdog ended both workers; the slot has its third process. */
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-3\"",
+             10000);
+}
+
+/*
+ * An exec command whose whole process group ignores SIGTERM is killed
+ * all the same (SIGKILL after the grace) when its job runs past timeout.
+ */
+static void
+test_supervisor_exec_ignoring_sigterm_is_killed(void **state)
+{
+    struct fx *f = *state;
+    static const char *const argv[] = {"sleep", "29.25", NULL};
+    int64_t deadline;
+    json_t *info;
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "timeout = 2\ntries = 1\n"
+             "[job \"stubborn\"]\n"
+             "command = /bin/sh -c \"trap '' TERM; exec sleep 29.25\"\n");
+    push(f, "{\"jid\":\"s1\",\"jobtype\":\"stubborn\"}");
+    deadline = zn_clock_mono_ms() + zn_test_ms(5000);
+    while (count_cmdline(argv) == 0) {
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("the stubborn command never started");
+        }
+        poll(NULL, 0, 20);
+    }
+    info = wait_state(f, "s1", "dead", 15000);
+    json_decref(info);
+    /* SIGTERM at the timeout, SIGKILL 2 s later: gone well before 29 s. */
+    deadline = zn_clock_mono_ms() + zn_test_ms(8000);
+    while (count_cmdline(argv) > 0) {
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(&f->srv);
+            fail_msg("the command that ignores SIGTERM still runs");
+        }
+        poll(NULL, 0, 20);
+    }
+    wait_log(f, "\"job.failed\"", "\"errtype\":\"timeout\"", 5000);
+}
+
 static void
 test_supervisor_bad_config_exits_2(void **state)
 {
@@ -451,6 +678,14 @@ test_supervisor_bad_config_exits_2(void **state)
          "zenith.bad.ini:1: supervisor 'a': min_processes (4) is more"},
         {"[supervisor a]\n", "zenith.bad.ini:1: expected [supervisor "
          "\"NAME\"]"},
+        {"[supervisor \"a\"]\nqueues = x,y,z\nbalance = auto\n"
+         "max_processes = 2\n", "zenith.bad.ini:1: supervisor 'a': balance "
+         "= auto needs min_processes (1) for each of 3 queues"},
+        {"[supervisor \"a\"]\nqueues = x,y,z\nbalance = simple\n"
+         "processes = 2\n", "zenith.bad.ini:1: supervisor 'a': balance = "
+         "simple needs a process for each of its 3 queues, processes is 2"},
+        {"[supervisor \"a\"]\nmemory_hard_factor = 0\n", "zenith.bad.ini:2: "
+         "supervisor 'a': memory_hard_factor: 0 is out of range 1..64"},
         {"[supervisor \"a\"]\nqueues = ok,no way\n", "zenith.bad.ini:2: "
          "supervisor 'a': queues: 'no way'"},
     };
@@ -473,6 +708,143 @@ test_supervisor_bad_config_exits_2(void **state)
     }
 }
 
+/* The nice value of process pid (/proc/PID/stat field 19). */
+static long
+nice_of(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    FILE *fp;
+    int field = 3;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    p = fgets(buf, sizeof(buf), fp) ? strrchr(buf, ')') : NULL;
+    fclose(fp);
+    assert_non_null(p);
+    p += 2; /* field 3, the state */
+    for (; field < 19 && p; field++) {
+        p = strchr(p, ' ');
+        p = p ? p + 1 : NULL;
+    }
+    assert_non_null(p);
+    return strtol(p, NULL, 10);
+}
+
+/* The soft "Max address space" of pid (/proc/PID/limits), -1 unlimited. */
+static long long
+address_limit_of(pid_t pid)
+{
+    char path[64], line[256];
+    long long v = -2;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof(line), fp))
+        if (strncmp(line, "Max address space", 17) == 0) {
+            const char *p = line + 17;
+
+            while (*p == ' ')
+                p++;
+            v = strncmp(p, "unlimited", 9) == 0 ? -1 : strtoll(p, NULL, 10);
+        }
+    fclose(fp);
+    return v;
+}
+
+/*
+ * nice and the address-space limit (memory x memory_hard_factor; none in
+ * sanitizer builds) apply to the children; max_time replaces a worker.
+ */
+static void
+test_supervisor_nice_and_max_time(void **state)
+{
+    struct fx *f = *state;
+    pid_t kids[CHILDREN_MAX];
+
+    start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
+             "nice = 7\nmax_time = 1s\nmemory = 100\n"
+             "memory_hard_factor = 3\n");
+    /* Connected: it has exec'd, with its nice value and limits set. */
+    wait_log(f, "\"worker.connected\"", "\"wid\":\"main-1-1\"", 10000);
+    wait_children(f, 1, kids);
+    assert_int_equal(nice_of(kids[0]), 7);
+    if (HAVE_ADDRESS_LIMIT)
+        assert_int_equal(address_limit_of(kids[0]), 300LL * 1024 * 1024);
+    else
+        assert_int_equal(address_limit_of(kids[0]), -1);
+    wait_log(f, "\"supervisor.worker_retiring\"", "\"reason\":\"max_time\"",
+             5000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
+             8000);
+    push(f, "{\"jid\":\"x1\",\"jobtype\":\"noop\"}");
+    json_decref(wait_state(f, "x1", "done", 10000));
+}
+
+/*
+ * The environment: ZENITH_SUPERVISOR_<BLOCK>_<KEY> over a block's keys,
+ * the seed's REDIS_* and HORIZON_ENABLED read and checked; a bad value
+ * stops start-up with "env NAME: message" and exit 2.
+ */
+static void
+test_supervisor_env_overrides(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *var;
+        const char *want;
+    } bad[] = {
+        {"ZENITH_SUPERVISOR_A_PROCESSES=lots", "env ZENITH_SUPERVISOR_A_"
+         "PROCESSES: supervisor 'a': processes: 'lots' is not a whole"},
+        {"ZENITH_SUPERVISOR_A_MIN_PROCESSES=5", "supervisor 'a': "
+         "min_processes (5) is more than max_processes (3)"},
+        {"ZENITH_SUPERVISOR_A_BALANCE=sometimes", "env ZENITH_SUPERVISOR_A_"
+         "BALANCE: supervisor 'a': balance: 'sometimes'"},
+        {"REDIS_PORT=99999", "env REDIS_PORT: redis_port: 99999 is out of "
+         "range 1..65535"},
+        {"ZENITH_REDIS_PORT=0", "env ZENITH_REDIS_PORT: redis_port: 0 is out "
+         "of range"},
+        {"REDIS_HOST=a b", "env REDIS_HOST: redis_host: 'a b' is not a host"},
+        {"HORIZON_ENABLED=maybe", "env HORIZON_ENABLED: dashboard: 'maybe' is "
+         "not true or false"},
+    };
+    const char *env[] = {"ASAN_OPTIONS=handle_segv=0",
+                         "ZENITH_SUPERVISOR_MAIN_PROCESSES=3",
+                         "ZENITH_SUPERVISOR_MAIN_QUEUES=default,other",
+                         "REDIS_PASSWORD=null", "REDIS_HOST=redis.local",
+                         "REDIS_PORT=6380", "HORIZON_ENABLED=false", NULL};
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/zenith.env.ini", f->srv.dir);
+    write_file(path, "[supervisor \"a\"]\nqueues = x\n");
+    for (size_t i = 0; i < ZN_ARRAY_LEN(bad); i++) {
+        const char *args[] = {"serve", "--data", f->srv.dir, "--fwp",
+                              "127.0.0.1:0", "--http", "", "--config", path,
+                              NULL};
+        const char *one[] = {bad[i].var, NULL};
+        char *err = NULL;
+        int rc = zn_run_cli_env(one, args, NULL, &err);
+
+        if (rc != 2 || !err || !strstr(err, bad[i].want))
+            fail_msg("%s: exit %d, stderr '%s', want 2 and '%s'", bad[i].var,
+                     rc, err ? err : "", bad[i].want);
+        free(err);
+    }
+    /* Good values: the block runs 3 processes on both queues. */
+    f->srv.env = env;
+    start(f, config_text);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-3-1\"",
+             10000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"queues\":\"default,"
+             "other\"", 5000);
+    assert_true(log_has(&f->srv, "\"server.listening\"",
+                        "\"dashboard\":false"));
+    push(f, "{\"jid\":\"o1\",\"jobtype\":\"noop\",\"queue\":\"other\"}");
+    json_decref(wait_state(f, "o1", "done", 10000));
+}
+
 int
 main(void)
 {
@@ -486,6 +858,19 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_supervisor_no_zombies_no_leaked_fds, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_memory_replaces_worker, setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_block_backoff_and_tries, setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_block_timeout,
+                                        setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_exec_ignoring_sigterm_is_killed, setup_bare,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_nice_and_max_time,
+                                        setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_env_overrides,
+                                        setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_bad_config_exits_2,
                                         setup, teardown),
     };

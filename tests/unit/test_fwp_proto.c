@@ -76,6 +76,8 @@ test_fwp_proto_parse_line_every_verb(void **state)
         {"END", ZN_FWP_END, NULL},
         {"END   ", ZN_FWP_END, NULL},
         {"ACK  {}", ZN_FWP_ACK, " {}"},
+        {"CONTROL {\"cmd\":\"restart\"}", ZN_FWP_CONTROL,
+         "{\"cmd\":\"restart\"}"},
     };
 
     (void)state;
@@ -166,6 +168,8 @@ test_fwp_proto_parse_line_bad(void **state)
         BAD("FETCH", ZN_EPROTO, "FETCH: missing argument"),
         BAD("ACK", ZN_EPROTO, "ACK: missing argument"),
         BAD("QUEUE", ZN_EPROTO, "QUEUE: missing argument"),
+        BAD("CONTROL", ZN_EPROTO, "CONTROL: missing argument"),
+        BAD("control {}", ZN_EPROTO, "unknown command"),
         BAD("INFO now", ZN_EPROTO, "INFO: takes no argument"),
         BAD("FLUSH all", ZN_EPROTO, "FLUSH: takes no argument"),
         BAD("END bye\r\n", ZN_EPROTO, "END: takes no argument"),
