@@ -48,6 +48,7 @@
 #include "common/signame.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "fwp/proto.h"
 #include "supervisor/supervisor_int.h"
 
@@ -540,7 +541,6 @@ child_argv(const struct zn__child *c, char **argv, char (*nums)[24])
     size_t n = 0;
 
     argv[n++] = (char *)s->exe;
-    argv[n++] = (char *)"work";
     argv[n++] = (char *)"--server";
     argv[n++] = s->server;
     argv[n++] = (char *)"--queues";
@@ -748,7 +748,6 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
                   struct zn_supervisor **out, struct zn_err *err)
 {
     struct zn_supervisor *s = calloc(1, sizeof(*s));
-    ssize_t len;
     int rc = ZN_ENOMEM;
 
     *out = NULL;
@@ -758,14 +757,11 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
     s->engine = e;
     s->fwp = fwp;
     s->confs = o->confs;
-    /* The running binary, even if the file at its path is replaced later. */
-    len = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
-    if (len <= 0 || (size_t)len >= sizeof(s->exe) - 1) {
-        rc = zn_err_set(err, ZN_EIO, "cannot find the zenith binary: %s",
-                        len < 0 ? strerror(errno) : "path too long");
+    /* The worker program, installed beside zenith. */
+    rc = zn_path_beside_self("zenith-work", s->exe, sizeof(s->exe), err);
+    if (rc < 0)
         goto fail;
-    }
-    s->exe[len] = '\0';
+    rc = ZN_ENOMEM;
     s->server = strdup(o->server);
     s->config = o->config ? strdup(o->config) : NULL;
     if (!s->server || (o->config && !s->config) ||

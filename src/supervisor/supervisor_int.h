@@ -68,7 +68,7 @@ struct zn_supervisor {
     struct zn_engine *engine;
     struct zn_fwp_server *fwp;
     const struct zn_supervisor_confs *confs;
-    char exe[4096];
+    char exe[4096];              /* zenith-work, beside zenith */
     char *server;
     char *config;
     char **envp;                 /* environ's strings + our password one */

@@ -1,5 +1,5 @@
 /*
- * command.c - the `zenith work` command (declared in cli/cli.h): flags and
+ * command.c - the `zenith work` command, run as zenith-work: flags and
  * environment to struct zn_worker_opts, the handler registry from the
  * built-ins and the config file, then zn_worker_run. Exit status 0 after
  * a clean stop, 1 when the server cannot be reached or is lost, 2 for
@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
 #include "common/log.h"
 #include "fwp/proto.h"
 #include "queue/job.h"
@@ -199,7 +198,7 @@ parse_args(struct work_args *a, int argc, char **argv)
 }
 
 int
-zn_cli_work(int argc, char **argv)
+zn_worker_command(int argc, char **argv)
 {
     struct work_args a;
     struct zn_handler_registry reg;

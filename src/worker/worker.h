@@ -56,4 +56,10 @@ struct zn_worker_opts {
  */
 int zn_worker_run(const struct zn_worker_opts *o, struct zn_err *err);
 
+/*
+ * zenith-work's main: argv[0] is the program, then the flags of `zenith
+ * work`. Returns the exit status described in command.c.
+ */
+int zn_worker_command(int argc, char **argv);
+
 #endif
