@@ -26,9 +26,10 @@
  * run elsewhere); blocking waitpid in the gone path (a child that closed
  * its connection may live on).
  *
- * Quarantine counts live in memory (ZN__CRASHES_MAX jids, oldest
- * evicted): a server restart forgets them, so a job may crash up to
- * quarantine_after more workers after one.
+ * Quarantine counts come from the job's own attempt records (those whose
+ * outcome is a signal or an exit status, which only this file writes), so
+ * they survive a restart of the server and are exact for any number of
+ * jobs.
  */
 #include "compat.h"
 
@@ -98,20 +99,36 @@ describe(int status, const struct rusage *ru, struct death *d)
 
 /* ---- crash counts and attribution ------------------------------------ */
 
-/* Counts one more worker killed by jid; returns the count. */
+/* An attempt that fail_crashed ended: "SIGSEGV", "SIG64", "exit 1". */
+static bool
+crash_outcome(const char *outcome)
+{
+    return outcome && (strncmp(outcome, "SIG", 3) == 0 ||
+                       strncmp(outcome, "exit ", 5) == 0);
+}
+
+/*
+ * How many workers jid has killed, this one included: its earlier
+ * attempts that ended in a crash, plus one. If they cannot be read, this
+ * crash alone counts (and the error is logged).
+ */
 static int
 count_crash(struct zn_supervisor *s, const char *jid)
 {
-    struct zn__crash *slot;
+    struct zn_attempt *a = NULL;
+    struct zn_err err;
+    size_t na = 0;
+    int n = 1;
 
-    for (size_t i = 0; i < ZN__CRASHES_MAX; i++)
-        if (s->crashes[i].n && strcmp(s->crashes[i].jid, jid) == 0)
-            return ++s->crashes[i].n;
-    slot = &s->crashes[s->crash_next];
-    s->crash_next = (s->crash_next + 1) % ZN__CRASHES_MAX;
-    snprintf(slot->jid, sizeof(slot->jid), "%s", jid);
-    slot->n = 1;
-    return 1;
+    if (zn_engine_attempts(s->engine, jid, &a, &na, &err) < 0) {
+        ZN_LOG(ZN_ERROR, "supervisor.attempts_unread", ZN_STR("jid", jid),
+               ZN_STR("error", err.msg));
+        return n;
+    }
+    for (size_t i = 0; i < na; i++)
+        n += crash_outcome(a[i].outcome);
+    zn_attempts_free(a, na);
+    return n;
 }
 
 /* FAILs one job of a crashed child, quarantined at the limit. */

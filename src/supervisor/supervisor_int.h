@@ -21,8 +21,6 @@
 #include "fwp/proto.h"
 #include "supervisor/supervisor.h"
 
-#define ZN__CRASHES_MAX 256
-
 struct event;
 
 struct zn__block {
@@ -58,11 +56,6 @@ struct zn__child {
     struct event *kill;          /* grace after SIGTERM on shutdown */
 };
 
-struct zn__crash {
-    char jid[ZN_JID_MAX + 1];
-    int n;
-};
-
 struct zn_supervisor {
     struct event_base *base;
     struct zn_engine *engine;
@@ -80,8 +73,6 @@ struct zn_supervisor {
     struct event *sigchld;
     struct event *balance;       /* periodic: balance.c */
     bool stopping;
-    struct zn__crash crashes[ZN__CRASHES_MAX];
-    size_t crash_next;           /* ring position of the next new entry */
 };
 
 /* Starts a process in slot c now (supervisor.c). */

@@ -391,6 +391,35 @@ test_supervisor_crash_is_attributed_and_quarantined(void **state)
     json_decref(wait_state(f, "n2", "done", 10000));
 }
 
+/*
+ * The count of workers a job killed is read from its attempts, so a
+ * restart of the server between two crashes does not reset it.
+ */
+static void
+test_supervisor_quarantine_survives_restart(void **state)
+{
+    struct fx *f = *state;
+    json_t *info;
+    const char *msg;
+
+    push(f, "{\"jid\":\"q1\",\"jobtype\":\"crash\",\"retry\":5,"
+            "\"backoff\":[4]}");
+    info = wait_state(f, "q1", "retry", 20000);
+    assert_string_equal(attempt_str(info, 0, "outcome"), "SIGSEGV");
+    json_decref(info);
+    zn_fwp_client_free(f->p);
+    assert_int_equal(zn_srv_stop(&f->srv), 0);
+    start(f, config_text);
+    info = wait_state(f, "q1", "dead", 20000);
+    assert_int_equal(json_array_size(json_object_get(info, "attempts")), 2);
+    assert_true(json_is_true(json_object_get(json_object_get(info, "job"),
+                                             "quarantined")));
+    msg = attempt_str(info, 1, "message");
+    if (!msg || !strstr(msg, "quarantined after 2 crashed workers"))
+        fail_msg("second attempt's message '%s'", msg ? msg : "(none)");
+    json_decref(info);
+}
+
 static void
 test_supervisor_kill9_fails_and_reruns(void **state)
 {
@@ -854,6 +883,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_supervisor_crash_is_attributed_and_quarantined, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_quarantine_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_kill9_fails_and_reruns,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
