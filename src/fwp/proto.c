@@ -509,17 +509,38 @@ zn_fwp_hello_release(struct zn_fwp_hello *h)
     sodium_memzero(h, sizeof(*h));
 }
 
+/* The attempt's CPU time and peak RSS (zenith work's), -1 when absent. */
+static int
+get_usage(const char *verb, json_t *obj, int64_t *cpu_ms, int64_t *rss_kb,
+          struct zn_err *err)
+{
+    bool present;
+    int rc;
+
+    *cpu_ms = -1;
+    *rss_kb = -1;
+    rc = get_int(verb, obj, "cpu_ms", 0, cpu_ms, &present, err);
+    if (rc == 0)
+        rc = get_int(verb, obj, "rss_kb", 0, rss_kb, &present, err);
+    return rc;
+}
+
 int
-zn_fwp_parse_ack(const char *json, size_t len, char *jid, struct zn_err *err)
+zn_fwp_parse_ack(const char *json, size_t len, struct zn_fwp_ack *out,
+                 struct zn_err *err)
 {
     json_t *obj;
     int rc;
 
-    jid[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    out->cpu_ms = -1;
+    out->rss_kb = -1;
     rc = load_object("ACK", json, len, &obj, err);
     if (rc < 0)
         return rc;
-    rc = get_id("ACK", obj, "jid", true, jid, ZN_JID_MAX, err);
+    rc = get_id("ACK", obj, "jid", true, out->jid, ZN_JID_MAX, err);
+    if (rc == 0)
+        rc = get_usage("ACK", obj, &out->cpu_ms, &out->rss_kb, err);
     json_decref(obj);
     return rc;
 }
@@ -556,6 +577,8 @@ zn_fwp_parse_fail(const char *json, size_t len, struct zn_fwp_fail *out,
     int rc;
 
     memset(out, 0, sizeof(*out));
+    out->cpu_ms = -1;
+    out->rss_kb = -1;
     rc = load_object("FAIL", json, len, &obj, err);
     if (rc < 0)
         return rc;
@@ -569,6 +592,8 @@ zn_fwp_parse_fail(const char *json, size_t len, struct zn_fwp_fail *out,
                       &out->message, err);
     if (rc == 0)
         rc = fail_backtrace(obj, out, err);
+    if (rc == 0)
+        rc = get_usage("FAIL", obj, &out->cpu_ms, &out->rss_kb, err);
     json_decref(obj);
     if (rc < 0)
         zn_fwp_fail_release(out);

@@ -91,8 +91,18 @@ int zn_fwp_parse_hello(const char *json, size_t len, struct zn_fwp_hello *out,
                        struct zn_err *err);
 void zn_fwp_hello_release(struct zn_fwp_hello *h);
 
-/* ACK {"jid":"..."} -> jid (ZN_JID_MAX + 1 bytes). */
-int zn_fwp_parse_ack(const char *json, size_t len, char *jid,
+/*
+ * ACK {"jid":"...", "cpu_ms":N, "rss_kb":N}. The usage of the attempt is
+ * zenith's own (zenith work sends it, other clients do not): optional,
+ * integers from 0, -1 when absent. FAIL takes the same two fields.
+ */
+struct zn_fwp_ack {
+    char jid[65];    /* ZN_JID_MAX + 1 */
+    int64_t cpu_ms;
+    int64_t rss_kb;
+};
+
+int zn_fwp_parse_ack(const char *json, size_t len, struct zn_fwp_ack *out,
                      struct zn_err *err);
 
 struct zn_fwp_fail {
@@ -100,6 +110,8 @@ struct zn_fwp_fail {
     char *errtype;   /* NULL if absent */
     char *message;   /* NULL if absent */
     char *backtrace; /* JSON array text, NULL if absent */
+    int64_t cpu_ms;  /* -1 if absent */
+    int64_t rss_kb;  /* -1 if absent */
 };
 
 /* FAIL {"jid":..., "errtype":..., "message":..., "backtrace":[...]} */

@@ -510,16 +510,17 @@ cmd_fetch(struct conn *c, const struct zn_fwp_cmd *cmd)
 static void
 cmd_ack(struct conn *c, const struct zn_fwp_cmd *cmd)
 {
-    char jid[ZN_JID_MAX + 1];
+    struct zn_fwp_ack a;
     struct zn_err err;
 
-    if (zn_fwp_parse_ack(cmd->arg, cmd->arg_len, jid, &err) < 0 ||
-        zn_engine_ack(c->srv->engine, jid, c->worker ? c->worker->wid : NULL,
-                      &err) < 0) {
+    if (zn_fwp_parse_ack(cmd->arg, cmd->arg_len, &a, &err) < 0 ||
+        zn_engine_ack_usage(c->srv->engine, a.jid,
+                            c->worker ? c->worker->wid : NULL, a.cpu_ms,
+                            a.rss_kb, &err) < 0) {
         reply_err(c, err.msg);
         return;
     }
-    ZN_LOG(ZN_DEBUG, "job.acked", ZN_STR("jid", jid));
+    ZN_LOG(ZN_DEBUG, "job.acked", ZN_STR("jid", a.jid));
     if (c->worker)
         c->worker->jobs++;
     reply_ok(c);
@@ -529,14 +530,15 @@ static void
 cmd_fail(struct conn *c, const struct zn_fwp_cmd *cmd)
 {
     struct zn_fwp_fail f;
-    struct zn_engine_failure ef = {.outcome = "failed", .cpu_ms = -1,
-                                   .rss_kb = -1};
+    struct zn_engine_failure ef = {.outcome = "failed"};
     struct zn_err err;
 
     if (zn_fwp_parse_fail(cmd->arg, cmd->arg_len, &f, &err) < 0) {
         reply_err(c, err.msg);
         return;
     }
+    ef.cpu_ms = f.cpu_ms;
+    ef.rss_kb = f.rss_kb;
     ef.errtype = f.errtype ? f.errtype : "unknown";
     ef.message = f.message;
     ef.backtrace = f.backtrace;

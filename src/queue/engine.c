@@ -262,9 +262,16 @@ int
 zn_engine_ack(struct zn_engine *e, const char *jid, const char *wid,
               struct zn_err *err)
 {
+    return zn_engine_ack_usage(e, jid, wid, -1, -1, err);
+}
+
+int
+zn_engine_ack_usage(struct zn_engine *e, const char *jid, const char *wid,
+                    int64_t cpu_ms, int64_t rss_kb, struct zn_err *err)
+{
     struct zn_store_outcome o = {
-        .next = ZN_STATE_DONE, .outcome = "ok", .cpu_ms = -1, .rss_kb = -1,
-        .worker = wid,
+        .next = ZN_STATE_DONE, .outcome = "ok", .cpu_ms = cpu_ms,
+        .rss_kb = rss_kb, .worker = wid,
     };
     int rc = begin(e, err);
 

@@ -93,6 +93,11 @@ int zn_engine_fetch(struct zn_engine *e, const char *const *queues, size_t nq,
 int zn_engine_ack(struct zn_engine *e, const char *jid, const char *wid,
                   struct zn_err *err);
 
+/* The same, recording the attempt's CPU time and peak RSS (-1: unknown). */
+int zn_engine_ack_usage(struct zn_engine *e, const char *jid,
+                        const char *wid, int64_t cpu_ms, int64_t rss_kb,
+                        struct zn_err *err);
+
 struct zn_engine_failure {
     const char *outcome;   /* attempt record: "failed", "lease expired", ... */
     const char *errtype;   /* NULL: same as outcome */

@@ -231,6 +231,11 @@ report(struct zn_fwp_client *c, const char *jid,
     if (res->ok) {
         json_t *o = json_pack("{s:s}", "jid", jid);
 
+        /* zenith's own fields: the attempt's usage, when measured. */
+        if (o && res->cpu_ms >= 0)
+            json_object_set_new(o, "cpu_ms", json_integer(res->cpu_ms));
+        if (o && res->rss_kb >= 0)
+            json_object_set_new(o, "rss_kb", json_integer(res->rss_kb));
         arg = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
     } else {

@@ -19,7 +19,7 @@ static void
 fuzz_argument(const struct zn_fwp_cmd *cmd)
 {
     struct zn_err err;
-    char jid[ZN_JID_MAX + 1];
+    struct zn_fwp_ack ack;
     struct zn_fwp_hello h;
     struct zn_fwp_fail f;
     struct zn_fwp_beat b;
@@ -32,7 +32,7 @@ fuzz_argument(const struct zn_fwp_cmd *cmd)
         zn_fwp_hello_release(&h);
         break;
     case ZN_FWP_ACK:
-        zn_fwp_parse_ack(cmd->arg, cmd->arg_len, jid, &err);
+        zn_fwp_parse_ack(cmd->arg, cmd->arg_len, &ack, &err);
         break;
     case ZN_FWP_FAIL:
         zn_fwp_parse_fail(cmd->arg, cmd->arg_len, &f, &err);

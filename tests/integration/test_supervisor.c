@@ -344,11 +344,16 @@ static void
 test_supervisor_runs_noop(void **state)
 {
     struct fx *f = *state;
-    json_t *info;
+    json_t *info, *a;
     const char *wid;
 
     push(f, "{\"jid\":\"n1\",\"jobtype\":\"noop\"}");
     info = wait_state(f, "n1", "done", 10000);
+    /* The worker reports the attempt's CPU time and peak RSS with ACK. */
+    a = json_array_get(json_object_get(info, "attempts"), 0);
+    assert_true(json_is_integer(json_object_get(a, "cpu_ms")));
+    assert_true(json_integer_value(json_object_get(a, "cpu_ms")) >= 0);
+    assert_true(json_integer_value(json_object_get(a, "rss_kb")) > 0);
     wid = attempt_str(info, 0, "worker");
     if (!wid || strncmp(wid, "main-", 5) != 0)
         fail_msg("n1 was worked by '%s', want a supervised main-N-G",

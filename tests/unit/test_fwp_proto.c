@@ -428,20 +428,27 @@ static void
 test_fwp_proto_ack(void **state)
 {
     const char *j = "{\"jid\":\"01HX-abc\",\"other\":1}";
-    char jid[ZN_JID_MAX + 1];
+    struct zn_fwp_ack a;
     struct zn_err err = {0};
 
     (void)state;
-    assert_int_equal(zn_fwp_parse_ack(j, strlen(j), jid, &err), 0);
-    assert_string_equal(jid, "01HX-abc");
+    assert_int_equal(zn_fwp_parse_ack(j, strlen(j), &a, &err), 0);
+    assert_string_equal(a.jid, "01HX-abc");
+    assert_int_equal(a.cpu_ms, -1);
+    assert_int_equal(a.rss_kb, -1);
+    /* zenith work adds the attempt's usage. */
+    j = "{\"jid\":\"j\",\"cpu_ms\":0,\"rss_kb\":20480}";
+    assert_int_equal(zn_fwp_parse_ack(j, strlen(j), &a, &err), 0);
+    assert_int_equal(a.cpu_ms, 0);
+    assert_int_equal(a.rss_kb, 20480);
 }
 
 static int
 ack_fn(const char *in, size_t len, struct zn_err *err)
 {
-    char jid[ZN_JID_MAX + 1];
+    struct zn_fwp_ack a;
 
-    return zn_fwp_parse_ack(in, len, jid, err);
+    return zn_fwp_parse_ack(in, len, &a, err);
 }
 
 static void
@@ -461,6 +468,12 @@ test_fwp_proto_ack_bad(void **state)
         BAD("{\"jid\" \"a\"}", ZN_EPROTO, "ACK: invalid JSON at line 1"),
         BAD("{\"jid\":\"a\",\"jid\":\"b\"}", ZN_EPROTO, "duplicate"),
         BAD("[]", ZN_EPROTO, "ACK: argument must be a JSON object"),
+        BAD("{\"jid\":\"a\",\"cpu_ms\":\"5\"}", ZN_EPROTO,
+            "ACK: cpu_ms must be an integer"),
+        BAD("{\"jid\":\"a\",\"cpu_ms\":1.5}", ZN_EPROTO,
+            "ACK: cpu_ms must be an integer"),
+        BAD("{\"jid\":\"a\",\"rss_kb\":-2}", ZN_EPROTO,
+            "ACK: rss_kb must be at least 0"),
     };
 
     (void)state;
@@ -482,8 +495,18 @@ test_fwp_proto_fail(void **state)
     assert_string_equal(f.errtype, "RuntimeError");
     assert_string_equal(f.message, "boom \xc3\xa9");
     assert_string_equal(f.backtrace, "[\"a.rb:1\",\"b.rb:2\"]");
+    assert_int_equal(f.cpu_ms, -1);
+    assert_int_equal(f.rss_kb, -1);
     zn_fwp_fail_release(&f);
     assert_null(f.message);
+    j = "{\"jid\":\"j1\",\"errtype\":\"E\",\"cpu_ms\":12,\"rss_kb\":3}";
+    assert_int_equal(zn_fwp_parse_fail(j, strlen(j), &f, &err), 0);
+    assert_int_equal(f.cpu_ms, 12);
+    assert_int_equal(f.rss_kb, 3);
+    zn_fwp_fail_release(&f);
+    j = "{\"jid\":\"j1\",\"cpu_ms\":-1}";
+    assert_int_equal(zn_fwp_parse_fail(j, strlen(j), &f, &err), ZN_EPROTO);
+    assert_non_null(strstr(err.msg, "FAIL: cpu_ms must be at least 0"));
     zn_fwp_fail_release(NULL);
 
     /* Faktory's Go client sends "backtrace":null when it has none. */
