@@ -418,9 +418,36 @@ restart_cb(evutil_socket_t fd, short what, void *arg)
         spawn(c);
 }
 
+/*
+ * The job c's worker holds: 1 and its lease_until, 0 when it holds none,
+ * ZN_E* when the store cannot say.
+ */
+static int
+held_job(struct zn_supervisor *s, const struct zn__child *c,
+         int64_t *lease_until)
+{
+    struct zn_store_query q = {
+        .states = ZN_STATE_BIT(ZN_STATE_WORKING), .worker = c->wid,
+        .limit = 1,
+    };
+    struct zn_store_list l = {0};
+    struct zn_err err;
+    int rc = zn_engine_list(s->engine, &q, &l, &err);
+
+    if (rc < 0)
+        return rc;
+    rc = l.n > 0;
+    *lease_until = rc ? l.jobs[0]->lease_until : 0;
+    zn_store_list_release(&l);
+    return rc;
+}
+
 void
 zn__supervisor_retire(struct zn__child *c, const char *why)
 {
+    int64_t lease_until = 0, ms = c->conf->grace_ms;
+    struct timeval tv;
+
     if (!c->pid || c->retiring)
         return;
     c->retiring = true;
@@ -434,26 +461,29 @@ zn__supervisor_retire(struct zn__child *c, const char *why)
      */
     kill(c->pid, SIGTSTP);
     zn_fwp_server_signal_workers(c->sv->fwp, c->wid, "quiet");
+    /*
+     * A worker that does not go is stopped as terminate stops one: its
+     * job has until its lease (the worker kills it at its timeout), then
+     * grace, then SIGTERM and, grace later, SIGKILL.
+     */
+    if (held_job(c->sv, c, &lease_until) > 0 &&
+        lease_until > zn_engine_now(c->sv->engine))
+        ms += lease_until - zn_engine_now(c->sv->engine);
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    c->draining = true;
+    evtimer_add(c->kill, &tv);
 }
 
 bool
 zn__supervisor_idle(struct zn_supervisor *s, const struct zn__child *c)
 {
-    struct zn_store_query q = {
-        .states = ZN_STATE_BIT(ZN_STATE_WORKING), .worker = c->wid,
-        .limit = 1,
-    };
-    struct zn_store_list l = {0};
-    struct zn_err err;
-    bool idle;
+    int64_t lease_until;
 
     if (!c->pid)
         return true;
-    if (zn_engine_list(s->engine, &q, &l, &err) < 0)
-        return false; /* unsure: leave it be */
-    idle = l.n == 0;
-    zn_store_list_release(&l);
-    return idle;
+    /* Unsure (the store failed): leave it be. */
+    return held_job(s, c, &lease_until) == 0;
 }
 
 void

@@ -461,6 +461,34 @@ test_supervisor_kill9_fails_and_reruns(void **state)
              5000);
 }
 
+/*
+ * A worker told to finish and exit that does not (stopped here with
+ * SIGSTOP) is killed after its grace, and its slot gets a new worker.
+ */
+static void
+test_supervisor_stuck_retiring_worker_is_killed(void **state)
+{
+    struct fx *f = *state;
+    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(10000);
+    pid_t pid = 0;
+
+    start(f, "[supervisor \"main\"]\n"
+             "queues = default\n"
+             "processes = 1\n"
+             "grace = 1s\n");
+    while (!(pid = worker_pid(f, "main-1-1")) && zn_clock_mono_ms() < deadline)
+        poll(NULL, 0, 20);
+    assert_true(pid > 0);
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    free(zn_srv_call(f->p, "CONTROL", "{\"cmd\":\"restart\"}"));
+    wait_log(f, "\"supervisor.worker_killed\"", "\"wid\":\"main-1-1\"",
+             10000);
+    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
+             10000);
+    push(f, "{\"jid\":\"after\",\"jobtype\":\"noop\"}");
+    json_decref(wait_state(f, "after", "done", 10000));
+}
+
 /* True when this test process has target open too (inherited by all). */
 static bool
 test_has_open(const char *target)
@@ -890,6 +918,9 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_supervisor_quarantine_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_supervisor_stuck_retiring_worker_is_killed, setup_bare,
+            teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_kill9_fails_and_reruns,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
