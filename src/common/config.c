@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/config.h"
+#include "common/ini.h"
 #include "common/log.h"
 #include "store/sqlite.h"
 
@@ -265,40 +266,24 @@ zn_config_release(struct zn_config *cfg)
 struct ini_ctx {
     struct zn_config *cfg;
     const char *path;
-    FILE *fp;
-    int lineno; /* the line inih handed to ini_cb last */
+    struct zn_ini_lines lines; /* lineno: the line ini_cb was handed */
     struct zn_err *err;
     int failed;
 };
 
-/*
- * Debian's inih does not pass line numbers to the handler; reading the
- * lines for it lets errors name the line all the same. inih would take
- * the rest of a line longer than its buffer for a line of its own (and
- * every later line number would be off by one), so such a line stops the
- * file with an error of its own.
- */
 static char *
 read_line_cb(char *str, int num, void *stream)
 {
     struct ini_ctx *c = stream;
-    char *line = fgets(str, num, c->fp);
-    size_t len;
-    int next;
+    bool too_long;
+    char *line = zn_ini_next_line(&c->lines, str, num, &too_long);
 
-    if (!line)
-        return NULL;
-    c->lineno++;
-    len = strlen(line);
-    if (len + 1 < (size_t)num || line[len - 1] == '\n')
-        return line;
-    next = getc(c->fp);
-    if (next == EOF || next == '\n')
-        return line; /* it just fitted */
-    zn_err_set(c->err, ZN_EINVAL, "%s:%d: line too long: the limit is %d "
-               "bytes", c->path, c->lineno, num - 1);
-    c->failed = 1;
-    return NULL;
+    if (too_long) {
+        zn_err_set(c->err, ZN_EINVAL, "%s:%d: line too long: the limit is "
+                   "%d bytes", c->path, c->lines.lineno, num - 1);
+        c->failed = 1;
+    }
+    return line;
 }
 
 static int
@@ -307,7 +292,7 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
     struct ini_ctx *c = user;
     char where[300];
 
-    snprintf(where, sizeof(where), "%s:%d", c->path, c->lineno);
+    snprintf(where, sizeof(where), "%s:%d", c->path, c->lines.lineno);
     /* [job "NAME"] belongs to zenith work's handler registry (jobconf.c). */
     if (!strncmp(section, "job ", 4) || !strncmp(section, "job\"", 4))
         return 1;
@@ -332,15 +317,15 @@ int
 zn_config_load_file(struct zn_config *cfg, const char *path,
                      struct zn_err *err)
 {
-    struct ini_ctx c = {cfg, path, NULL, 0, err, 0};
+    struct ini_ctx c = {cfg, path, {NULL, 0}, err, 0};
     int rc;
 
-    c.fp = fopen(path, "r");
-    if (!c.fp)
+    c.lines.fp = fopen(path, "r");
+    if (!c.lines.fp)
         return zn_err_set(err, ZN_EINVAL, "%s: cannot open: %s", path,
                           strerror(errno));
     rc = ini_parse_stream(read_line_cb, &c, ini_cb, &c);
-    fclose(c.fp);
+    fclose(c.lines.fp);
     if (c.failed)
         return ZN_EINVAL;
     if (rc == -2)

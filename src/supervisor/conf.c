@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/ini.h"
 #include "supervisor/conf.h"
 
 enum key_type {
@@ -66,8 +67,7 @@ static const char *const seed_layout[] = {"default", "notifications",
 struct ctx {
     struct zn_supervisor_confs *out;
     const char *path;
-    FILE *fp;
-    int lineno;
+    struct zn_ini_lines lines;
     struct zn_supervisor_conf *cur; /* the open block, NULL outside one */
     struct zn_err *err;
     bool failed;
@@ -179,13 +179,13 @@ open_block(struct ctx *c, const char *hdr, size_t len)
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
     if (p >= end || *p != '"' || end - p < 2 || end[-1] != '"') {
-        fail_at(c, c->lineno, "expected [supervisor \"NAME\"]");
+        fail_at(c, c->lines.lineno, "expected [supervisor \"NAME\"]");
         return;
     }
     nlen = (size_t)(end - p - 2);
     if (nlen < 1 || nlen > ZN_SUPERVISOR_NAME_MAX ||
         !zn_job_queue_name_valid(p + 1, nlen)) {
-        fail_at(c, c->lineno, "supervisor name must match "
+        fail_at(c, c->lines.lineno, "supervisor name must match "
                 "[A-Za-z0-9_.:-]{1,%d}", ZN_SUPERVISOR_NAME_MAX);
         return;
     }
@@ -193,12 +193,12 @@ open_block(struct ctx *c, const char *hdr, size_t len)
     name[nlen] = '\0';
     for (size_t i = 0; i < c->out->n; i++)
         if (strcmp(c->out->v[i].name, name) == 0) {
-            fail_at(c, c->lineno, "supervisor '%s' is declared twice (first "
+            fail_at(c, c->lines.lineno, "supervisor '%s' is declared twice (first "
                     "at line %d)", name, c->out->v[i].line);
             return;
         }
     if (c->out->n == ZN_SUPERVISOR_MAX) {
-        fail_at(c, c->lineno, "more than %d supervisors", ZN_SUPERVISOR_MAX);
+        fail_at(c, c->lines.lineno, "more than %d supervisors", ZN_SUPERVISOR_MAX);
         return;
     }
     grown = realloc(c->out->v, (c->out->n + 1) * sizeof(*grown));
@@ -209,7 +209,7 @@ open_block(struct ctx *c, const char *hdr, size_t len)
     if (zn_supervisor_conf_default(s, name, NULL) < 0)
         goto oom;
     c->out->n++;
-    s->line = c->lineno;
+    s->line = c->lines.lineno;
     c->cur = s;
     return;
 oom:
@@ -238,26 +238,23 @@ header(struct ctx *c, const char *line)
         open_block(c, start, len);
 }
 
-/*
- * Debian's inih reads at most num - 1 bytes per call and takes the rest of
- * a longer line for a line of its own: such lines are refused.
- */
+/* Lines counted and over-long ones refused (ini.h); reads headers. */
 static char *
 read_line_cb(char *str, int num, void *stream)
 {
     struct ctx *c = stream;
-    char *line = fgets(str, num, c->fp);
-    size_t len, i = 0;
+    bool too_long;
+    char *line;
+    size_t i = 0;
 
-    if (!line || c->failed)
+    if (c->failed)
         return NULL;
-    c->lineno++;
-    len = strlen(line);
-    if (len == (size_t)num - 1 && line[len - 1] != '\n' &&
-        getc(c->fp) != EOF) {
-        fail_at(c, c->lineno, "line is longer than %d bytes", num - 2);
+    line = zn_ini_next_line(&c->lines, str, num, &too_long);
+    if (too_long)
+        fail_at(c, c->lines.lineno, "line too long: the limit is %d bytes",
+                num - 1);
+    if (!line)
         return NULL;
-    }
     while (line[i] == ' ' || line[i] == '\t')
         i++;
     if (line[i] == '[')
@@ -279,11 +276,11 @@ set_queues(struct ctx *c, const char *v)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
 
         if (!zn_job_queue_name_valid(p, len))
-            return fail_at(c, c->lineno, "supervisor '%s': queues: '%.*s' "
+            return fail_at(c, c->lines.lineno, "supervisor '%s': queues: '%.*s' "
                            "does not match [A-Za-z0-9_.:-]{1,100}", s->name,
                            (int)(len > 100 ? 100 : len), p);
         if (++n > 64)
-            return fail_at(c, c->lineno, "supervisor '%s': queues: more "
+            return fail_at(c, c->lines.lineno, "supervisor '%s': queues: more "
                            "than 64", s->name);
         if (!comma)
             break;
@@ -311,7 +308,7 @@ set_number(struct ctx *c, const struct key_def *k, const char *v)
 
     if (k->type == K_DURATION) {
         if (zn_clock_parse_duration(v, &ms) < 0)
-            return fail_at(c, c->lineno, "supervisor '%s': %s: '%s' is not "
+            return fail_at(c, c->lines.lineno, "supervisor '%s': %s: '%s' is not "
                            "a duration like 90s, 15m, 2h", s->name, k->name,
                            v);
         n = ms;
@@ -320,11 +317,11 @@ set_number(struct ctx *c, const struct key_def *k, const char *v)
         n = strtoll(v, &end, 10);
         if (errno || end == v || *end || !(*v == '-' || (*v >= '0' &&
                                                          *v <= '9')))
-            return fail_at(c, c->lineno, "supervisor '%s': %s: '%s' is not "
+            return fail_at(c, c->lines.lineno, "supervisor '%s': %s: '%s' is not "
                            "a whole number", s->name, k->name, v);
     }
     if (n < k->min || n > k->max)
-        return fail_at(c, c->lineno, "supervisor '%s': %s: %s is out of "
+        return fail_at(c, c->lines.lineno, "supervisor '%s': %s: %s is out of "
                        "range %lld..%lld", s->name, k->name, v,
                        (long long)k->min, (long long)k->max);
     if (k->type == K_DURATION || k->offset == OFF(memory_mb) ||
@@ -352,7 +349,7 @@ set_key(struct ctx *c, const char *name, const char *v)
         if (strcmp(keys[i].name, name) == 0)
             k = &keys[i];
     if (!k)
-        return fail_at(c, c->lineno, "supervisor '%s': unknown key '%s'",
+        return fail_at(c, c->lines.lineno, "supervisor '%s': unknown key '%s'",
                        s->name, name);
     switch (k->type) {
     case K_QUEUES:
@@ -368,17 +365,17 @@ set_key(struct ctx *c, const char *name, const char *v)
         else if (strcmp(v, "auto") == 0)
             s->balance = ZN_SUPERVISOR_BALANCE_AUTO;
         else
-            return fail_at(c, c->lineno, "supervisor '%s': balance: '%s' is "
+            return fail_at(c, c->lines.lineno, "supervisor '%s': balance: '%s' is "
                            "not off, simple or auto", s->name, v);
         return 1;
     case K_BACKOFF:
         if (zn_job_parse_backoff(v, s->backoff, &s->nbackoff, &e) < 0)
-            return fail_at(c, c->lineno, "supervisor '%s': %s", s->name,
+            return fail_at(c, c->lines.lineno, "supervisor '%s': %s", s->name,
                            e.msg);
         s->given |= ZN_SUPERVISOR_GIVEN_BACKOFF;
         return 1;
     }
-    return fail_at(c, c->lineno, "supervisor '%s': %s: unknown type",
+    return fail_at(c, c->lines.lineno, "supervisor '%s': %s: unknown type",
                    s->name, name);
 }
 
@@ -470,12 +467,12 @@ load_file(struct zn_supervisor_confs *out, const char *path,
     out->n = 0;
     if (!path)
         return load_seed(out, err);
-    c.fp = fopen(path, "r");
-    if (!c.fp)
+    c.lines.fp = fopen(path, "r");
+    if (!c.lines.fp)
         return zn_err_set(err, ZN_EINVAL, "%s: cannot open: %s", path,
                           strerror(errno));
     rc = ini_parse_stream(read_line_cb, &c, ini_cb, &c);
-    fclose(c.fp);
+    fclose(c.lines.fp);
     close_block(&c);
     if (!c.failed && rc == -2)
         rc = zn_err_set(err, ZN_ENOMEM, "%s: out of memory", path);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/ini.h"
 #include "worker/exec.h"
 #include "worker/jobconf.h"
 #include "worker/webhook.h"
@@ -37,8 +38,7 @@ struct section {
 struct ctx {
     struct zn_handler_registry *reg;
     const char *path;
-    FILE *fp;
-    int lineno;        /* the line inih was handed last */
+    struct zn_ini_lines lines; /* lineno: the line inih was handed last */
     int header_line;   /* the last line that opened a section */
     bool too_long;
     char *current;     /* section name as inih reports it, NULL before */
@@ -73,33 +73,27 @@ fail_at(struct ctx *c, int line, const char *fmt, ...)
     return 0;
 }
 
-/*
- * Debian's inih reads at most num - 1 bytes per call and treats the rest
- * of a longer line as a new line: refuse such lines instead.
- */
+/* Lines counted and over-long ones refused (ini.h); notes headers. */
 static char *
 read_line_cb(char *str, int num, void *stream)
 {
     struct ctx *c = stream;
-    char *line = fgets(str, num, c->fp);
-    size_t len, i = 0;
-    int next;
+    bool too_long;
+    char *line;
+    size_t i = 0;
 
-    if (!line || c->failed)
+    if (c->failed)
         return NULL;
-    c->lineno++;
-    len = strlen(line);
-    if (len == (size_t)num - 1 && line[len - 1] != '\n') {
-        next = getc(c->fp);
-        if (next != EOF) {
-            fail_at(c, c->lineno, "line is longer than %d bytes", num - 2);
-            return NULL;
-        }
-    }
+    line = zn_ini_next_line(&c->lines, str, num, &too_long);
+    if (too_long)
+        fail_at(c, c->lines.lineno, "line too long: the limit is %d bytes",
+                num - 1);
+    if (!line)
+        return NULL;
     while (line[i] == ' ' || line[i] == '\t')
         i++;
     if (line[i] == '[')
-        c->header_line = c->lineno;
+        c->header_line = c->lines.lineno;
     return line;
 }
 
@@ -197,7 +191,7 @@ set_timeout(struct ctx *c, const char *value)
 
     if (zn_clock_parse_duration(value, &ms) < 0 || ms % 1000 != 0 ||
         ms < 1000 || ms > TIMEOUT_MAX_S * 1000LL)
-        return fail_at(c, c->lineno, "job '%s': timeout: '%s' is not a "
+        return fail_at(c, c->lines.lineno, "job '%s': timeout: '%s' is not a "
                        "number of seconds from 1 to %d", c->sec.name, value,
                        TIMEOUT_MAX_S);
     c->sec.timeout_s = (int)(ms / 1000);
@@ -213,15 +207,15 @@ set_key(struct ctx *c, const char *name, const char *value)
     if (strcmp(name, "timeout") == 0)
         return set_timeout(c, value);
     if (strcmp(name, "command") != 0 && strcmp(name, "url") != 0)
-        return fail_at(c, c->lineno, "job '%s': unknown key '%s' (expected "
+        return fail_at(c, c->lines.lineno, "job '%s': unknown key '%s' (expected "
                        "command, url or timeout)", s->name, name);
     if (s->argv || s->url)
-        return fail_at(c, c->lineno, "job '%s': %s: the job already has a "
+        return fail_at(c, c->lines.lineno, "job '%s': %s: the job already has a "
                        "%s (one of command or url, once)", s->name, name,
                        s->argv ? "command" : "url");
     if (name[0] == 'u') {
         if (!zn_webhook_url_valid(value))
-            return fail_at(c, c->lineno, "job '%s': url: must be an http:// "
+            return fail_at(c, c->lines.lineno, "job '%s': url: must be an http:// "
                            "or https:// URL", s->name);
         s->url = strdup(value);
         if (s->url)
@@ -230,7 +224,7 @@ set_key(struct ctx *c, const char *name, const char *value)
     } else if (zn_exec_split(value, &s->argv, &e) == 0) {
         return 1;
     }
-    return fail_at(c, c->lineno, "job '%s': %s: %s", s->name, name, e.msg);
+    return fail_at(c, c->lines.lineno, "job '%s': %s: %s", s->name, name, e.msg);
 }
 
 static int
@@ -257,12 +251,12 @@ zn_jobconf_load(struct zn_handler_registry *r, const char *path,
     struct ctx c = {.reg = r, .path = path, .err = err};
     int rc;
 
-    c.fp = fopen(path, "r");
-    if (!c.fp)
+    c.lines.fp = fopen(path, "r");
+    if (!c.lines.fp)
         return zn_err_set(err, ZN_EINVAL, "%s: cannot open: %s", path,
                           strerror(errno));
     rc = ini_parse_stream(read_line_cb, &c, ini_cb, &c);
-    fclose(c.fp);
+    fclose(c.lines.fp);
     if (!c.failed)
         finish_section(&c);
     section_release(&c.sec);

@@ -143,7 +143,7 @@ test_worker_jobconf_errors(void **state)
          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
-         "4: line is longer than 198 bytes"},
+         "4: line too long: the limit is 199 bytes"},
         {"[job \"a\"]\ncommand = /bin/true\nthis line has no equals sign\n",
          "3: syntax error"},
     };
