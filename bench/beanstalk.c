@@ -483,3 +483,30 @@ zn_beanstalk_delete(struct zn_beanstalk *c, uint64_t id, struct zn_err *err)
     snprintf(req, sizeof(req), "delete %llu\r\n", (unsigned long long)id);
     return simple(c, req, "DELETED", err);
 }
+
+int
+zn_beanstalk_stats_tube(struct zn_beanstalk *c, const char *tube,
+                        char **yaml, struct zn_err *err)
+{
+    char req[256], line[LINE_MAX_BYTES];
+    const char *p = line + 3;
+    uint64_t bytes;
+    int rc;
+
+    *yaml = NULL;
+    if (!*tube || strlen(tube) > 200 || strpbrk(tube, " \r\n"))
+        return zn_err_set(err, ZN_EINVAL, "bad tube name '%.200s'", tube);
+    snprintf(req, sizeof(req), "stats-tube %s\r\n", tube);
+    rc = out_add(c, req, strlen(req), err);
+    if (rc == 0)
+        rc = zn_beanstalk_flush(c, err);
+    if (rc == 0)
+        rc = read_line(c, line, sizeof(line), err);
+    if (rc < 0)
+        return rc;
+    if (strncmp(line, "OK ", 3) != 0 || parse_u64(&p, &bytes) < 0 || *p ||
+        bytes > BODY_MAX)
+        return zn_err_set(err, ZN_EPROTO, "'stats-tube %s' from '%s': got "
+                          "'%s'", tube, c->addr, line);
+    return read_body(c, (size_t)bytes, yaml, err);
+}

@@ -1,14 +1,15 @@
 /*
  * beanstalk.h - a minimal blocking beanstalkd client for the benchmark:
  * the peer zenith is compared with. It speaks only what a producer and a
- * consumer of no-op jobs need: use, watch, put, reserve, delete.
+ * consumer of no-op jobs need: use, watch, put, reserve, delete, and
+ * stats-tube to see when a tube has been drained.
  *
  * One connection, one buffered reader. Requests may be queued without
  * waiting (zn_beanstalk_put_send, then zn_beanstalk_flush) so a batch of
  * puts goes out in one write and its replies are read after it: the
  * nearest beanstalkd gets to FWP's PUSHB, which it has no command for.
  *
- * Non-goals: the rest of the protocol (bury, kick, stats, ...),
+ * Non-goals: the rest of the protocol (bury, kick, the other stats, ...),
  * reconnecting, and use by anything but bench/.
  */
 #ifndef ZN_BENCH_BEANSTALK_H
@@ -84,5 +85,13 @@ int zn_beanstalk_reserve(struct zn_beanstalk *c, uint64_t *id, char **body,
 /* "delete ID" -> "DELETED". ZN_EPROTO for NOT_FOUND. */
 int zn_beanstalk_delete(struct zn_beanstalk *c, uint64_t id,
                         struct zn_err *err);
+
+/*
+ * "stats-tube TUBE" -> "OK <bytes>\r\n<YAML>\r\n": *yaml gets the YAML
+ * (malloc'd, NUL-terminated; the caller frees it). ZN_EPROTO for
+ * NOT_FOUND (a tube with no job, no watcher and no user does not exist).
+ */
+int zn_beanstalk_stats_tube(struct zn_beanstalk *c, const char *tube,
+                            char **yaml, struct zn_err *err);
 
 #endif

@@ -1,6 +1,8 @@
 # bench/table.awk - prints bench/run's table from its results file, whose
 # lines are "PEER MODE KEY VALUE" (PEER: zenith, beanstalkd or machine).
-# Variables from bench/run: jobs, fs, cpus, kernel.
+# Variables from bench/run: jobs, fs, cpus, kernel, and for the drains
+# through worker processes noop_procs, exec_procs (lists of process
+# counts) and exec_jobs.
 
 function commas(s,    out) {
     out = ""
@@ -78,6 +80,25 @@ function pair(mode, zdesc, bdesc,    bound, p50) {
            1e6 / V["beanstalkd", mode, "push1.rate"]
 }
 
+# The drains through worker processes (durability full only).
+function workers(mode,    n, p, i) {
+    printf "\ndrain through worker processes, durability %s: %s noop jobs, " \
+           "%s exec jobs\n  zenith --durability %s: the workers of serve's " \
+           "supervisor (zenith work)\n  beanstalkd -b DIR -f 0: as many " \
+           "processes of zn_bench\n", mode, num(jobs, "%.0f"),
+           num(exec_jobs, "%.0f"), mode
+    printf "  %-36s %-6s %10s %11s %6s  %-6s\n", "", "unit", "zenith",
+           "beanstalkd", "z/b", "better"
+    n = split(noop_procs, p, " ")
+    for (i = 1; i <= n; i++)
+        row(mode, "noop, " p[i] " worker processes (d)", "jobs/s",
+            "work.noop." p[i] ".rate", "%.0f", 1, "higher")
+    n = split(exec_procs, p, " ")
+    for (i = 1; i <= n; i++)
+        row(mode, "exec /bin/true, " p[i] " processes (e)", "jobs/s",
+            "work.true." p[i] ".rate", "%.0f", 1, "higher")
+}
+
 { V[$1, $2, $3] = $4 }
 
 END {
@@ -99,6 +120,7 @@ END {
     pair("full", "fsync before OK", "-b DIR -f 0: fsync on every write")
     pair("fast", "fsync at checkpoints",
          "-b DIR: fsync at most every 50 ms")
+    workers("full")
     print ""
     print "z/b = zenith / beanstalkd. ok: zenith at least equal; BEHIND: " \
           "zenith worse."
@@ -113,4 +135,12 @@ END {
           "FETCH (reserve),"
     print "    the producer pushes a job that carries its push time; " \
           "measured to its arrival."
+    print "(d) N worker processes, each its own connection, fetch, run the " \
+          "handler, ACK"
+    print "    (delete); the jobs are pushed first, while the workers wait; " \
+          "the clock runs"
+    print "    from letting them through to the poll that finds every job " \
+          "done."
+    print "(e) as (d); the handler runs /bin/true, without a shell, the job " \
+          "on its stdin."
 }

@@ -6,6 +6,8 @@
  *
  *   zn_bench --proto fwp|beanstalk --addr HOST:PORT --queue NAME
  *            --scenario push1|push8|pushb|drain4|latency[,...] [--jobs N]
+ *   zn_bench --proto fwp|beanstalk --addr HOST:PORT --queue NAME
+ *            --scenario work --procs N [--jobtype noop|true] [--jobs N]
  *   zn_bench --scenario fsync --dir DIR [--jobs N]
  *   zn_bench --free-port
  *
@@ -13,6 +15,12 @@
  * {"jid":...,"jobtype":"noop","queue":...,"args":[]}, pushed by the same
  * loops; only the wire protocol differs (struct peer_ops). Connections are
  * made before a scenario's clock starts; time is CLOCK_MONOTONIC.
+ *
+ * The work scenario drains through worker processes instead of threads:
+ * zenith's are the ones its supervisor runs (`zenith work`, configured by
+ * bench/run), beanstalkd's are forked here (struct crew), each with its
+ * own connection, running the same handler: nothing for jobtype noop,
+ * /bin/true with the job on stdin for jobtype true.
  *
  * Scenarios run in the order given, on one queue (FWP) or tube
  * (beanstalkd): a drain after a push drains what that push left. Before a
@@ -26,9 +34,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -36,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +65,10 @@
 #define BODY_MAX 256
 #define BS_PRI 1024             /* beanstalkd's conventional default */
 #define BS_TTR 300              /* as zenith's default lease */
+#define PROCS_MAX 64            /* worker processes of the work scenario */
+#define POLL_MAX_NS 100000000LL /* work: longest wait between two polls */
+#define POLL_MIN_NS 1000000LL   /* work: shortest */
+#define EXEC_PATH "/bin/true"   /* the command of jobtype true */
 
 enum proto { PROTO_FWP, PROTO_BEANSTALK };
 
@@ -62,8 +77,10 @@ struct bench {
     const char *addr;
     const char *queue;
     const char *dir;
+    const char *jobtype;        /* noop, or true (runs EXEC_PATH) */
     long jobs;
     bool jobs_given;
+    int procs;                  /* worker processes of the work scenario */
     char tag[32];               /* makes this process's jids unique */
     const struct peer_ops *ops;
 };
@@ -73,6 +90,17 @@ struct conn {
     const struct bench *b;
     struct zn_fwp_client *fwp;
     struct zn_beanstalk *bs;
+};
+
+/*
+ * The worker processes of the work scenario. FWP: the server's own, only
+ * counted. beanstalkd: forked here; they wait to read EOF on the pipe
+ * whose write end go_fd is, so closing it starts them all at once.
+ */
+struct crew {
+    int n;
+    pid_t pid[PROCS_MAX];       /* beanstalkd: 0 once reaped */
+    int go_fd;                  /* beanstalkd: -1 once closed */
 };
 
 /* A job as a consumer got it: what it needs to ACK and to time it. */
@@ -86,7 +114,10 @@ struct got {
  * What differs between the peers. open's consumer is -1 for a producer,
  * else the consumer's number (FWP: part of its wid). fetch_recv returns 1
  * with a job, 0 when the server had none (FWP's FETCH gives up after 2 s),
- * or an error.
+ * or an error. The crew_ functions serve the work scenario: crew_ready
+ * returns when n worker processes wait for jobs that cannot reach them
+ * yet, crew_go lets the jobs through, crew_left says how many are not
+ * done (ZN_EIO if one failed), crew_end stops what crew_ready started.
  */
 struct peer_ops {
     int (*open)(struct conn *c, int consumer, struct zn_err *err);
@@ -100,6 +131,11 @@ struct peer_ops {
     int (*fetch_recv)(struct conn *c, struct got *g, struct zn_err *err);
     int (*ack)(struct conn *c, const struct got *g, struct zn_err *err);
     int (*fd)(const struct conn *c);
+    int (*crew_ready)(struct conn *c, struct crew *w, struct zn_err *err);
+    int (*crew_go)(struct conn *c, struct crew *w, struct zn_err *err);
+    int (*crew_left)(struct conn *c, struct crew *w, long *left,
+                     struct zn_err *err);
+    void (*crew_end)(struct crew *w);
 };
 
 static int64_t
@@ -121,8 +157,9 @@ pause_ns(int64_t ns)
 }
 
 /*
- * The no-op job, the same bytes for both peers. stamp >= 0 goes in args
- * (the latency scenario's push time). Returns the length.
+ * The job, the same bytes for both peers; its jobtype is b->jobtype (noop
+ * but in the work scenario's exec runs). stamp >= 0 goes in args (the
+ * latency scenario's push time). Returns the length.
  */
 static size_t
 make_body(const struct bench *b, const char *scen, long i, int64_t stamp,
@@ -133,9 +170,9 @@ make_body(const struct bench *b, const char *scen, long i, int64_t stamp,
 
     if (stamp >= 0)
         snprintf(args, sizeof(args), "%lld", (long long)stamp);
-    n = snprintf(out, size, "{\"jid\":\"%s-%s-%ld\",\"jobtype\":\"noop\","
+    n = snprintf(out, size, "{\"jid\":\"%s-%s-%ld\",\"jobtype\":\"%s\","
                  "\"queue\":\"%s\",\"args\":[%s]}", scen, b->tag, i,
-                 b->queue, args);
+                 b->jobtype, b->queue, args);
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -263,9 +300,17 @@ fwp_fd(const struct conn *c)
     return zn_fwp_client_fd(c->fwp);
 }
 
+/* The work scenario's halves (defined with it, below). */
+static int fwp_crew_ready(struct conn *c, struct crew *w, struct zn_err *err);
+static int fwp_crew_go(struct conn *c, struct crew *w, struct zn_err *err);
+static int fwp_crew_left(struct conn *c, struct crew *w, long *left,
+                         struct zn_err *err);
+static void fwp_crew_end(struct crew *w);
+
 static const struct peer_ops fwp_ops = {
     fwp_open, fwp_close, fwp_reset, fwp_push, fwp_push_batch,
     fwp_fetch_send, fwp_fetch_recv, fwp_ack, fwp_fd,
+    fwp_crew_ready, fwp_crew_go, fwp_crew_left, fwp_crew_end,
 };
 
 /* ---- beanstalkd -------------------------------------------------------- */
@@ -361,9 +406,16 @@ bs_fd(const struct conn *c)
     return zn_beanstalk_fd(c->bs);
 }
 
+static int bs_crew_ready(struct conn *c, struct crew *w, struct zn_err *err);
+static int bs_crew_go(struct conn *c, struct crew *w, struct zn_err *err);
+static int bs_crew_left(struct conn *c, struct crew *w, long *left,
+                        struct zn_err *err);
+static void bs_crew_end(struct crew *w);
+
 static const struct peer_ops bs_ops = {
     bs_open, bs_close, bs_reset, bs_push, bs_push_batch,
     bs_fetch_send, bs_fetch_recv, bs_ack, bs_fd,
+    bs_crew_ready, bs_crew_go, bs_crew_left, bs_crew_end,
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -641,6 +693,412 @@ scen_drain4(const struct bench *b)
     sem_destroy(&d.finished);
 }
 
+/* ---- work: drain through worker processes ------------------------------ */
+
+static int
+fwp_info(struct conn *c, json_t **out, struct zn_err *err)
+{
+    char *reply = NULL;
+    int rc = zn_fwp_client_call(c->fwp, "INFO", NULL, &reply, err);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    *out = reply ? json_loads(reply, 0, NULL) : NULL;
+    free(reply);
+    return *out ? 0 : zn_err_set(err, ZN_EPROTO, "INFO: the reply is not "
+                                 "JSON");
+}
+
+/* INFO's zenith.<what> array (borrowed from info). */
+static json_t *
+info_list(json_t *info, const char *what)
+{
+    return json_object_get(json_object_get(info, "zenith"), what);
+}
+
+/* A count of INFO's entry of a queue ("enqueued", "done", ...), or 0. */
+static long
+info_count(json_t *queue, const char *state)
+{
+    return (long)json_integer_value(json_object_get(queue, state));
+}
+
+/*
+ * The supervisor's workers run already (bench/run configured them): the
+ * queue is paused so that they wait in FETCH while the jobs are pushed,
+ * and we wait until all w->n have said HELLO. Workers that fetch other
+ * queues too would make the figure mean something else: refused.
+ */
+static int
+fwp_crew_ready(struct conn *c, struct crew *w, struct zn_err *err)
+{
+    char arg[128];
+    int64_t t0 = now_ns();
+    json_t *info, *e;
+    size_t i;
+    int rc, n;
+
+    snprintf(arg, sizeof(arg), "PAUSE %s", c->b->queue);
+    rc = zn_fwp_client_call(c->fwp, "QUEUE", arg, NULL, err);
+    while (rc == 0) {
+        rc = fwp_info(c, &info, err);
+        if (rc < 0)
+            break;
+        n = 0;
+        json_array_foreach(info_list(info, "workers"), i, e) {
+            const char *q = json_string_value(json_object_get(e, "queues"));
+
+            if (q && strcmp(q, c->b->queue) == 0)
+                n++;
+        }
+        json_decref(info);
+        if (n >= w->n)
+            return n == w->n ? 0 : zn_err_set(err, ZN_ESTATE, "%d workers "
+                                              "fetch '%s', not %d", n,
+                                              c->b->queue, w->n);
+        if (now_ns() - t0 > STALL_NS)
+            return zn_err_set(err, ZN_EIO, "%d of %d workers came in 30 s",
+                              n, w->n);
+        pause_ns(10000000);
+    }
+    return rc;
+}
+
+static int
+fwp_crew_go(struct conn *c, struct crew *w, struct zn_err *err)
+{
+    char arg[128];
+
+    (void)w;
+    snprintf(arg, sizeof(arg), "RESUME %s", c->b->queue);
+    return zn_fwp_client_call(c->fwp, "QUEUE", arg, NULL, err);
+}
+
+/* From INFO's counts: a job that failed even once spoils the figure. */
+static int
+fwp_crew_left(struct conn *c, struct crew *w, long *left, struct zn_err *err)
+{
+    json_t *info, *e, *q = NULL;
+    long done, failed;
+    size_t i;
+    int rc = fwp_info(c, &info, err);
+
+    (void)w;
+    if (rc < 0)
+        return rc;
+    json_array_foreach(info_list(info, "queues"), i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+
+        if (name && strcmp(name, c->b->queue) == 0)
+            q = e;
+    }
+    done = info_count(q, "done");
+    failed = info_count(q, "retry") + info_count(q, "dead");
+    json_decref(info);
+    *left = c->b->jobs - done;
+    if (failed > 0 || *left < 0)
+        return zn_err_set(err, ZN_EIO, "queue '%s': %ld jobs failed, %ld "
+                          "done of %ld", c->b->queue, failed, done,
+                          c->b->jobs);
+    return 0;
+}
+
+static void
+fwp_crew_end(struct crew *w)
+{
+    (void)w;
+}
+
+/*
+ * The exec handler of a beanstalkd worker, as zenith's: EXEC_PATH without
+ * a shell in its own process group, the job on its stdin, its stderr read
+ * to the end, then reaped; exit 0 is success. Simpler than zenith's (no
+ * timeout, no environment of its own): it only has to run /bin/true.
+ */
+static int
+run_exec(const char *body, size_t len, struct zn_err *err)
+{
+    static char path[] = EXEC_PATH;
+    char *argv[] = {path, NULL};
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, status;
+    char buf[512];
+    size_t off = 0;
+    ssize_t n = 1;
+    pid_t pid = -1;
+
+    if (pipe(in) < 0 || pipe(out) < 0)
+        goto fail;
+    pid = fork();
+    if (pid == 0) {
+        struct sigaction sa = {.sa_handler = SIG_DFL};
+
+        sigaction(SIGPIPE, &sa, NULL);
+        setpgid(0, 0);
+        if (dup2(in[0], 0) < 0 || dup2(out[1], 2) < 0)
+            _exit(127);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    in[0] = out[1] = -1;
+    if (pid < 0)
+        goto fail;
+    /* EPIPE is no error: a command need not read its stdin. */
+    while (off < len && (n > 0 || errno == EINTR)) {
+        n = write(in[1], body + off, len - off);
+        off += n > 0 ? (size_t)n : 0;
+    }
+    close(in[1]);
+    in[1] = -1;
+    do
+        n = read(out[0], buf, sizeof(buf));
+    while (n > 0 || (n < 0 && errno == EINTR));
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            goto fail;
+    close(out[0]);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    return zn_err_set(err, ZN_EIO, "'%s' failed: wait status %d", path,
+                      status);
+fail:
+    n = errno;
+    for (int k = 0; k < 2; k++) {
+        if (in[k] >= 0)
+            close(in[k]);
+        if (out[k] >= 0)
+            close(out[k]);
+    }
+    return zn_err_set(err, ZN_EIO, "cannot run '%s': %s", path,
+                      strerror((int)n));
+}
+
+/*
+ * A beanstalkd worker process: connects, says it is ready on ready_fd,
+ * waits for EOF on go_fd, then reserve, handler, delete until it is
+ * killed (or its connection ends: the server stopped, or 30 s with no
+ * job, so an orphan does not linger).
+ */
+static void ZN_NORETURN
+bs_worker_main(const struct bench *b, int k, int ready_fd, int go_fd)
+{
+    struct sigaction sa = {.sa_handler = SIG_IGN};
+    struct zn_err err;
+    struct conn c;
+    uint64_t id;
+    char *body, x;
+    size_t len;
+    bool noop = strcmp(b->jobtype, "noop") == 0;
+
+    sigaction(SIGPIPE, &sa, NULL);
+    conn_open(b, &c, k);
+    if (write(ready_fd, "r", 1) != 1)
+        die("worker %d: cannot write to the ready pipe", k);
+    close(ready_fd);
+    while (read(go_fd, &x, 1) < 0 && errno == EINTR)
+        ;
+    close(go_fd);
+    for (;;) {
+        if (zn_beanstalk_reserve(c.bs, &id, &body, &len, &err) < 0 ||
+            (!noop && run_exec(body, len, &err) < 0) ||
+            zn_beanstalk_delete(c.bs, id, &err) < 0)
+            die("worker %d: %s", k, err.msg);
+        free(body);
+    }
+}
+
+static int
+bs_crew_ready(struct conn *c, struct crew *w, struct zn_err *err)
+{
+    int ready[2], go[2], got = 0;
+    ssize_t n;
+    char buf[PROCS_MAX];
+
+    if (pipe(ready) < 0)
+        return zn_err_set(err, ZN_EIO, "cannot make a pipe: %s",
+                          strerror(errno));
+    if (pipe(go) < 0) {
+        close(ready[0]);
+        close(ready[1]);
+        return zn_err_set(err, ZN_EIO, "cannot make a pipe: %s",
+                          strerror(errno));
+    }
+    fflush(NULL);
+    for (int k = 0; k < w->n; k++) {
+        w->pid[k] = fork();
+        if (w->pid[k] == 0) {
+            close(ready[0]);
+            close(go[1]);
+            bs_worker_main(c->b, k, ready[1], go[0]);
+        }
+        if (w->pid[k] < 0) {
+            w->pid[k] = 0;
+            break;
+        }
+    }
+    close(ready[1]);
+    close(go[0]);
+    w->go_fd = go[1];
+    /* One byte from each; EOF before means one died (its error is out). */
+    while (got < w->n) {
+        n = read(ready[0], buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break;
+        got += n > 0 ? (int)n : 0;
+    }
+    close(ready[0]);
+    return got == w->n ? 0 : zn_err_set(err, ZN_EIO, "%d of %d worker "
+                                        "processes started", got, w->n);
+}
+
+static int
+bs_crew_go(struct conn *c, struct crew *w, struct zn_err *err)
+{
+    (void)c;
+    (void)err;
+    close(w->go_fd);
+    w->go_fd = -1;
+    return 0;
+}
+
+/* A "key: N" line of stats-tube's YAML, or -1. */
+static long
+yaml_count(const char *yaml, const char *key)
+{
+    char pat[64];
+    const char *p;
+
+    snprintf(pat, sizeof(pat), "\n%s: ", key);
+    p = strstr(yaml, pat);
+    return p ? strtol(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* From stats-tube; a worker that ended or a buried job is a failure. */
+static int
+bs_crew_left(struct conn *c, struct crew *w, long *left, struct zn_err *err)
+{
+    char *yaml = NULL;
+    long deleted, buried;
+    int rc, status;
+
+    for (int k = 0; k < w->n; k++) {
+        if (w->pid[k] > 0 && waitpid(w->pid[k], &status, WNOHANG) > 0) {
+            w->pid[k] = 0;
+            return zn_err_set(err, ZN_EIO, "worker process %d ended (wait "
+                              "status %d)", k, status);
+        }
+    }
+    rc = zn_beanstalk_stats_tube(c->bs, c->b->queue, &yaml, err);
+    if (rc < 0)
+        return rc;
+    deleted = yaml_count(yaml, "cmd-delete");
+    buried = yaml_count(yaml, "current-jobs-buried");
+    free(yaml);
+    *left = c->b->jobs - deleted;
+    if (deleted < 0 || buried != 0 || *left < 0)
+        return zn_err_set(err, ZN_EIO, "tube '%s': %ld jobs buried, %ld "
+                          "deleted of %ld", c->b->queue, buried, deleted,
+                          c->b->jobs);
+    return 0;
+}
+
+/* SIGTERM ends a worker at once: by now it waits in reserve. */
+static void
+bs_crew_end(struct crew *w)
+{
+    if (w->go_fd >= 0)
+        close(w->go_fd);
+    w->go_fd = -1;
+    for (int k = 0; k < w->n; k++)
+        if (w->pid[k] > 0)
+            kill(w->pid[k], SIGTERM);
+    for (int k = 0; k < w->n; k++) {
+        while (w->pid[k] > 0 && waitpid(w->pid[k], NULL, 0) < 0 &&
+               errno == EINTR)
+            ;
+        w->pid[k] = 0;
+    }
+}
+
+/*
+ * How long to wait before the next poll: a quarter of the time the jobs
+ * left should take at the rate so far, within [POLL_MIN_NS, POLL_MAX_NS].
+ * A poll costs the server a little work, so few while much is left; near
+ * the end they come every millisecond, so the clock stops within one
+ * or two of the last job.
+ */
+static int64_t
+poll_wait(int64_t elapsed, long done, long left)
+{
+    double est;
+
+    if (done <= 0)
+        return POLL_MAX_NS / 10;
+    est = (double)elapsed * (double)left / (double)done / 4;
+    return est < POLL_MIN_NS ? POLL_MIN_NS
+         : est > POLL_MAX_NS ? POLL_MAX_NS : (int64_t)est;
+}
+
+/*
+ * The jobs are pushed (in batches, as pushb) while b->procs worker
+ * processes wait; the clock starts when they are let through and stops
+ * at the first poll of the server that finds every job done. Both peers
+ * are polled the same way (poll_wait), over the push connection.
+ */
+static void
+scen_work(const struct bench *b)
+{
+    struct crew w = {.n = b->procs, .go_fd = -1};
+    int64_t t0 = 0, t1 = 0, progress = 0;
+    long left = b->jobs, before;
+    struct zn_err err;
+    struct conn c;
+    int rc;
+
+    if (b->procs < 1)
+        die("work: needs --procs N");
+    conn_open(b, &c, -1);
+    rc = b->ops->crew_ready(&c, &w, &err);
+    for (long i = 0; rc == 0 && i < b->jobs; i += BATCH)
+        rc = b->ops->push_batch(&c, "work", i,
+                                b->jobs - i < BATCH ? b->jobs - i : BATCH,
+                                &err);
+    if (rc == 0) {
+        t0 = progress = now_ns();
+        rc = b->ops->crew_go(&c, &w, &err);
+    }
+    while (rc == 0) {
+        before = left;
+        rc = b->ops->crew_left(&c, &w, &left, &err);
+        t1 = now_ns();
+        if (rc < 0 || left == 0)
+            break;
+        if (left < before)
+            progress = t1;
+        else if (t1 - progress > STALL_NS)
+            rc = zn_err_set(&err, ZN_EIO, "no job done for 30 s, %ld left",
+                            left);
+        else
+            pause_ns(poll_wait(t1 - t0, b->jobs - left, left));
+    }
+    b->ops->crew_end(&w);
+    if (rc < 0)
+        die("work: %s", err.msg);
+    printf("result proto=%s scenario=work jobtype=%s procs=%d jobs=%ld "
+           "seconds=%.4f rate=%.1f\n",
+           b->proto == PROTO_FWP ? "fwp" : "beanstalk", b->jobtype, b->procs,
+           b->jobs, (double)(t1 - t0) / 1e9,
+           (double)b->jobs / ((double)(t1 - t0) / 1e9));
+    fflush(stdout);
+    b->ops->close(&c);
+}
+
 /* ---- latency ----------------------------------------------------------- */
 
 struct latency {
@@ -835,6 +1293,10 @@ usage(FILE *out)
             "[--queue NAME]\n"
             "                --scenario push1|push8|pushb|drain4|latency"
             "[,...] [--jobs N]\n"
+            "       zn_bench --proto fwp|beanstalk --addr HOST:PORT "
+            "[--queue NAME]\n"
+            "                --scenario work --procs N "
+            "[--jobtype noop|true] [--jobs N]\n"
             "       zn_bench --scenario fsync --dir DIR [--jobs N]\n"
             "       zn_bench --free-port\n");
 }
@@ -848,6 +1310,7 @@ run_scenario(const struct bench *b, const char *name)
     } scens[] = {
         {"push1", scen_push1}, {"push8", scen_push8}, {"pushb", scen_pushb},
         {"drain4", scen_drain4}, {"latency", scen_latency},
+        {"work", scen_work},
         {"fsync", scen_fsync},
     };
 
@@ -866,15 +1329,15 @@ run_scenario(const struct bench *b, const char *name)
 }
 
 static long
-parse_jobs(const char *s)
+parse_count(const char *opt, const char *s, long max)
 {
     char *end;
     long v;
 
     errno = 0;
     v = strtol(s, &end, 10);
-    if (errno || *end || v < 1 || v > 100000000)
-        die("--jobs: '%s' is not a number from 1 to 100000000", s);
+    if (errno || *end || v < 1 || v > max)
+        die("%s: '%s' is not a number from 1 to %ld", opt, s, max);
     return v;
 }
 
@@ -895,8 +1358,14 @@ set_option(struct bench *b, const char *name, char *v, char **scens)
         b->dir = v;
     } else if (!strcmp(name, "--scenario")) {
         *scens = v;
+    } else if (!strcmp(name, "--jobtype")) {
+        if (strcmp(v, "noop") != 0 && strcmp(v, "true") != 0)
+            die("--jobtype: '%s' is not noop or true", v);
+        b->jobtype = v;
+    } else if (!strcmp(name, "--procs")) {
+        b->procs = (int)parse_count("--procs", v, PROCS_MAX);
     } else if (!strcmp(name, "--jobs")) {
-        b->jobs = parse_jobs(v);
+        b->jobs = parse_count("--jobs", v, 100000000);
         b->jobs_given = true;
     } else {
         die("unknown argument '%s %s' (see --help)", name, v);
@@ -925,7 +1394,7 @@ parse_args(struct bench *b, int argc, char **argv, char **scens)
 int
 main(int argc, char **argv)
 {
-    struct bench b = {.queue = "bench", .jobs = 100000};
+    struct bench b = {.queue = "bench", .jobtype = "noop", .jobs = 100000};
     char *scens = NULL, *name, *rest;
 
     parse_args(&b, argc, argv, &scens);
