@@ -170,7 +170,7 @@ serve_open(struct serve *sv, struct zn_err *err)
         .tcp = sv->cfg.fwp, .password = sv->cfg.password,
         .max_line = (size_t)sv->cfg.max_line,
     };
-    char path[4096], sock[4096];
+    char path[4096], sock[4096], cwd[4096], worker_addr[8300];
     int rc;
 
     if (db_path(&sv->cfg, path, sizeof(path)) < 0)
@@ -202,9 +202,17 @@ serve_open(struct serve *sv, struct zn_err *err)
         return zn_err_set(err, ZN_ENOMEM, "cannot watch signals");
     evsignal_add(sv->sigterm, NULL);
     evsignal_add(sv->sigint, NULL);
+    /*
+     * The workers' address: "unix:" says a Unix socket even for a relative
+     * path, which is made absolute in case a worker's directory differs.
+     */
+    if (sock[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+        snprintf(worker_addr, sizeof(worker_addr), "unix:%s", sock);
+    else
+        snprintf(worker_addr, sizeof(worker_addr), "unix:%s/%s", cwd, sock);
     if (sv->cfg.workers) {
         struct zn_supervisor_opts so2 = {
-            .confs = &sv->sups, .server = sock,
+            .confs = &sv->sups, .server = worker_addr,
             .password = sv->cfg.password, .config = sv->cfg.file,
         };
 

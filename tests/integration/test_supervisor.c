@@ -489,6 +489,22 @@ test_supervisor_stuck_retiring_worker_is_killed(void **state)
     json_decref(wait_state(f, "after", "done", 10000));
 }
 
+/* A relative socket path (or --data) still reaches the workers. */
+static void
+test_supervisor_relative_socket(void **state)
+{
+    struct fx *f = *state;
+    char text[256];
+
+    snprintf(text, sizeof(text),
+             "[server]\nunix_socket = zn-test-%ld.sock\n"
+             "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n",
+             (long)getpid());
+    start(f, text);
+    push(f, "{\"jid\":\"rel\",\"jobtype\":\"noop\"}");
+    json_decref(wait_state(f, "rel", "done", 10000));
+}
+
 /* True when this test process has target open too (inherited by all). */
 static bool
 test_has_open(const char *target)
@@ -921,6 +937,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_supervisor_stuck_retiring_worker_is_killed, setup_bare,
             teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_relative_socket,
+                                        setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_kill9_fails_and_reruns,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
