@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/utf8.h"
 #include "queue/job.h"
 
 #define RAW_DEPTH_MAX 512 /* nesting of stored JSON text; parse allows less */
@@ -68,37 +69,6 @@ add_str(struct out *o, const char *s)
     add(o, s, strlen(s));
 }
 
-/* Length of the UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        len = 2, cp = s[0] & 0x1f;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        len = 3, cp = s[0] & 0x0f;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        len = 4, cp = s[0] & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    /* Overlong forms, surrogates and beyond U+10FFFF are not UTF-8. */
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-        return 0;
-    return len;
-}
-
 /* A JSON string, escaped as jansson does; bad UTF-8 fails the output. */
 static void
 add_quoted(struct out *o, const char *s)
@@ -110,7 +80,7 @@ add_quoted(struct out *o, const char *s)
     for (size_t i = 0; i < n && !o->failed;) {
         const char *esc = NULL;
         char u[8];
-        size_t len = utf8_len(p + i, n - i);
+        size_t len = zn_utf8_len(p + i, n - i);
 
         if (len == 0) {
             o->failed = true;
@@ -263,7 +233,7 @@ scan_string(struct scan *s)
             }
             continue;
         }
-        len = utf8_len(s->p, (size_t)(s->end - s->p));
+        len = zn_utf8_len(s->p, (size_t)(s->end - s->p));
         if (len == 0)
             return false;
         s->p += len;

@@ -57,48 +57,59 @@
  *  6. Older binaries refuse the migrated file with ZN_ESTATE: say so in the
  *     release notes.
  */
+/*
+ * What the jobs table's versions share, as text: a shipped migration must
+ * stay the same SQL, and these expand to exactly what it was.
+ */
+#define JOB_COLUMNS \
+    " jid TEXT NOT NULL UNIQUE," \
+    " queue TEXT NOT NULL," \
+    " jobtype TEXT NOT NULL," \
+    " state INTEGER NOT NULL," \
+    " priority INTEGER NOT NULL," \
+    " args TEXT NOT NULL," \
+    " custom TEXT," \
+    " tags TEXT," \
+    " backoff TEXT," \
+    " retry INTEGER NOT NULL," \
+    " reserve_for INTEGER NOT NULL," \
+    " unique_for INTEGER NOT NULL," \
+    " unique_key TEXT," \
+    " backtrace_lines INTEGER NOT NULL," \
+    " created_at INTEGER NOT NULL," \
+    " enqueued_at INTEGER NOT NULL," \
+    " at INTEGER NOT NULL," \
+    " next_at INTEGER NOT NULL," \
+    " lease_until INTEGER NOT NULL," \
+    " updated_at INTEGER NOT NULL," \
+    " pushed_at INTEGER NOT NULL," \
+    " attempts INTEGER NOT NULL," \
+    " failures INTEGER NOT NULL," \
+    " worker TEXT," \
+    " errtype TEXT," \
+    " message TEXT," \
+    " backtrace TEXT," \
+    " failed_at INTEGER NOT NULL," \
+    " quarantined INTEGER NOT NULL);"
+#define JOB_INDEXES_BY_TIME \
+    "CREATE INDEX jobs_due ON jobs (next_at) WHERE state IN (0, 3);" \
+    "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 2;" \
+    "CREATE INDEX jobs_unique ON jobs (unique_key, pushed_at)" \
+    " WHERE unique_key IS NOT NULL;"
+#define JOB_INDEXES_OF_ENDED \
+    "CREATE INDEX jobs_dead ON jobs (updated_at) WHERE state = 4;" \
+    "CREATE INDEX jobs_done ON jobs (updated_at) WHERE state = 5;"
+
 static const char *const migrations[] = {
     /* 1: the first schema. */
     "CREATE TABLE jobs ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " jid TEXT NOT NULL UNIQUE,"
-    " queue TEXT NOT NULL,"
-    " jobtype TEXT NOT NULL,"
-    " state INTEGER NOT NULL,"
-    " priority INTEGER NOT NULL,"
-    " args TEXT NOT NULL,"
-    " custom TEXT,"
-    " tags TEXT,"
-    " backoff TEXT,"
-    " retry INTEGER NOT NULL,"
-    " reserve_for INTEGER NOT NULL,"
-    " unique_for INTEGER NOT NULL,"
-    " unique_key TEXT,"
-    " backtrace_lines INTEGER NOT NULL,"
-    " created_at INTEGER NOT NULL,"
-    " enqueued_at INTEGER NOT NULL,"
-    " at INTEGER NOT NULL,"
-    " next_at INTEGER NOT NULL,"
-    " lease_until INTEGER NOT NULL,"
-    " updated_at INTEGER NOT NULL,"
-    " pushed_at INTEGER NOT NULL,"
-    " attempts INTEGER NOT NULL,"
-    " failures INTEGER NOT NULL,"
-    " worker TEXT,"
-    " errtype TEXT,"
-    " message TEXT,"
-    " backtrace TEXT,"
-    " failed_at INTEGER NOT NULL,"
-    " quarantined INTEGER NOT NULL);"
+    JOB_COLUMNS
     "CREATE INDEX jobs_ready ON jobs (queue, priority DESC, seq)"
     " WHERE state = 1;"
-    "CREATE INDEX jobs_due ON jobs (next_at) WHERE state IN (0, 3);"
-    "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 2;"
-    "CREATE INDEX jobs_unique ON jobs (unique_key, pushed_at)"
-    " WHERE unique_key IS NOT NULL;"
+    JOB_INDEXES_BY_TIME
     "CREATE INDEX jobs_waiting ON jobs (queue, enqueued_at) WHERE state = 1;"
-    "CREATE INDEX jobs_dead ON jobs (updated_at) WHERE state = 4;"
-    "CREATE INDEX jobs_done ON jobs (updated_at) WHERE state = 5;"
+    JOB_INDEXES_OF_ENDED
     "CREATE TABLE job_tags ("
     " seq INTEGER NOT NULL,"
     " tag TEXT NOT NULL,"
@@ -137,47 +148,15 @@ static const char *const migrations[] = {
      */
     "CREATE TABLE jobs_v2 ("
     " seq INTEGER PRIMARY KEY,"
-    " jid TEXT NOT NULL UNIQUE,"
-    " queue TEXT NOT NULL,"
-    " jobtype TEXT NOT NULL,"
-    " state INTEGER NOT NULL,"
-    " priority INTEGER NOT NULL,"
-    " args TEXT NOT NULL,"
-    " custom TEXT,"
-    " tags TEXT,"
-    " backoff TEXT,"
-    " retry INTEGER NOT NULL,"
-    " reserve_for INTEGER NOT NULL,"
-    " unique_for INTEGER NOT NULL,"
-    " unique_key TEXT,"
-    " backtrace_lines INTEGER NOT NULL,"
-    " created_at INTEGER NOT NULL,"
-    " enqueued_at INTEGER NOT NULL,"
-    " at INTEGER NOT NULL,"
-    " next_at INTEGER NOT NULL,"
-    " lease_until INTEGER NOT NULL,"
-    " updated_at INTEGER NOT NULL,"
-    " pushed_at INTEGER NOT NULL,"
-    " attempts INTEGER NOT NULL,"
-    " failures INTEGER NOT NULL,"
-    " worker TEXT,"
-    " errtype TEXT,"
-    " message TEXT,"
-    " backtrace TEXT,"
-    " failed_at INTEGER NOT NULL,"
-    " quarantined INTEGER NOT NULL);"
+    JOB_COLUMNS
     "INSERT INTO jobs_v2 SELECT * FROM jobs;"
     "DROP TABLE jobs;"
     "ALTER TABLE jobs_v2 RENAME TO jobs;"
     "DELETE FROM sqlite_sequence;"
     "CREATE INDEX jobs_ready ON jobs (queue, priority DESC, enqueued_at)"
     " WHERE state = 1;"
-    "CREATE INDEX jobs_due ON jobs (next_at) WHERE state IN (0, 3);"
-    "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 2;"
-    "CREATE INDEX jobs_unique ON jobs (unique_key, pushed_at)"
-    " WHERE unique_key IS NOT NULL;"
-    "CREATE INDEX jobs_dead ON jobs (updated_at) WHERE state = 4;"
-    "CREATE INDEX jobs_done ON jobs (updated_at) WHERE state = 5;"
+    JOB_INDEXES_BY_TIME
+    JOB_INDEXES_OF_ENDED
     "CREATE TABLE meta ("
     " name TEXT PRIMARY KEY,"
     " value INTEGER NOT NULL) WITHOUT ROWID;"

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/utf8.h"
 #include "worker/exec.h"
 #include "worker/handler.h"
 
@@ -266,34 +267,6 @@ zn_handler_registry_release(struct zn_handler_registry *r)
 
 /* ---- running a job ----------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (as jansson checks), or 0. */
-static size_t
-utf8_len(const unsigned char *s)
-{
-    uint32_t cp;
-    size_t n;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2, cp = s[0] & 0x1f;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3, cp = s[0] & 0x0f;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4, cp = s[0] & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /*
  * Handler texts come from child processes and HTTP servers; JSON strings
  * must be UTF-8, so every byte of a broken sequence becomes '?'.
@@ -302,9 +275,10 @@ static void
 scrub_utf8(char *text)
 {
     unsigned char *s = (unsigned char *)text;
+    const unsigned char *end = s + strlen(text);
 
-    while (*s) {
-        size_t n = utf8_len(s);
+    while (s < end) {
+        size_t n = zn_utf8_len(s, (size_t)(end - s));
 
         if (n == 0)
             *s++ = '?';
