@@ -318,21 +318,9 @@ zn_config_load_file(struct zn_config *cfg, const char *path,
                      struct zn_err *err)
 {
     struct ini_ctx c = {cfg, path, {NULL, 0}, err, 0};
-    int rc;
+    int rc = zn_ini_parse_file(path, &c.lines, read_line_cb, ini_cb, &c, err);
 
-    c.lines.fp = fopen(path, "r");
-    if (!c.lines.fp)
-        return zn_err_set(err, ZN_EINVAL, "%s: cannot open: %s", path,
-                          strerror(errno));
-    rc = ini_parse_stream(read_line_cb, &c, ini_cb, &c);
-    fclose(c.lines.fp);
-    if (c.failed)
-        return ZN_EINVAL;
-    if (rc == -2)
-        return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", path);
-    if (rc > 0)
-        return zn_err_set(err, ZN_EINVAL, "%s:%d: syntax error", path, rc);
-    return 0;
+    return zn_ini_result(rc, c.failed, path, err);
 }
 
 /* The seed's variables; an empty one counts as unset. */

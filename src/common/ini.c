@@ -3,6 +3,7 @@
  */
 #include "compat.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "common/ini.h"
@@ -27,4 +28,44 @@ zn_ini_next_line(struct zn_ini_lines *l, char *str, int num, bool *too_long)
         return line;
     *too_long = true;
     return NULL;
+}
+
+const char *
+zn_ini_header(const char *line)
+{
+    while (*line == ' ' || *line == '\t')
+        line++;
+    return *line == '[' ? line : NULL;
+}
+
+int
+zn_ini_parse_file(const char *path, struct zn_ini_lines *lines,
+                  ini_reader reader, ini_handler handler, void *user,
+                  struct zn_err *err)
+{
+    int rc;
+
+    lines->fp = fopen(path, "r");
+    lines->lineno = 0;
+    if (!lines->fp) {
+        zn_err_set(err, ZN_EINVAL, "%s: cannot open: %s", path,
+                   strerror(errno));
+        return -1;
+    }
+    rc = ini_parse_stream(reader, user, handler, user);
+    fclose(lines->fp);
+    lines->fp = NULL;
+    return rc;
+}
+
+int
+zn_ini_result(int rc, bool failed, const char *path, struct zn_err *err)
+{
+    if (failed || rc == -1)
+        return err && err->code ? err->code : ZN_EINVAL;
+    if (rc == -2)
+        return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", path);
+    if (rc > 0)
+        return zn_err_set(err, ZN_EINVAL, "%s:%d: syntax error", path, rc);
+    return 0;
 }

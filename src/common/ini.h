@@ -14,6 +14,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <ini.h>
+
+#include "common/err.h"
+
 struct zn_ini_lines {
     FILE *fp;
     int lineno; /* the line read last, from 1 */
@@ -27,5 +31,26 @@ struct zn_ini_lines {
  */
 char *zn_ini_next_line(struct zn_ini_lines *l, char *str, int num,
                        bool *too_long);
+
+/* The '[' of a section header line (after blanks), else NULL. */
+const char *zn_ini_header(const char *line);
+
+/*
+ * Runs ini_parse_stream over the file at path: lines->fp is open while
+ * reader (which reads through zn_ini_next_line on lines) and handler run;
+ * user is both their argument. Returns what inih returns (0, the first
+ * line it could not parse, -2 out of memory), or -1 with err set to
+ * "PATH: cannot open: REASON".
+ */
+int zn_ini_parse_file(const char *path, struct zn_ini_lines *lines,
+                      ini_reader reader, ini_handler handler, void *user,
+                      struct zn_err *err);
+
+/*
+ * What a run of zn_ini_parse_file comes to: when a reader or handler
+ * failed, the error it set in err; else inih's result, as ZN_ENOMEM
+ * "PATH: out of memory" or ZN_EINVAL "PATH:N: syntax error"; else 0.
+ */
+int zn_ini_result(int rc, bool failed, const char *path, struct zn_err *err);
 
 #endif

@@ -244,8 +244,8 @@ read_line_cb(char *str, int num, void *stream)
 {
     struct ctx *c = stream;
     bool too_long;
+    const char *h;
     char *line;
-    size_t i = 0;
 
     if (c->failed)
         return NULL;
@@ -253,12 +253,8 @@ read_line_cb(char *str, int num, void *stream)
     if (too_long)
         fail_at(c, c->lines.lineno, "line too long: the limit is %d bytes",
                 num - 1);
-    if (!line)
-        return NULL;
-    while (line[i] == ' ' || line[i] == '\t')
-        i++;
-    if (line[i] == '[')
-        header(c, line + i);
+    if (line && (h = zn_ini_header(line)))
+        header(c, h);
     return c->failed ? NULL : line;
 }
 
@@ -467,19 +463,11 @@ load_file(struct zn_supervisor_confs *out, const char *path,
     out->n = 0;
     if (!path)
         return load_seed(out, err);
-    c.lines.fp = fopen(path, "r");
-    if (!c.lines.fp)
-        return zn_err_set(err, ZN_EINVAL, "%s: cannot open: %s", path,
-                          strerror(errno));
-    rc = ini_parse_stream(read_line_cb, &c, ini_cb, &c);
-    fclose(c.lines.fp);
+    rc = zn_ini_parse_file(path, &c.lines, read_line_cb, ini_cb, &c, err);
+    if (rc == -1)
+        return zn_ini_result(rc, false, path, err);
     close_block(&c);
-    if (!c.failed && rc == -2)
-        rc = zn_err_set(err, ZN_ENOMEM, "%s: out of memory", path);
-    else if (!c.failed && rc > 0)
-        rc = zn_err_set(err, ZN_EINVAL, "%s:%d: syntax error", path, rc);
-    else if (c.failed)
-        rc = err && err->code ? err->code : ZN_EINVAL;
+    rc = zn_ini_result(rc, c.failed, path, err);
     if (rc < 0) {
         zn_supervisor_confs_release(out);
         return rc;

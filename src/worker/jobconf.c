@@ -11,7 +11,6 @@
  */
 #include "compat.h"
 
-#include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,7 +39,6 @@ struct ctx {
     const char *path;
     struct zn_ini_lines lines; /* lineno: the line inih was handed last */
     int header_line;   /* the last line that opened a section */
-    bool too_long;
     char *current;     /* section name as inih reports it, NULL before */
     int current_line;  /* the header line of the current section */
     struct section sec;
@@ -80,7 +78,6 @@ read_line_cb(char *str, int num, void *stream)
     struct ctx *c = stream;
     bool too_long;
     char *line;
-    size_t i = 0;
 
     if (c->failed)
         return NULL;
@@ -88,11 +85,7 @@ read_line_cb(char *str, int num, void *stream)
     if (too_long)
         fail_at(c, c->lines.lineno, "line too long: the limit is %d bytes",
                 num - 1);
-    if (!line)
-        return NULL;
-    while (line[i] == ' ' || line[i] == '\t')
-        i++;
-    if (line[i] == '[')
+    if (line && zn_ini_header(line))
         c->header_line = c->lines.lineno;
     return line;
 }
@@ -251,21 +244,10 @@ zn_jobconf_load(struct zn_handler_registry *r, const char *path,
     struct ctx c = {.reg = r, .path = path, .err = err};
     int rc;
 
-    c.lines.fp = fopen(path, "r");
-    if (!c.lines.fp)
-        return zn_err_set(err, ZN_EINVAL, "%s: cannot open: %s", path,
-                          strerror(errno));
-    rc = ini_parse_stream(read_line_cb, &c, ini_cb, &c);
-    fclose(c.lines.fp);
-    if (!c.failed)
+    rc = zn_ini_parse_file(path, &c.lines, read_line_cb, ini_cb, &c, err);
+    if (rc >= 0 && !c.failed)
         finish_section(&c);
     section_release(&c.sec);
     free(c.current);
-    if (c.failed)
-        return err && err->code ? err->code : ZN_EINVAL;
-    if (rc == -2)
-        return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", path);
-    if (rc > 0)
-        return zn_err_set(err, ZN_EINVAL, "%s:%d: syntax error", path, rc);
-    return 0;
+    return zn_ini_result(rc, c.failed, path, err);
 }
