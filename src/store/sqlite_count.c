@@ -10,9 +10,9 @@
  * builds the whole old and new row for them). So each op adds its changes
  * in memory, and they are written at most once a second, with the commit
  * that comes then: writing them with every commit was two of the seven
- * pages a push wrote. Reading the tables through this handle writes what
- * is pending first, so its readers always see exact counts; a read-only
- * handle sees them up to a second late.
+ * pages a push wrote. Readers through this handle (queue_stats, counters)
+ * add what is pending in memory to the rows, so they see exact counts
+ * without writing; a read-only handle sees them up to a second late.
  *
  * A crash loses the changes not yet written. queue_counts is rebuilt from
  * the jobs at the next open: meta.counts_exact is 0 from the open of a
@@ -209,36 +209,41 @@ write_all(struct zn__sqlite *s, const char *what, struct zn_err *err)
 }
 
 /*
- * All or nothing, in a savepoint of its own: a write that fails (during a
- * queue_stats inside the caller's transaction, say) writes nothing and
- * keeps the changes pending.
+ * Writes what is pending into the transaction about to commit. If the
+ * write or the commit fails, the caller rolls the whole transaction back
+ * and pend stays pending.
  */
-int
-zn__sqlite_tally_write(struct zn__sqlite *s, const char *what,
-                       struct zn_err *err)
+static int
+write_pending(struct zn__sqlite *s, const char *what, struct zn_err *err)
 {
-    /* Outside a transaction, the savepoint is one: RELEASE commits it. */
-    bool in_tx = !sqlite3_get_autocommit(s->db);
-    int rc;
+    int rc = write_all(s, what, err);
 
-    zn__sqlite_tally_keep(s);
-    rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_SAVEPOINT], what, err);
-    if (rc < 0)
-        return rc;
-    rc = write_all(s, what, err);
-    if (rc == 0)
-        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], what, err);
     if (rc == 0) {
         tx_forget(s);
-        s->pend_in_tx = in_tx;
-        if (!in_tx)
-            pend_clear(s);
-        return 0;
+        s->pend_in_tx = true;
     }
-    if (!sqlite3_get_autocommit(s->db) &&
-        zn__sqlite_run(s, s->stmt[ZN__SQLITE_ROLLBACK_TO], what, NULL) == 0)
-        zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], what, NULL);
     return rc;
+}
+
+void
+zn__sqlite_pending_each(const struct zn__sqlite *s,
+                        void (*fn)(void *ctx, const char *queue, int state,
+                                   int64_t n),
+                        void *ctx)
+{
+    for (size_t i = 0; !s->pend_in_tx && i < s->npend; i++)
+        fn(ctx, s->pend[i].queue, s->pend[i].state, s->pend[i].n);
+    for (size_t i = 0; i < s->ntally; i++)
+        fn(ctx, s->tally[i].queue, s->tally[i].state, s->tally[i].n);
+}
+
+void
+zn__sqlite_pending_counters(const struct zn__sqlite *s,
+                            int64_t counter[ZN__SQLITE_NCOUNTER])
+{
+    for (int i = 0; i < ZN__SQLITE_NCOUNTER; i++)
+        counter[i] += s->counter[i] + s->op_counter[i] +
+                      (s->pend_in_tx ? 0 : s->pend_counter[i]);
 }
 
 /* The committed transaction's changes join pend (room was reserved). */
@@ -266,7 +271,7 @@ zn__sqlite_commit(struct zn__sqlite *s, bool force, const char *what,
     write = force || s->pend_in_tx || now - s->written_ms >= WRITE_EVERY_MS ||
             tally_reserve(&s->pend, &s->cap_pend, s->npend, s->ntally) < 0;
     if (write)
-        rc = zn__sqlite_tally_write(s, what, err);
+        rc = write_pending(s, what, err);
     if (rc == 0)
         rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_COMMIT], what, err);
     if (rc < 0)

@@ -174,12 +174,18 @@ void zn__sqlite_tally_abort(struct zn__sqlite *s);
 /* A flush emptied both tables in the open transaction: all changes void. */
 void zn__sqlite_tally_void(struct zn__sqlite *s);
 
+
 /*
- * Writes every pending change in the open transaction, all or nothing, so
- * the tables can be read exact.
+ * The changes not in the tables yet, for readers of this handle: fn gets
+ * each (queue, state, n), entries of one pair possibly twice; counter
+ * gets the counters' (added to what it holds).
  */
-int zn__sqlite_tally_write(struct zn__sqlite *s, const char *what,
-                           struct zn_err *err);
+void zn__sqlite_pending_each(const struct zn__sqlite *s,
+                             void (*fn)(void *ctx, const char *queue,
+                                        int state, int64_t n),
+                             void *ctx);
+void zn__sqlite_pending_counters(const struct zn__sqlite *s,
+                                 int64_t counter[ZN__SQLITE_NCOUNTER]);
 
 /*
  * Commits the open transaction, with the pending changes when force, when

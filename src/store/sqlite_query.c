@@ -658,6 +658,55 @@ stats_rows(struct zn__sqlite *s, sqlite3_stmt *q, bool counts,
     return rc < 0 ? rc : 0;
 }
 
+/* Adds the counts pending in memory to the rows read (stats_pending). */
+struct pending_ctx {
+    struct zn_queue_stats **v;
+    size_t *n, *cap;
+    bool nomem;
+};
+
+static void
+pending_cb(void *arg, const char *queue, int state, int64_t n)
+{
+    struct pending_ctx *p = arg;
+    struct zn_queue_stats *e;
+
+    if (n == 0 || state < 0 || state >= ZN_STATE_COUNT)
+        return;
+    e = stats_entry(p->v, p->n, p->cap, queue);
+    if (e)
+        e->count[state] += n;
+    else
+        p->nomem = true;
+}
+
+/*
+ * The counts of queue_counts plus those not written yet, without writing
+ * them: a read costs no write. Queues left with no job drop out, as their
+ * rows of 0 do.
+ */
+static int
+stats_pending(struct zn__sqlite *s, struct zn_queue_stats **v, size_t *n,
+              size_t *cap, struct zn_err *err)
+{
+    struct pending_ctx p = {v, n, cap, false};
+    size_t kept = 0;
+
+    zn__sqlite_pending_each(s, pending_cb, &p);
+    if (p.nomem)
+        return zn__sqlite_nomem(s, "read from", err);
+    for (size_t i = 0; i < *n; i++) {
+        bool any = false;
+
+        for (int k = 0; k < ZN_STATE_COUNT; k++)
+            any = any || (*v)[i].count[k] != 0;
+        if (any)
+            (*v)[kept++] = (*v)[i];
+    }
+    *n = kept;
+    return 0;
+}
+
 /* The oldest enqueued_at of each queue with enqueued jobs: one search. */
 static int
 stats_oldest(struct zn__sqlite *s, struct zn_queue_stats *v, size_t n,
@@ -697,11 +746,10 @@ zn__sqlite_queue_stats(struct zn_store *st, struct zn_queue_stats **out,
 
     *out = NULL;
     *n = 0;
-    /* Inside the caller's transaction, counts of its ops are still pending. */
-    rc = zn__sqlite_tally_write(s, "read from", err);
+    rc = stats_rows(s, s->stmt[ZN__SQLITE_QUEUE_COUNTS], true, &v, &nv, &cap,
+                    err);
     if (rc == 0)
-        rc = stats_rows(s, s->stmt[ZN__SQLITE_QUEUE_COUNTS], true, &v, &nv,
-                        &cap, err);
+        rc = stats_pending(s, &v, &nv, &cap, err);
     if (rc == 0)
         rc = stats_oldest(s, v, nv, err);
     if (rc == 0)
@@ -798,14 +846,12 @@ zn__sqlite_counters(struct zn_store *st, struct zn_store_counters *out,
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
     sqlite3_stmt *q = s->stmt[ZN__SQLITE_COUNTERS];
+    int64_t pending[ZN__SQLITE_NCOUNTER] = {0};
     const char *name;
     int64_t v;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = zn__sqlite_tally_write(s, "read from", err);
-    if (rc < 0)
-        return rc;
     for (;;) {
         rc = zn__sqlite_step(s, q, "read from", err);
         if (rc != SQLITE_ROW)
@@ -822,7 +868,14 @@ zn__sqlite_counters(struct zn_store *st, struct zn_store_counters *out,
             out->failed = v;
     }
     sqlite3_reset(q);
-    return rc < 0 ? rc : 0;
+    if (rc < 0)
+        return rc;
+    /* Plus what is not written yet: a read costs no write. */
+    zn__sqlite_pending_counters(s, pending);
+    out->pushed += pending[ZN__SQLITE_PUSHED];
+    out->processed += pending[ZN__SQLITE_PROCESSED];
+    out->failed += pending[ZN__SQLITE_FAILED];
+    return 0;
 }
 
 /* Appends the plan lines of the statement behind op to a malloc'd text. */
