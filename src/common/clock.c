@@ -176,3 +176,20 @@ zn_clock_parse_duration(const char *s, int64_t *out_ms)
     *out_ms = v * unit;
     return 0;
 }
+
+struct timeval
+zn_clock_tv(int64_t ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    return tv;
+}
+
+int64_t
+zn_clock_cpu_ms(const struct rusage *ru)
+{
+    return (int64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+           (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
+}

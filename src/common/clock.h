@@ -8,6 +8,10 @@
 
 #include "compat.h"
 
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+
 struct zn_clock {
     int64_t (*now_ms)(void *ctx); /* Unix epoch milliseconds */
     void *ctx;
@@ -15,6 +19,12 @@ struct zn_clock {
 
 /* Wall clock, Unix epoch milliseconds. */
 int64_t zn_clock_wall_ms(void);
+
+/* ms (from 0) as a struct timeval, for libevent's timers. */
+struct timeval zn_clock_tv(int64_t ms);
+
+/* The CPU time (user + system) of a struct rusage, in milliseconds. */
+int64_t zn_clock_cpu_ms(const struct rusage *ru);
 
 /* Monotonic clock, milliseconds since an arbitrary start. */
 int64_t zn_clock_mono_ms(void);

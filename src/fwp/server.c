@@ -475,7 +475,7 @@ fetch_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 cmd_fetch(struct conn *c, const struct zn_fwp_cmd *cmd)
 {
-    struct timeval tv = {FETCH_WAIT_MS / 1000, (FETCH_WAIT_MS % 1000) * 1000};
+    struct timeval tv = zn_clock_tv(FETCH_WAIT_MS);
     struct zn_err err;
     int n;
 

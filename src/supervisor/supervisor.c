@@ -79,8 +79,7 @@ static void
 describe(int status, const struct rusage *ru, struct death *d)
 {
     d->status = status;
-    d->cpu_ms = (int64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
-                (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
+    d->cpu_ms = zn_clock_cpu_ms(ru);
     d->rss_kb = ru->ru_maxrss; /* kilobytes on Linux */
     if (WIFSIGNALED(status)) {
         const char *name = zn_signal_name(WTERMSIG(status));
@@ -229,7 +228,7 @@ static bool
 gone_cb(void *ctx, const char *wid)
 {
     struct zn__child *c = find_wid(ctx, wid);
-    struct timeval tv = {FALLBACK_MS / 1000, (FALLBACK_MS % 1000) * 1000};
+    struct timeval tv = zn_clock_tv(FALLBACK_MS);
 
     if (!c)
         return false;
@@ -375,8 +374,7 @@ exited(struct zn__child *c, int status, const struct rusage *ru)
         ZN_LOG(ZN_WARN, "supervisor.restart_delayed",
                ZN_STR("supervisor", c->conf->name), ZN_STR("wid", c->wid),
                ZN_STR("status", d.what), ZN_INT("delay_ms", delay));
-    tv.tv_sec = delay / 1000;
-    tv.tv_usec = (delay % 1000) * 1000;
+    tv = zn_clock_tv(delay);
     evtimer_add(c->restart, &tv);
 }
 
@@ -469,8 +467,7 @@ zn__supervisor_retire(struct zn__child *c, const char *why)
     if (held_job(c->sv, c, &lease_until) > 0 &&
         lease_until > zn_engine_now(c->sv->engine))
         ms += lease_until - zn_engine_now(c->sv->engine);
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    tv = zn_clock_tv(ms);
     c->draining = true;
     evtimer_add(c->kill, &tv);
 }
@@ -520,8 +517,7 @@ kill_cb(evutil_socket_t fd, short what, void *arg)
     if (!c->pid)
         return;
     if (c->draining) {
-        struct timeval tv = {c->conf->grace_ms / 1000,
-                             (c->conf->grace_ms % 1000) * 1000};
+        struct timeval tv = zn_clock_tv(c->conf->grace_ms);
 
         /* terminate's grace is over: FAIL the job, then SIGKILL. */
         c->draining = false;
@@ -651,8 +647,7 @@ spawn(struct zn__child *c)
     c->started_wall_ms = zn_clock_wall_ms();
     c->retiring = false;
     if (c->conf->max_time_ms > 0) {
-        struct timeval tv = {c->conf->max_time_ms / 1000,
-                             (c->conf->max_time_ms % 1000) * 1000};
+        struct timeval tv = zn_clock_tv(c->conf->max_time_ms);
 
         evtimer_add(c->quit, &tv);
     }
@@ -842,8 +837,7 @@ zn_supervisor_stop(struct zn_supervisor *s)
         event_del(s->balance);
     for (size_t i = 0; i < s->nchildren; i++) {
         struct zn__child *c = &s->children[i];
-        struct timeval tv = {c->conf->grace_ms / 1000,
-                             (c->conf->grace_ms % 1000) * 1000};
+        struct timeval tv = zn_clock_tv(c->conf->grace_ms);
 
         evtimer_del(c->restart);
         evtimer_del(c->quit);
@@ -859,7 +853,7 @@ zn_supervisor_stop(struct zn_supervisor *s)
 void
 zn_supervisor_drain(struct zn_supervisor *s, int64_t grace_ms)
 {
-    struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
+    struct timeval tv = zn_clock_tv(grace_ms);
 
     if (!s || s->stopping)
         return;

@@ -597,10 +597,7 @@ fill_result(const struct child *c, const struct zn_handler *h,
             snprintf(res->message, sizeof(res->message), "killed by %s",
                      type);
     }
-    res->cpu_ms = (int64_t)c->ru.ru_utime.tv_sec * 1000 +
-                  c->ru.ru_utime.tv_usec / 1000 +
-                  (int64_t)c->ru.ru_stime.tv_sec * 1000 +
-                  c->ru.ru_stime.tv_usec / 1000;
+    res->cpu_ms = zn_clock_cpu_ms(&c->ru);
     res->rss_kb = c->ru.ru_maxrss;
 }
 

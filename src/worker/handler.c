@@ -287,12 +287,6 @@ scrub_utf8(char *text)
     }
 }
 
-static int64_t
-tv_ms(struct timeval tv)
-{
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 void
 zn_handler_run(const struct zn_handler_registry *r,
                const struct zn_handler_job *job, struct zn_handler_result *res)
@@ -319,8 +313,7 @@ zn_handler_run(const struct zn_handler_registry *r,
         zn_handler_fail(res, "worker error", "%s", err.msg[0] ? err.msg
                         : zn_err_name(rc));
     if (res->cpu_ms < 0 && have_before && getrusage(RUSAGE_SELF, &after) == 0) {
-        res->cpu_ms = tv_ms(after.ru_utime) + tv_ms(after.ru_stime) -
-                      tv_ms(before.ru_utime) - tv_ms(before.ru_stime);
+        res->cpu_ms = zn_clock_cpu_ms(&after) - zn_clock_cpu_ms(&before);
         res->rss_kb = after.ru_maxrss;
     }
     if (!res->ok && !res->message[0])
