@@ -525,22 +525,35 @@ get_usage(const char *verb, json_t *obj, int64_t *cpu_ms, int64_t *rss_kb,
     return rc;
 }
 
+/*
+ * What ACK and FAIL share: the object (*obj, for the caller to release
+ * whatever the result), its jid and the attempt's usage.
+ */
+static int
+parse_report(const char *verb, const char *json, size_t len, json_t **obj,
+             char *jid, int64_t *cpu_ms, int64_t *rss_kb, struct zn_err *err)
+{
+    int rc;
+
+    jid[0] = '\0';
+    *cpu_ms = -1;
+    *rss_kb = -1;
+    rc = load_object(verb, json, len, obj, err);
+    if (rc == 0)
+        rc = get_id(verb, *obj, "jid", true, jid, ZN_JID_MAX, err);
+    if (rc == 0)
+        rc = get_usage(verb, *obj, cpu_ms, rss_kb, err);
+    return rc;
+}
+
 int
 zn_fwp_parse_ack(const char *json, size_t len, struct zn_fwp_ack *out,
                  struct zn_err *err)
 {
-    json_t *obj;
-    int rc;
+    json_t *obj = NULL;
+    int rc = parse_report("ACK", json, len, &obj, out->jid, &out->cpu_ms,
+                          &out->rss_kb, err);
 
-    memset(out, 0, sizeof(*out));
-    out->cpu_ms = -1;
-    out->rss_kb = -1;
-    rc = load_object("ACK", json, len, &obj, err);
-    if (rc < 0)
-        return rc;
-    rc = get_id("ACK", obj, "jid", true, out->jid, ZN_JID_MAX, err);
-    if (rc == 0)
-        rc = get_usage("ACK", obj, &out->cpu_ms, &out->rss_kb, err);
     json_decref(obj);
     return rc;
 }
@@ -573,16 +586,12 @@ int
 zn_fwp_parse_fail(const char *json, size_t len, struct zn_fwp_fail *out,
                   struct zn_err *err)
 {
-    json_t *obj;
+    json_t *obj = NULL;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    out->cpu_ms = -1;
-    out->rss_kb = -1;
-    rc = load_object("FAIL", json, len, &obj, err);
-    if (rc < 0)
-        return rc;
-    rc = get_id("FAIL", obj, "jid", true, out->jid, ZN_JID_MAX, err);
+    rc = parse_report("FAIL", json, len, &obj, out->jid, &out->cpu_ms,
+                      &out->rss_kb, err);
     /* Long texts are cut, not refused: the failure must still be recorded. */
     if (rc == 0)
         rc = get_text("FAIL", obj, "errtype", FAIL_ERRTYPE_MAX, true,
@@ -592,8 +601,6 @@ zn_fwp_parse_fail(const char *json, size_t len, struct zn_fwp_fail *out,
                       &out->message, err);
     if (rc == 0)
         rc = fail_backtrace(obj, out, err);
-    if (rc == 0)
-        rc = get_usage("FAIL", obj, &out->cpu_ms, &out->rss_kb, err);
     json_decref(obj);
     if (rc < 0)
         zn_fwp_fail_release(out);
