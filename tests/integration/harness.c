@@ -164,6 +164,25 @@ zn_srv_alive(struct zn_srv *s)
     return true;
 }
 
+void
+zn_write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    assert_true(fputs(text, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+}
+
+void
+zn_srv_start_config(struct zn_srv *s, const char *config, const char *text)
+{
+    const char *extra[] = {"--workers", "true", "--config", config, NULL};
+
+    zn_write_file(config, text);
+    zn_srv_start(s, extra);
+}
+
 int
 zn_srv_stop(struct zn_srv *s)
 {

@@ -46,6 +46,16 @@ void zn_srv_init_dir(struct zn_srv *s);
  */
 void zn_srv_start(struct zn_srv *s, const char *const *extra);
 
+/* Writes text to the file at path (created or emptied); fails the test. */
+void zn_write_file(const char *path, const char *text);
+
+/*
+ * Writes text to the file config and starts the server on it with its
+ * supervisor's workers on (s->dir set: zn_srv_init_dir).
+ */
+void zn_srv_start_config(struct zn_srv *s, const char *config,
+                         const char *text);
+
 /* SIGTERM, then SIGKILL after a timeout; returns the exit status. */
 int zn_srv_stop(struct zn_srv *s);
 

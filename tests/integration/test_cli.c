@@ -362,16 +362,6 @@ dead_addr(struct fx *f)
     return f->dead_addr;
 }
 
-static void
-write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-
-    assert_non_null(fp);
-    assert_int_equal(fputs(text, fp) >= 0, 1);
-    assert_int_equal(fclose(fp), 0);
-}
-
 static bool
 exists(const char *path)
 {
@@ -1107,7 +1097,7 @@ test_cli_migrate_fresh_and_existing(void **state)
     expect_state(f, jid, "enqueued");
     /* migrate reads the same configuration as serve. */
     snprintf(ini, sizeof(ini), "%s/bad.ini", f->srv.dir);
-    write_file(ini, "[server]\nretry = lots\n");
+    zn_write_file(ini, "[server]\nretry = lots\n");
     RUN_BARE(f, 2, "migrate", "--config", ini, "--data", dir);
     snprintf(want, sizeof(want), "zenith: %s:2: retry: 'lots'", ini);
     expect_prefix(f->err, want);
@@ -1212,7 +1202,7 @@ test_cli_serve_config_file_errors(void **state)
 
     snprintf(ini, sizeof(ini), "%s/zenith.ini", f->srv.dir);
     for (size_t i = 0; i < ZN_ARRAY_LEN(cases); i++) {
-        write_file(ini, cases[i].text);
+        zn_write_file(ini, cases[i].text);
         serve_fails(f, NULL, "--config", ini, NULL);
         snprintf(want, sizeof(want), "zenith: %s:%d: %s", ini, cases[i].line,
                  cases[i].want);
@@ -1222,7 +1212,7 @@ test_cli_serve_config_file_errors(void **state)
     memset(text, 'x', sizeof(text));
     memcpy(text, "[server]\npassword = ", 20);
     memcpy(text + 300, "\nretry = abc\n", 14);
-    write_file(ini, text);
+    zn_write_file(ini, text);
     serve_fails(f, NULL, "--config", ini, NULL);
     snprintf(want, sizeof(want), "zenith: %s:2: line too long", ini);
     expect_prefix(f->err, want);
@@ -1292,7 +1282,7 @@ test_cli_serve_precedence_flag_env_file(void **state)
     snprintf(data, sizeof(data), "%s/from-file", f->srv.dir);
     snprintf(text, sizeof(text), "[server]\ntimeout = 111\nretry = 7\n"
              "data = %s\n", data);
-    write_file(ini, text);
+    zn_write_file(ini, text);
     /* File over defaults; the --data flag over the file's data. */
     snprintf(arg, sizeof(arg), "--config=%s", ini);
     zn_srv_start(&f->srv, ARGS(arg));

@@ -61,13 +61,7 @@ teardown(void **state)
 static void
 start(struct fx *f, const char *text)
 {
-    const char *extra[] = {"--workers", "true", "--config", f->config, NULL};
-    FILE *fp = fopen(f->config, "w");
-
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    zn_srv_start(&f->srv, extra);
+    zn_srv_start_config(&f->srv, f->config, text);
     f->p = zn_srv_connect(&f->srv, NULL, NULL);
 }
 

@@ -49,24 +49,11 @@ struct fx {
     char config[PATH_MAX];
 };
 
-static void
-write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-}
-
 /* Starts the server with workers on and text as its config file. */
 static void
 start(struct fx *f, const char *text)
 {
-    const char *extra[] = {"--workers", "true", "--config", f->config, NULL};
-
-    write_file(f->config, text);
-    zn_srv_start(&f->srv, extra);
+    zn_srv_start_config(&f->srv, f->config, text);
     f->p = zn_srv_connect(&f->srv, NULL, NULL);
 }
 
@@ -777,7 +764,7 @@ test_supervisor_bad_config_exits_2(void **state)
         char *err = NULL;
         int rc;
 
-        write_file(path, cases[i].text);
+        zn_write_file(path, cases[i].text);
         rc = zn_run_cli_env(NULL, args, NULL, &err);
         if (rc != 2 || !err || !strstr(err, cases[i].want))
             fail_msg("case %zu: exit %d, stderr '%s', want 2 and '%s'", i,
@@ -896,7 +883,7 @@ test_supervisor_env_overrides(void **state)
     char path[PATH_MAX];
 
     snprintf(path, sizeof(path), "%s/zenith.env.ini", f->srv.dir);
-    write_file(path, "[supervisor \"a\"]\nqueues = x\n");
+    zn_write_file(path, "[supervisor \"a\"]\nqueues = x\n");
     for (size_t i = 0; i < ZN_ARRAY_LEN(bad); i++) {
         const char *args[] = {"serve", "--data", f->srv.dir, "--fwp",
                               "127.0.0.1:0", "--http", "", "--config", path,
