@@ -205,50 +205,6 @@ worker_pid(struct fx *f, const char *wid)
     return pid;
 }
 
-/*
- * The children of pid from /proc: their pids into out (at most max), how
- * many are zombies into *zombies. Returns how many there are.
- */
-static size_t
-children_of(pid_t pid, pid_t *out, size_t max, size_t *zombies)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    size_t n = 0;
-
-    *zombies = 0;
-    assert_non_null(d);
-    while ((e = readdir(d))) {
-        char path[300], buf[512], *close;
-        long ppid = 0;
-        char st = 0;
-        FILE *fp;
-
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-        fp = fopen(path, "r");
-        if (!fp)
-            continue;
-        close = fgets(buf, sizeof(buf), fp) ? strrchr(buf, ')') : NULL;
-        fclose(fp);
-        /* "pid (comm) S ppid ...": comm may hold spaces and parens. */
-        if (!close || close[1] != ' ')
-            continue;
-        st = close[2];
-        ppid = strtol(close + 4, NULL, 10);
-        if (ppid != pid)
-            continue;
-        if (st == 'Z')
-            (*zombies)++;
-        if (n < max)
-            out[n] = (pid_t)strtol(e->d_name, NULL, 10);
-        n++;
-    }
-    closedir(d);
-    return n;
-}
-
 /* Waits until the server has want children, none a zombie. */
 static size_t
 wait_children(struct fx *f, size_t want, pid_t *out)
@@ -257,7 +213,7 @@ wait_children(struct fx *f, size_t want, pid_t *out)
     size_t n, zombies;
 
     for (;;) {
-        n = children_of(f->srv.pid, out, CHILDREN_MAX, &zombies);
+        n = zn_test_children(f->srv.pid, out, CHILDREN_MAX, &zombies);
         if (n == want && zombies == 0)
             return n;
         if (zn_clock_mono_ms() > deadline) {
