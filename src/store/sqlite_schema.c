@@ -17,6 +17,12 @@
  * copies the rest itself, in its WAL hook, after its commit: a few pages
  * and one sync, where SQLite's own checkpoint copied a thousand.
  *
+ * On a disk whose syncs are slow the thread never gets that close: each
+ * of its runs ends more than CATCH_UP_FRAMES behind, and the WAL would
+ * grow for as long as the commits go on. So at WAL_MAX_FRAMES the writer
+ * waits for the thread's run to end and copies the rest itself, as
+ * SQLite's own checkpoint would have, once, at twice its threshold.
+ *
  * Non-goals: checkpoints of read-only handles (a reader never writes) or
  * of databases in memory (no WAL).
  */
@@ -34,6 +40,8 @@
 #define CKPT_FRAMES 1000
 /* Frames left that the writer copies itself (see above). */
 #define CATCH_UP_FRAMES 128
+/* Frames at which the writer stops the WAL's growth (see above). */
+#define WAL_MAX_FRAMES (2 * CKPT_FRAMES)
 
 /*
  * The schema, one entry per version: migrations[i] takes a database from
@@ -364,7 +372,8 @@ zn__sqlite_db_open(const char *path, const struct zn_sqlite_opts *opts,
 struct zn__sqlite_ckpt {
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;   /* wakes the thread */
+    pthread_cond_t idle; /* the thread's run ended */
     bool due;      /* the writer crossed CKPT_FRAMES since the last run */
     bool busy;     /* the thread is in a checkpoint */
     bool stop;
@@ -402,6 +411,7 @@ ckpt_main(void *arg)
         k->runs++;
         if (rc == SQLITE_OK)
             k->backfilled = done_frames;
+        pthread_cond_broadcast(&k->idle);
     }
     pthread_mutex_unlock(&k->mu);
     return NULL;
@@ -409,30 +419,35 @@ ckpt_main(void *arg)
 
 /*
  * On the writer's thread, after each commit, frames being the WAL's size:
- * wakes the checkpointer, or copies the last few frames itself.
+ * wakes the checkpointer, or copies the last frames itself: a few when the
+ * thread is close behind, all of them when the WAL is at its bound.
  */
 static int
 wal_hook_cb(void *arg, sqlite3 *db, const char *name, int frames)
 {
     struct zn__sqlite_ckpt *k = arg;
     int done = 0;
-    bool near, catch_up;
+    bool near, full, catch_up;
 
     pthread_mutex_lock(&k->mu);
     if (frames < k->last_frames)
         k->backfilled = 0; /* the WAL started over */
     k->last_frames = frames;
-    /* Close behind: the writer finishes, once the thread is out. */
     near = k->backfilled > 0 && frames - k->backfilled <= CATCH_UP_FRAMES;
-    catch_up = frames >= CKPT_FRAMES && near && !k->busy;
-    if (frames >= CKPT_FRAMES && !near && !k->due) {
+    full = frames >= WAL_MAX_FRAMES;
+    while (full && k->busy)
+        pthread_cond_wait(&k->idle, &k->mu);
+    catch_up = frames >= CKPT_FRAMES && (near || full) && !k->busy;
+    if (catch_up)
+        k->due = false; /* the thread must not start under the writer */
+    else if (frames >= CKPT_FRAMES && !near && !k->due) {
         k->due = true;
         pthread_cond_signal(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
     if (!catch_up)
         return SQLITE_OK;
-    /* BUSY: the thread started meanwhile; it will do. */
+    /* BUSY: another process's checkpoint runs; the next commit retries. */
     if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
                                   &done) != SQLITE_OK)
         return SQLITE_OK;
@@ -459,6 +474,7 @@ zn__sqlite_ckpt_start(struct zn__sqlite *s, enum zn_durability durability,
         rc = exec_err(k->db, s->path, "start the checkpointer of", err);
     if (rc == 0 && (pthread_mutex_init(&k->mu, NULL) ||
                     pthread_cond_init(&k->cv, NULL) ||
+                    pthread_cond_init(&k->idle, NULL) ||
                     pthread_create(&k->thread, NULL, ckpt_main, k)))
         rc = zn_err_set(err, ZN_ENOMEM, "cannot start the checkpointer of "
                         "'%s': no thread", s->path);
@@ -486,6 +502,7 @@ zn__sqlite_ckpt_stop(struct zn__sqlite *s)
     pthread_mutex_unlock(&k->mu);
     pthread_join(k->thread, NULL);
     pthread_cond_destroy(&k->cv);
+    pthread_cond_destroy(&k->idle);
     pthread_mutex_destroy(&k->mu);
     sqlite3_close(k->db);
     free(k);

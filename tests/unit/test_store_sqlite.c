@@ -334,8 +334,9 @@ test_store_sqlite_counts_rebuilt_after_crash(void **state)
 }
 
 /*
- * The writer never checkpoints on its own thread: the checkpointer does,
- * and keeps the WAL from growing without end.
+ * The checkpointer keeps the WAL from growing without end, and the writer
+ * holds it under 2,000 frames even when the thread falls behind (slow
+ * syncs): a push is some 3 frames, a commit's worth past the bound.
  */
 static void
 test_store_sqlite_checkpointer_bounds_wal(void **state)
@@ -367,7 +368,7 @@ test_store_sqlite_checkpointer_bounds_wal(void **state)
     }
     /* Without checkpoints 5,000 commits leave 15,000 frames or more. */
     assert_int_equal(stat(wal, &sb), 0);
-    assert_true(sb.st_size < 4000 * (4096 + 24));
+    assert_true(sb.st_size <= 32 + 2010 * (4096 + 24));
     assert_int_equal(count_of(st, 0), 5000);
     zn_store_close(st);
 }
