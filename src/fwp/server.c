@@ -4,7 +4,7 @@
  *   HELLO --(HELLO ok)--> READY --(END, error, EOF)--> CLOSING (freed
  *                                                     after the iteration)
  *
- * While a connection waits for the commit of its push (held) or for a job
+ * While a connection waits for its push to be durable (held) or for a job
  * (blocking FETCH), its input is left unread in its buffer, so replies
  * always leave in the order of the commands. Over-long lines are skipped
  * as they arrive and answered with an error; they are never buffered whole.
@@ -53,10 +53,10 @@
 #define PUSHB_MAX 10000
 #define TICK_MS 100
 /*
- * A transaction that holds no reply (FETCH, ACK, FAIL, lease and retry
- * timers) commits at most this late: ACKs need not wait for an fsync (a
- * lost ACK only runs a job again), and many share one. Pushes and admin
- * commands hold their reply, so their transaction commits at once.
+ * The engine's transaction commits at most this late, so many commands
+ * share one: ACKs need not wait for an fsync (a lost ACK only runs a job
+ * again), and pushes are durable in the store's journal once synced.
+ * Admin commands hold their reply for the commit, which then runs at once.
  */
 #define COMMIT_DELAY_MS 10
 #define HELLO_LINE_MAX (16 * 1024)  /* before HELLO nobody gets more */
@@ -315,7 +315,7 @@ cmd_push(struct conn *c, const struct zn_fwp_cmd *cmd)
     } else {
         ZN_LOG(ZN_DEBUG, "job.pushed", ZN_STR("jid", job->jid),
                ZN_STR("queue", job->queue), ZN_STR("jobtype", job->jobtype));
-        hold_ok(c);
+        hold_push(c, "+OK\r\n", NULL);
     }
     zn_job_free(job);
 }
@@ -409,7 +409,7 @@ cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
     reply = text ? bulk_text(text) : NULL;
     if (!reply)
         goto oom;
-    hold(c, reply, reply);
+    hold_push(c, reply, reply);
     goto done;
 oom:
     reply_err(c, "out of memory");
@@ -966,6 +966,14 @@ send_all(struct zn_fwp_server *s)
     }
 }
 
+/* Commits now: the delayed commit is done too. */
+static int
+commit_now(struct zn_fwp_server *s, struct zn_err *err)
+{
+    s->pending_since = 0;
+    return zn_engine_commit(s->engine, err);
+}
+
 bool
 zn_fwp_server_flush(struct zn_fwp_server *s)
 {
@@ -973,34 +981,42 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
     struct conn *c;
     int rc;
 
-    if (zn_engine_pending(s->engine) && TAILQ_EMPTY(&s->held) &&
-        !s->draining) {
+    /*
+     * Held replies go out once what they answer is durable: pushes after
+     * the journal's sync, admin commands after the commit. Fetchers woken
+     * by either (ready_cb) join s->resumed too.
+     */
+    if (!TAILQ_EMPTY(&s->held)) {
+        rc = s->held_commit || s->draining ? commit_now(s, &err)
+                                           : zn_engine_sync(s->engine, &err);
+        s->held_commit = false;
+        while ((c = TAILQ_FIRST(&s->held))) {
+            TAILQ_REMOVE(&s->held, c, held_link);
+            if (rc < 0)
+                reply_err(c, err.msg);
+            else
+                reply_raw(c, c->held_reply);
+            release_held(c);
+            resume(c);
+        }
+    }
+    /* The rest commits COMMIT_DELAY_MS after it began to wait. */
+    if (zn_engine_pending(s->engine)) {
         int64_t now = zn_clock_mono_ms(), left;
 
         if (!s->pending_since)
             s->pending_since = now;
         left = s->pending_since + COMMIT_DELAY_MS - now;
-        if (left > 0) {
+        if (left > 0 && !s->draining) {
             struct timeval tv = {0, (suseconds_t)left * 1000};
 
             if (!evtimer_pending(s->commit_timer, NULL))
                 evtimer_add(s->commit_timer, &tv);
-            send_all(s);
-            free_dead(s);
-            return false;
+        } else {
+            commit_now(s, &err);
         }
-    }
-    s->pending_since = 0;
-    /* Fetchers woken by the commit (ready_cb) join s->resumed too. */
-    rc = zn_engine_commit(s->engine, &err);
-    while ((c = TAILQ_FIRST(&s->held))) {
-        TAILQ_REMOVE(&s->held, c, held_link);
-        if (rc < 0)
-            reply_err(c, err.msg);
-        else
-            reply_raw(c, c->held_reply);
-        release_held(c);
-        resume(c);
+    } else {
+        s->pending_since = 0;
     }
     /*
      * Commands that waited behind a held reply run now, in order; then
@@ -1015,7 +1031,7 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
         send_all(s);
     } while (!TAILQ_EMPTY(&s->resumed));
     free_dead(s);
-    /* Held replies need the next commit now; the rest can wait for it. */
+    /* Held replies need the next sync now; the rest can wait for it. */
     return !TAILQ_EMPTY(&s->held);
 }
 

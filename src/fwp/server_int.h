@@ -52,7 +52,7 @@ struct conn {
     struct worker *worker;
     size_t scanned;        /* input bytes known to hold no newline */
     bool discarding;       /* inside an over-long line */
-    bool held;             /* reply waits for the commit */
+    bool held;             /* reply waits for the sync or the commit */
     const char *held_reply; /* the RESP text to send then */
     char *held_owned;      /* held_reply when malloc'd, else NULL */
     bool waiting;          /* blocking FETCH */
@@ -90,6 +90,7 @@ struct zn_fwp_server {
     struct conn_list resumed; /* to run their buffered input after commit */
     struct conn_list unsent;  /* output to write at the end of the turn */
     bool draining;         /* shutting down: run no more commands */
+    bool held_commit;      /* a held reply needs the commit, not a sync */
     bool closing_all;      /* freeing: keep the jobs workers hold */
     struct event *relisten;  /* re-enables accepting after an error */
     struct event *commit_timer; /* wakes the loop for a delayed commit */
@@ -166,11 +167,13 @@ bulk_text(const char *s)
 }
 
 /*
- * Holds reply until the open transaction commits; owned is the same text
- * when it was malloc'd (taken), NULL for a constant.
+ * Holds reply until the open transaction is durable: synced to the
+ * store's journal (a push), or committed (commit: a command whose change
+ * others must see). owned is the same text when it was malloc'd (taken),
+ * NULL for a constant.
  */
 static inline void
-hold(struct conn *c, const char *reply, char *owned)
+hold_until(struct conn *c, const char *reply, char *owned, bool commit)
 {
     if (!zn_engine_pending(c->srv->engine)) {
         reply_raw(c, reply);
@@ -180,7 +183,14 @@ hold(struct conn *c, const char *reply, char *owned)
     c->held = true;
     c->held_reply = reply;
     c->held_owned = owned;
+    c->srv->held_commit |= commit;
     TAILQ_INSERT_TAIL(&c->srv->held, c, held_link);
+}
+
+static inline void
+hold(struct conn *c, const char *reply, char *owned)
+{
+    hold_until(c, reply, owned, true);
 }
 
 /* "+OK" after the commit; needs no allocation, so it cannot fail. */
@@ -188,6 +198,12 @@ static inline void
 hold_ok(struct conn *c)
 {
     hold(c, "+OK\r\n", NULL);
+}
+
+static inline void
+hold_push(struct conn *c, const char *reply, char *owned)
+{
+    hold_until(c, reply, owned, false);
 }
 
 static inline void

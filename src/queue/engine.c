@@ -8,8 +8,9 @@
  *
  * No I/O of its own: persistence goes through struct zn_store, time
  * through struct zn_clock. Invariant: a write is only ever made inside the
- * engine's open transaction, so zn_engine_commit is the single point where
- * work becomes durable and visible to fetchers.
+ * engine's open transaction, so zn_engine_sync (pushes) and
+ * zn_engine_commit (everything) are the points where work becomes durable
+ * and visible to fetchers.
  */
 #include "compat.h"
 
@@ -193,6 +194,24 @@ zn_engine_commit(struct zn_engine *e, struct zn_err *err)
         ZN_LOG(ZN_ERROR, "store.commit_failed",
                ZN_STR("error", err ? err->msg : ""));
         return rc;
+    }
+    ready(e);
+    return 0;
+}
+
+int
+zn_engine_sync(struct zn_engine *e, struct zn_err *err)
+{
+    int rc;
+
+    if (!e->in_txn)
+        return 0;
+    rc = e->st->ops->sync ? e->st->ops->sync(e->st, err) : ZN_ESTATE;
+    if (rc < 0) {
+        if (rc != ZN_ESTATE)
+            ZN_LOG(ZN_ERROR, "store.sync_failed",
+                   ZN_STR("error", err ? err->msg : ""));
+        return zn_engine_commit(e, err);
     }
     ready(e);
     return 0;

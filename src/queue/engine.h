@@ -7,10 +7,12 @@
  * struct zn_clock, so tests drive it with a fake clock on an in-memory
  * store.
  *
- * Group commit: every write opens (or joins) one store transaction; the
- * caller commits it with zn_engine_commit once per event-loop iteration,
- * and only then answers the producers whose pushes it holds. Jobs become
- * visible to blocked fetchers (the ready callback) only after that commit.
+ * Group commit: every write opens (or joins) one store transaction. The
+ * caller makes the pushes of an event-loop iteration durable with
+ * zn_engine_sync, and only then answers their producers; it commits the
+ * transaction with zn_engine_commit a few milliseconds later, or at once
+ * for a command that must see its change committed. Jobs become visible to
+ * blocked fetchers (the ready callback) after the sync or commit.
  */
 #ifndef ZN_ENGINE_H
 #define ZN_ENGINE_H
@@ -67,6 +69,14 @@ bool zn_engine_pending(const struct zn_engine *e);
  * with an error.
  */
 int zn_engine_commit(struct zn_engine *e, struct zn_err *err);
+
+/*
+ * Makes the jobs pushed since the last sync durable (the store's journal)
+ * and reports ready queues; the transaction stays open for a later
+ * zn_engine_commit. A store without a journal, or whose journal failed,
+ * commits instead, with zn_engine_commit's outcome.
+ */
+int zn_engine_sync(struct zn_engine *e, struct zn_err *err);
 
 /*
  * Accepts n parsed jobs: fills the defaults from the config (retry,

@@ -139,6 +139,9 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
         "SELECT seq, queue, state FROM jobs INDEXED BY jobs_due"
         " WHERE state IN (0, 3) AND next_at <= ?1"
         " ORDER BY next_at LIMIT 1",
+    [ZN__SQLITE_JOURNAL_EPOCH] =
+        "INSERT INTO meta (name, value) VALUES ('journal_epoch', ?1)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     [ZN__SQLITE_PROMOTE] =
         "UPDATE jobs SET state = 1, enqueued_at = ?2, next_at = 0,"
         " updated_at = ?2 WHERE seq = ?1",
@@ -264,6 +267,8 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
         zn__sqlite_tally_abort(s);
     else
         zn__sqlite_tally_drop(s);
+    if (tx == ZN__SQLITE_TX_OWN && s->journal)
+        zn__sqlite_journal_rolled_back(s->journal);
     /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
     if (sqlite3_get_autocommit(s->db)) {
         zn__sqlite_tally_abort(s);
@@ -311,19 +316,140 @@ zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
     return rc;
 }
 
+/* The journal's replay (sqlite_journal.c says when). */
+
+struct replay {
+    struct zn__sqlite *s;
+    struct zn_err *err;
+};
+
+static void
+bind_value(sqlite3_stmt *st, int i, const struct zn__sqlite_journal_value *v)
+{
+    if (v->type == 1)
+        sqlite3_bind_int64(st, i, v->i);
+    else if (v->type == 2)
+        sqlite3_bind_text(st, i, v->text, (int)v->len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Inserts the job of one record again, as its push did. */
+static int
+replay_one(void *ctx, const struct zn__sqlite_journal_value *v, size_t n)
+{
+    struct replay *r = ctx;
+    struct zn__sqlite *s = r->s;
+    sqlite3_stmt *st = s->stmt[ZN__SQLITE_INSERT];
+    char queue[ZN_QUEUE_NAME_MAX + 1] = "";
+    int64_t seq, state = -1;
+    int rc;
+
+    sqlite3_clear_bindings(st);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].param == ZN__SQLITE_JOURNAL_TAG)
+            continue;
+        if (v[i].param > P_QUARANTINED)
+            return zn_err_set(r->err, ZN_EIO, "cannot replay the journal of "
+                              "'%s': parameter %d is unknown", s->path,
+                              v[i].param);
+        bind_value(st, v[i].param, &v[i]);
+        if (v[i].param == P_QUEUE && v[i].type == 2 &&
+            v[i].len < sizeof(queue)) {
+            memcpy(queue, v[i].text, v[i].len);
+            queue[v[i].len] = '\0';
+        } else if (v[i].param == P_STATE && v[i].type == 1) {
+            state = v[i].i;
+        }
+    }
+    rc = sqlite3_step(st);
+    seq = sqlite3_last_insert_rowid(s->db);
+    if (rc != SQLITE_DONE &&
+        sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE) {
+        sqlite3_reset(st);
+        return 0; /* the job is there: nothing was owed */
+    }
+    if (rc != SQLITE_DONE) {
+        rc = zn__sqlite_err(s, "replay the journal of", r->err);
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (v[i].param != ZN__SQLITE_JOURNAL_TAG || v[i].type != 2)
+            continue;
+        sqlite3_bind_int64(s->stmt[ZN__SQLITE_TAG], 1, seq);
+        sqlite3_bind_text(s->stmt[ZN__SQLITE_TAG], 2, v[i].text,
+                          (int)v[i].len, SQLITE_STATIC);
+        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_TAG],
+                            "replay the journal of", r->err);
+    }
+    if (rc == 0 && state >= 0 && state < ZN_STATE_COUNT)
+        rc = zn__sqlite_tally(s, queue, (int)state, 1,
+                              "replay the journal of", r->err);
+    if (rc == 0)
+        s->op_counter[ZN__SQLITE_PUSHED]++;
+    return rc;
+}
+
+/*
+ * Inserts the jobs the journal holds and the database lacks: in a
+ * transaction of its own (at open), or in the caller's (see sq_begin).
+ */
+static int
+journal_replay(struct zn__sqlite *s, struct zn_err *err)
+{
+    struct replay r = {s, err};
+    enum zn__sqlite_tx tx;
+    size_t n = 0;
+    int rc = zn__sqlite_tx_open(s, &tx, "replay the journal of", err);
+
+    if (rc == 0)
+        rc = zn__sqlite_journal_replay(s->journal, replay_one, &r, &n, err);
+    rc = zn__sqlite_tx_close(s, tx, rc, "replay the journal of", err);
+    if (rc == 0 && n)
+        ZN_LOG(ZN_WARN, "store.journal_replayed", ZN_STR("path", s->path),
+               ZN_INT("jobs", (int64_t)n));
+    return rc;
+}
+
 /* Transactions. */
 
 static int
 sq_begin(struct zn_store *st, struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
+    int rc;
 
     if (!sqlite3_get_autocommit(s->db))
         return zn_err_set(err, ZN_ESTATE, "cannot begin on '%s': a "
                           "transaction is already open", s->path);
     zn__sqlite_tally_abort(s);
-    return zn__sqlite_run(s, s->stmt[ZN__SQLITE_BEGIN],
-                          "begin a transaction on", err);
+    rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_BEGIN],
+                        "begin a transaction on", err);
+    /* Pushes answered before a failed commit come first. */
+    if (rc == 0 && s->journal && zn__sqlite_journal_owed(s->journal)) {
+        rc = journal_replay(s, err);
+        if (rc < 0)
+            tx_undo(s, ZN__SQLITE_TX_OWN);
+    }
+    return rc;
+}
+
+/*
+ * Makes the pushes of the open transaction durable in the journal; the
+ * transaction stays open. Without a journal the caller commits instead.
+ */
+static int
+sq_sync(struct zn_store *st, struct zn_err *err)
+{
+    struct zn__sqlite *s = zn__sqlite_of(st);
+
+    if (!s->journal)
+        return zn_err_set(err, ZN_ESTATE, "'%s' has no journal: commit",
+                          s->path);
+    return zn__sqlite_journal_write(s->journal, err);
 }
 
 static int
@@ -412,49 +538,71 @@ tags_json(const struct zn_job *job, char **out)
     return rc;
 }
 
+/*
+ * Binds parameter i of the insert, and records it in the journal j when
+ * not NULL: a record holds exactly what was bound, so replay binds it back.
+ */
 static void
-insert_bind(sqlite3_stmt *st, const struct zn_job *job, const char *tags,
-            const char *backoff, const char *key, int64_t now)
+put_text(sqlite3_stmt *st, struct zn__sqlite_journal *j, int i, const char *v)
+{
+    bind_text(st, i, v);
+    if (j)
+        zn__sqlite_journal_text(j, i, v);
+}
+
+static void
+put_int(sqlite3_stmt *st, struct zn__sqlite_journal *j, int i, int64_t v)
+{
+    sqlite3_bind_int64(st, i, v);
+    if (j)
+        zn__sqlite_journal_int(j, i, v);
+}
+
+static void
+insert_bind(sqlite3_stmt *st, struct zn__sqlite_journal *j,
+            const struct zn_job *job, const char *tags, const char *backoff,
+            const char *key, int64_t now)
 {
     int64_t enq = job->enqueued_at;
 
     if (enq == 0 && job->state == ZN_STATE_ENQUEUED)
         enq = now;
-    bind_text(st, P_JID, job->jid);
-    bind_text(st, P_QUEUE, job->queue);
-    bind_text(st, P_JOBTYPE, job->jobtype);
-    sqlite3_bind_int(st, P_STATE, (int)job->state);
-    sqlite3_bind_int(st, P_PRIORITY, job->priority);
-    bind_text(st, P_ARGS, job->args ? job->args : "[]");
-    bind_text(st, P_CUSTOM, job->custom);
-    bind_text(st, P_TAGS, tags);
-    bind_text(st, P_BACKOFF, backoff);
-    sqlite3_bind_int(st, P_RETRY, job->retry);
-    sqlite3_bind_int(st, P_RESERVE_FOR, job->reserve_for);
-    sqlite3_bind_int(st, P_UNIQUE_FOR, job->unique_for);
-    bind_text(st, P_UNIQUE_KEY, key);
-    sqlite3_bind_int(st, P_BACKTRACE_LINES, job->backtrace_lines);
-    sqlite3_bind_int64(st, P_CREATED_AT, job->created_at);
-    sqlite3_bind_int64(st, P_ENQUEUED_AT, enq);
-    sqlite3_bind_int64(st, P_AT, job->at);
-    sqlite3_bind_int64(st, P_NEXT_AT, job->next_at);
-    sqlite3_bind_int64(st, P_LEASE_UNTIL, job->lease_until);
-    sqlite3_bind_int64(st, P_UPDATED_AT, now);
-    sqlite3_bind_int64(st, P_PUSHED_AT, now);
-    sqlite3_bind_int(st, P_ATTEMPTS, job->attempts);
-    sqlite3_bind_int(st, P_FAILURES, job->failures);
-    bind_text(st, P_WORKER, job->worker);
-    bind_text(st, P_ERRTYPE, job->failure.errtype);
-    bind_text(st, P_MESSAGE, job->failure.message);
-    bind_text(st, P_BACKTRACE, job->failure.backtrace);
-    sqlite3_bind_int64(st, P_FAILED_AT, job->failure.failed_at);
-    sqlite3_bind_int(st, P_QUARANTINED, job->quarantined);
+    put_text(st, j, P_JID, job->jid);
+    put_text(st, j, P_QUEUE, job->queue);
+    put_text(st, j, P_JOBTYPE, job->jobtype);
+    put_int(st, j, P_STATE, (int)job->state);
+    put_int(st, j, P_PRIORITY, job->priority);
+    put_text(st, j, P_ARGS, job->args ? job->args : "[]");
+    put_text(st, j, P_CUSTOM, job->custom);
+    put_text(st, j, P_TAGS, tags);
+    put_text(st, j, P_BACKOFF, backoff);
+    put_int(st, j, P_RETRY, job->retry);
+    put_int(st, j, P_RESERVE_FOR, job->reserve_for);
+    put_int(st, j, P_UNIQUE_FOR, job->unique_for);
+    put_text(st, j, P_UNIQUE_KEY, key);
+    put_int(st, j, P_BACKTRACE_LINES, job->backtrace_lines);
+    put_int(st, j, P_CREATED_AT, job->created_at);
+    put_int(st, j, P_ENQUEUED_AT, enq);
+    put_int(st, j, P_AT, job->at);
+    put_int(st, j, P_NEXT_AT, job->next_at);
+    put_int(st, j, P_LEASE_UNTIL, job->lease_until);
+    put_int(st, j, P_UPDATED_AT, now);
+    put_int(st, j, P_PUSHED_AT, now);
+    put_int(st, j, P_ATTEMPTS, job->attempts);
+    put_int(st, j, P_FAILURES, job->failures);
+    put_text(st, j, P_WORKER, job->worker);
+    put_text(st, j, P_ERRTYPE, job->failure.errtype);
+    put_text(st, j, P_MESSAGE, job->failure.message);
+    put_text(st, j, P_BACKTRACE, job->failure.backtrace);
+    put_int(st, j, P_FAILED_AT, job->failure.failed_at);
+    put_int(st, j, P_QUARANTINED, job->quarantined);
 }
 
 /* Inserts the row; a taken jid is a refusal, not a store failure. */
 static int
-insert_job(struct zn__sqlite *s, struct zn_job *job, const char *key,
-           int64_t now, struct zn_err *refused, struct zn_err *err)
+insert_job(struct zn__sqlite *s, struct zn__sqlite_journal *j,
+           struct zn_job *job, const char *key, int64_t now,
+           struct zn_err *refused, struct zn_err *err)
 {
     sqlite3_stmt *st = s->stmt[ZN__SQLITE_INSERT];
     char backoff[ZN_BACKOFF_MAX * 12];
@@ -468,8 +616,8 @@ insert_job(struct zn__sqlite *s, struct zn_job *job, const char *key,
     }
     if (rc < 0)
         return zn__sqlite_nomem(s, "push into", err);
-    insert_bind(st, job, tags, backoff_text(job, backoff, sizeof(backoff)),
-                key, now);
+    insert_bind(st, j, job, tags,
+                backoff_text(job, backoff, sizeof(backoff)), key, now);
     rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         rc = 0;
@@ -487,7 +635,8 @@ insert_job(struct zn__sqlite *s, struct zn_job *job, const char *key,
 }
 
 static int
-insert_tags(struct zn__sqlite *s, const struct zn_job *job, struct zn_err *err)
+insert_tags(struct zn__sqlite *s, struct zn__sqlite_journal *j,
+            const struct zn_job *job, struct zn_err *err)
 {
     sqlite3_stmt *st = s->stmt[ZN__SQLITE_TAG];
     int rc = 0;
@@ -496,6 +645,8 @@ insert_tags(struct zn__sqlite *s, const struct zn_job *job, struct zn_err *err)
         sqlite3_bind_int64(st, 1, (int64_t)job->seq);
         sqlite3_bind_text(st, 2, job->tags[i], -1, SQLITE_STATIC);
         rc = zn__sqlite_run(s, st, "push into", err);
+        if (j)
+            zn__sqlite_journal_text(j, ZN__SQLITE_JOURNAL_TAG, job->tags[i]);
     }
     return rc;
 }
@@ -520,11 +671,16 @@ push_valid(const struct zn_job *job, struct zn_err *refused)
     return !bad;
 }
 
-/* One job: 0 with *refused set or not, or a store failure. */
+/*
+ * One job: 0 with *refused set or not, or a store failure. An accepted
+ * job gets its record in the journal j, when not NULL.
+ */
 static int
-push_one(struct zn__sqlite *s, struct zn_job *job, int64_t now,
-         struct zn_err *refused, struct zn_err *err)
+push_one(struct zn__sqlite *s, struct zn__sqlite_journal *j,
+         struct zn_job *job, int64_t now, struct zn_err *refused,
+         struct zn_err *err)
 {
+    size_t mark = j ? zn__sqlite_journal_mark(j) : 0;
     char key[65];
     int rc;
 
@@ -536,11 +692,17 @@ push_one(struct zn__sqlite *s, struct zn_job *job, int64_t now,
         if (rc < 0 || refused->code)
             return rc;
     }
-    rc = insert_job(s, job, job->unique_for > 0 ? key : NULL, now, refused,
-                    err);
-    if (rc < 0 || refused->code)
-        return rc;
-    return insert_tags(s, job, err);
+    if (j)
+        zn__sqlite_journal_begin(j);
+    rc = insert_job(s, j, job, job->unique_for > 0 ? key : NULL, now,
+                    refused, err);
+    if (rc == 0 && !refused->code)
+        rc = insert_tags(s, j, job, err);
+    if (j && (rc < 0 || refused->code))
+        zn__sqlite_journal_undo(j, mark);
+    else if (j)
+        zn__sqlite_journal_end(j);
+    return rc;
 }
 
 static int
@@ -548,6 +710,10 @@ sq_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
         int64_t now, struct zn_err *errs)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
+    /* In a caller's transaction a push is journaled: it commits later. */
+    struct zn__sqlite_journal *j =
+        s->journal && !sqlite3_get_autocommit(s->db) ? s->journal : NULL;
+    size_t mark = j ? zn__sqlite_journal_mark(j) : 0;
     struct zn_err err;
     int64_t accepted = 0;
     enum zn__sqlite_tx tx;
@@ -562,7 +728,7 @@ sq_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
         rc = zn__sqlite_tx_open(s, &tx, "push into", &err);
     if (rc == 0) {
         for (size_t i = 0; i < n && rc == 0; i++) {
-            rc = push_one(s, jobs[i], now, &errs[i], &err);
+            rc = push_one(s, j, jobs[i], now, &errs[i], &err);
             if (rc == 0 && errs[i].code == 0) {
                 accepted++;
                 rc = zn__sqlite_tally(s, jobs[i]->queue, (int)jobs[i]->state,
@@ -574,6 +740,8 @@ sq_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
     }
     if (rc == 0)
         return 0;
+    if (j)
+        zn__sqlite_journal_undo(j, mark);
     /* Nothing of the batch was kept: every job gets the store's error. */
     for (size_t i = 0; i < n; i++)
         errs[i] = err;
@@ -1132,6 +1300,16 @@ sq_close(struct zn_store *st)
     struct zn__sqlite *s = zn__sqlite_of(st);
 
     zn__sqlite_ckpt_stop(s);
+    /* What the journal owes lands before the counts are called exact. */
+    if (s->journal && !sqlite3_get_autocommit(s->db))
+        tx_undo(s, ZN__SQLITE_TX_OWN);
+    if (s->journal && zn__sqlite_journal_owed(s->journal)) {
+        struct zn_err e;
+
+        if (journal_replay(s, &e) < 0)
+            ZN_LOG(ZN_ERROR, "store.journal_not_replayed",
+                   ZN_STR("error", e.msg));
+    }
     if (s->counting)
         zn__sqlite_counts_close(s);
     for (int i = 0; i < ZN__SQLITE_NSTMT; i++)
@@ -1139,6 +1317,7 @@ sq_close(struct zn_store *st)
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         ZN_LOG(ZN_ERROR, "store.close_failed", ZN_STR("path", s->path),
                ZN_STR("error", sqlite3_errmsg(s->db)));
+    zn__sqlite_journal_close(s->journal);
     paused_drop(s);
     free(s->tally);
     free(s->pend);
@@ -1152,6 +1331,7 @@ const struct zn_store_ops zn__sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .sync = sq_sync,
     .push = sq_push,
     .get = sq_get,
     .fetch = sq_fetch,
@@ -1186,6 +1366,21 @@ stmts_prepare(struct zn__sqlite *s, struct zn_err *err)
     return 0;
 }
 
+/* Opens the journal of a writer on a file, and inserts what it owes. */
+static int
+journal_open(struct zn__sqlite *s, enum zn_durability durability,
+             struct zn_err *err)
+{
+    int64_t epoch;
+    int rc = zn__sqlite_meta_get(s, "journal_epoch", &epoch, err);
+
+    if (rc == 0)
+        rc = zn__sqlite_journal_open(s->path, epoch,
+                                     durability == ZN_DURABILITY_FULL,
+                                     &s->journal, err);
+    return rc == 0 ? journal_replay(s, err) : rc;
+}
+
 int
 zn_store_sqlite_open(const char *path, const struct zn_sqlite_opts *opts,
                      struct zn_store **out, struct zn_err *err)
@@ -1218,6 +1413,8 @@ zn_store_sqlite_open(const char *path, const struct zn_sqlite_opts *opts,
     }
     if (rc == 0 && !opts->readonly && sqlite3_db_filename(s->db, NULL) &&
         *sqlite3_db_filename(s->db, NULL))
+        rc = journal_open(s, opts->durability, err);
+    if (rc == 0 && s->journal)
         rc = zn__sqlite_ckpt_start(s, opts->durability, err);
     if (rc < 0) {
         sq_close(&s->base);

@@ -272,10 +272,19 @@ zn__sqlite_commit(struct zn__sqlite *s, bool force, const char *what,
             tally_reserve(&s->pend, &s->cap_pend, s->npend, s->ntally) < 0;
     if (write)
         rc = write_pending(s, what, err);
+    /* The journal's records are in this commit: their epoch is over. */
+    if (rc == 0 && s->journal && zn__sqlite_journal_dirty(s->journal)) {
+        sqlite3_stmt *st = s->stmt[ZN__SQLITE_JOURNAL_EPOCH];
+
+        sqlite3_bind_int64(st, 1, zn__sqlite_journal_epoch(s->journal) + 1);
+        rc = zn__sqlite_run(s, st, what, err);
+    }
     if (rc == 0)
         rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_COMMIT], what, err);
     if (rc < 0)
         return rc;
+    if (s->journal)
+        zn__sqlite_journal_committed(s->journal);
     if (s->pend_in_tx)
         pend_clear(s);
     pend_merge(s);
@@ -284,10 +293,9 @@ zn__sqlite_commit(struct zn__sqlite *s, bool force, const char *what,
     return 0;
 }
 
-/* One integer of table meta into *v (0 when the row is missing). */
-static int
-meta_get(struct zn__sqlite *s, const char *name, int64_t *v,
-         struct zn_err *err)
+int
+zn__sqlite_meta_get(struct zn__sqlite *s, const char *name, int64_t *v,
+                    struct zn_err *err)
 {
     sqlite3_stmt *q;
     int rc;
@@ -317,7 +325,7 @@ int
 zn__sqlite_counts_open(struct zn__sqlite *s, struct zn_err *err)
 {
     int64_t exact;
-    int rc = meta_get(s, "counts_exact", &exact, err);
+    int rc = zn__sqlite_meta_get(s, "counts_exact", &exact, err);
 
     if (rc < 0)
         return rc;

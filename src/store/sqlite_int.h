@@ -36,7 +36,7 @@ enum zn__sqlite_stmt {
     ZN__SQLITE_ATTEMPTS, ZN__SQLITE_COUNTERS, ZN__SQLITE_SET_PAUSED,
     ZN__SQLITE_PAUSED, ZN__SQLITE_DATA_VERSION, ZN__SQLITE_QUEUE_COUNTS,
     ZN__SQLITE_QUEUE_COUNT_ADD, ZN__SQLITE_OLDEST, ZN__SQLITE_DUE,
-    ZN__SQLITE_NSTMT
+    ZN__SQLITE_JOURNAL_EPOCH, ZN__SQLITE_NSTMT
 };
 
 /* The rows of the counters table, in memory. */
@@ -80,6 +80,7 @@ struct zn__sqlite {
     bool counting;      /* a writer whose counts_open succeeded */
     int64_t written_ms; /* monotonic time of the last write */
     struct zn__sqlite_ckpt *ckpt; /* the checkpointer of a writer, or NULL */
+    struct zn__sqlite_journal *journal; /* a writer's push journal, or NULL */
 };
 
 /* How an op made itself atomic: its own transaction or a savepoint. */
@@ -126,6 +127,10 @@ int zn__sqlite_tx_open(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
 int zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
                         const char *what, struct zn_err *err);
 
+/* One integer of table meta into *v (0 when the row is missing). */
+int zn__sqlite_meta_get(struct zn__sqlite *s, const char *name, int64_t *v,
+                        struct zn_err *err);
+
 /* The seq of the job jid, or ZN_ENOTFOUND. */
 int zn__sqlite_seq_of(struct zn__sqlite *s, const char *jid, int64_t *seq,
                       struct zn_err *err);
@@ -152,6 +157,73 @@ void zn__sqlite_ckpt_stop(struct zn__sqlite *s);
  * outside 1..ZN_SCHEMA_VERSION: tests build old databases with it.
  */
 const char *zn__sqlite_migration(int version);
+
+/* sqlite_journal.c: the push journal (see there). */
+
+struct zn__sqlite_journal;
+
+/* The parameter number of a job's tag in a record (the insert's are 1..). */
+#define ZN__SQLITE_JOURNAL_TAG 0
+
+/* One value of a record, as replay hands it out. */
+struct zn__sqlite_journal_value {
+    int param;        /* the insert's parameter, or ZN__SQLITE_JOURNAL_TAG */
+    int type;         /* 0 null, 1 integer, 2 text */
+    int64_t i;
+    const char *text; /* len bytes, not NUL-terminated */
+    uint32_t len;
+};
+
+/* Opens (creates) "<db_path>-push"; records are of epoch from now on. */
+int zn__sqlite_journal_open(const char *db_path, int64_t epoch, bool sync,
+                            struct zn__sqlite_journal **out,
+                            struct zn_err *err);
+void zn__sqlite_journal_close(struct zn__sqlite_journal *j);
+
+/*
+ * Builds one record in memory: begin, the values, end. A failed
+ * allocation makes the next write fail, so those pushes are committed
+ * instead.
+ */
+void zn__sqlite_journal_begin(struct zn__sqlite_journal *j);
+void zn__sqlite_journal_int(struct zn__sqlite_journal *j, int param,
+                            int64_t v);
+void zn__sqlite_journal_text(struct zn__sqlite_journal *j, int param,
+                             const char *v);
+void zn__sqlite_journal_end(struct zn__sqlite_journal *j);
+
+/* Records built since mark are dropped by undo (a push that failed). */
+size_t zn__sqlite_journal_mark(const struct zn__sqlite_journal *j);
+void zn__sqlite_journal_undo(struct zn__sqlite_journal *j, size_t mark);
+
+/* Appends the records built, then fdatasync when durability is full. */
+int zn__sqlite_journal_write(struct zn__sqlite_journal *j,
+                             struct zn_err *err);
+
+/* Records since the last commit: the commit moves the epoch on. */
+bool zn__sqlite_journal_dirty(const struct zn__sqlite_journal *j);
+int64_t zn__sqlite_journal_epoch(const struct zn__sqlite_journal *j);
+
+/* The commit that moved the epoch on is done: start over. */
+void zn__sqlite_journal_committed(struct zn__sqlite_journal *j);
+
+/*
+ * The transaction rolled back: records not written yet go (their pushes
+ * get the error); the written ones are owed until a replay.
+ */
+void zn__sqlite_journal_rolled_back(struct zn__sqlite_journal *j);
+
+/* Written records the database lacks: replay them before anything else. */
+bool zn__sqlite_journal_owed(const struct zn__sqlite_journal *j);
+
+/*
+ * Hands each record of the current epoch in the file to fn (values and
+ * their number), in order; *records says how many. fn's error stops it.
+ */
+int zn__sqlite_journal_replay(
+    struct zn__sqlite_journal *j,
+    int (*fn)(void *ctx, const struct zn__sqlite_journal_value *v, size_t n),
+    void *ctx, size_t *records, struct zn_err *err);
 
 /* sqlite_count.c */
 

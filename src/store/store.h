@@ -8,9 +8,10 @@
  * only.
  *
  * Batches: every write may run inside begin/commit. The engine opens one
- * transaction per event-loop iteration and commits it once, so the pushes
- * that arrive together share one commit (group commit). Writes outside
- * begin/commit commit on their own.
+ * transaction and commits it once for many loop iterations; the pushes of
+ * an iteration are made durable together by sync (group commit) or, in a
+ * store without it, by a commit. Writes outside begin/commit commit on
+ * their own.
  *
  * Ownership: jobs and lists returned belong to the caller (zn_job_free,
  * zn_store_list_release). Strings passed in are borrowed.
@@ -108,6 +109,13 @@ struct zn_store_ops {
     int (*begin)(struct zn_store *st, struct zn_err *err);
     int (*commit)(struct zn_store *st, struct zn_err *err);
     void (*rollback)(struct zn_store *st);
+    /*
+     * Makes the jobs pushed in the open transaction durable without
+     * committing it (a journal); they are answered then, and the
+     * transaction commits later. ZN_ESTATE: this store cannot, the caller
+     * commits instead. NULL: the same.
+     */
+    int (*sync)(struct zn_store *st, struct zn_err *err);
 
     /*
      * Inserts n new jobs (jid, defaults and state already set by the

@@ -181,6 +181,29 @@ tick(struct fx *f)
     assert_int_equal(zn_engine_commit(f->e, &err), 0);
 }
 
+/*
+ * sync answers pushes and wakes the fetchers of their queues; a store
+ * without a journal (this one, in memory) commits instead.
+ */
+static void
+test_engine_sync_reports_ready(void **state)
+{
+    struct fx *f = *state;
+    struct zn_job *job = make_job("s1", "q", 5);
+    struct zn_err err, perr;
+
+    assert_int_equal(zn_engine_push(f->e, &job, 1, &perr), 0);
+    assert_int_equal(perr.code, 0);
+    zn_job_free(job);
+    assert_true(zn_engine_pending(f->e));
+    f->nready = 0;
+    assert_int_equal(zn_engine_sync(f->e, &err), 0);
+    assert_int_equal(f->nready, 1);
+    assert_string_equal(f->ready[0], "q");
+    assert_false(zn_engine_pending(f->e));
+    expect_fetch(f, "q", "s1");
+}
+
 static void
 test_engine_push_fills_defaults(void **state)
 {
@@ -633,6 +656,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_engine_push_fills_defaults),
+        T(test_engine_sync_reports_ready),
         T(test_engine_duplicate_jid_refused),
         T(test_engine_priorities_then_fifo),
         T(test_engine_fetch_queue_order),
