@@ -53,9 +53,12 @@
  */
 #include "compat.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <jansson.h>
 
@@ -267,9 +270,10 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
         zn__sqlite_tally_abort(s);
     else
         zn__sqlite_tally_drop(s);
-    if (tx == ZN__SQLITE_TX_OWN && s->journal)
-        zn__sqlite_journal_rolled_back(s->journal);
     /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
+    if (s->journal && (tx == ZN__SQLITE_TX_OWN ||
+                       sqlite3_get_autocommit(s->db)))
+        zn__sqlite_journal_rolled_back(s->journal);
     if (sqlite3_get_autocommit(s->db)) {
         zn__sqlite_tally_abort(s);
         return;
@@ -326,9 +330,9 @@ struct replay {
 static void
 bind_value(sqlite3_stmt *st, int i, const struct zn__sqlite_journal_value *v)
 {
-    if (v->type == 1)
+    if (v->type == ZN__SQLITE_JINT)
         sqlite3_bind_int64(st, i, v->i);
-    else if (v->type == 2)
+    else if (v->type == ZN__SQLITE_JTEXT)
         sqlite3_bind_text(st, i, v->text, (int)v->len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
@@ -349,16 +353,18 @@ replay_one(void *ctx, const struct zn__sqlite_journal_value *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (v[i].param == ZN__SQLITE_JOURNAL_TAG)
             continue;
-        if (v[i].param > P_QUARANTINED)
-            return zn_err_set(r->err, ZN_EIO, "cannot replay the journal of "
-                              "'%s': parameter %d is unknown", s->path,
-                              v[i].param);
+        /* The version in each record keeps this from happening. */
+        if (v[i].param > P_QUARANTINED) {
+            ZN_LOG(ZN_ERROR, "store.journal_record_skipped",
+                   ZN_STR("path", s->path), ZN_INT("param", v[i].param));
+            return 0;
+        }
         bind_value(st, v[i].param, &v[i]);
-        if (v[i].param == P_QUEUE && v[i].type == 2 &&
+        if (v[i].param == P_QUEUE && v[i].type == ZN__SQLITE_JTEXT &&
             v[i].len < sizeof(queue)) {
             memcpy(queue, v[i].text, v[i].len);
             queue[v[i].len] = '\0';
-        } else if (v[i].param == P_STATE && v[i].type == 1) {
+        } else if (v[i].param == P_STATE && v[i].type == ZN__SQLITE_JINT) {
             state = v[i].i;
         }
     }
@@ -447,7 +453,7 @@ sq_sync(struct zn_store *st, struct zn_err *err)
     struct zn__sqlite *s = zn__sqlite_of(st);
 
     if (!s->journal)
-        return zn_err_set(err, ZN_ESTATE, "'%s' has no journal: commit",
+        return zn_err_set(err, ZN_ESTATE, "cannot sync '%s': no journal",
                           s->path);
     return zn__sqlite_journal_write(s->journal, err);
 }
@@ -1308,7 +1314,7 @@ sq_close(struct zn_store *st)
 
         if (journal_replay(s, &e) < 0)
             ZN_LOG(ZN_ERROR, "store.journal_not_replayed",
-                   ZN_STR("error", e.msg));
+                   ZN_STR("path", s->path), ZN_STR("error", e.msg));
     }
     if (s->counting)
         zn__sqlite_counts_close(s);
@@ -1366,16 +1372,35 @@ stmts_prepare(struct zn__sqlite *s, struct zn_err *err)
     return 0;
 }
 
-/* Opens the journal of a writer on a file, and inserts what it owes. */
+/*
+ * Opens the journal of a writer on a file, and inserts what it owes. The
+ * database's journal id is made once, at random: a journal beside another
+ * database (a restored or a new file) has none of its records.
+ */
 static int
 journal_open(struct zn__sqlite *s, enum zn_durability durability,
              struct zn_err *err)
 {
-    int64_t epoch;
-    int rc = zn__sqlite_meta_get(s, "journal_epoch", &epoch, err);
+    int64_t epoch, id;
+    int rc = zn__sqlite_meta_get(s, "journal_id", &id, err);
 
+    if (rc == 0 && id == 0) {
+        char sql[96];
+
+        if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+            return zn_err_set(err, ZN_EIO, "cannot open '%s': no random "
+                              "journal id: %s", s->path, strerror(errno));
+        if (id == 0)
+            id = 1;
+        snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta (name, value)"
+                 " VALUES ('journal_id', %" PRId64 ")", id);
+        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL))
+            rc = zn__sqlite_err(s, "open", err);
+    }
     if (rc == 0)
-        rc = zn__sqlite_journal_open(s->path, epoch,
+        rc = zn__sqlite_meta_get(s, "journal_epoch", &epoch, err);
+    if (rc == 0)
+        rc = zn__sqlite_journal_open(s->path, (uint64_t)id, epoch,
                                      durability == ZN_DURABILITY_FULL,
                                      &s->journal, err);
     return rc == 0 ? journal_replay(s, err) : rc;

@@ -165,25 +165,31 @@ struct zn__sqlite_journal;
 /* The parameter number of a job's tag in a record (the insert's are 1..). */
 #define ZN__SQLITE_JOURNAL_TAG 0
 
+/* The type of a value in a record. */
+enum zn__sqlite_jtype { ZN__SQLITE_JNULL, ZN__SQLITE_JINT, ZN__SQLITE_JTEXT };
+
 /* One value of a record, as replay hands it out. */
 struct zn__sqlite_journal_value {
     int param;        /* the insert's parameter, or ZN__SQLITE_JOURNAL_TAG */
-    int type;         /* 0 null, 1 integer, 2 text */
+    int type;         /* enum zn__sqlite_jtype */
     int64_t i;
     const char *text; /* len bytes, not NUL-terminated */
     uint32_t len;
 };
 
-/* Opens (creates) "<db_path>-push"; records are of epoch from now on. */
-int zn__sqlite_journal_open(const char *db_path, int64_t epoch, bool sync,
-                            struct zn__sqlite_journal **out,
+/*
+ * Opens (creates) "<db_path>-push" for the database whose journal id is
+ * id; records are of epoch from now on.
+ */
+int zn__sqlite_journal_open(const char *db_path, uint64_t id, int64_t epoch,
+                            bool sync, struct zn__sqlite_journal **out,
                             struct zn_err *err);
 void zn__sqlite_journal_close(struct zn__sqlite_journal *j);
 
 /*
- * Builds one record in memory: begin, the values, end. A failed
- * allocation makes the next write fail, so those pushes are committed
- * instead.
+ * Builds one record in memory: begin, the values, end. Past the buffer's
+ * cap, or when memory runs out, the next write fails with ZN_ESTATE, so
+ * those pushes are committed instead.
  */
 void zn__sqlite_journal_begin(struct zn__sqlite_journal *j);
 void zn__sqlite_journal_int(struct zn__sqlite_journal *j, int param,
@@ -196,7 +202,10 @@ void zn__sqlite_journal_end(struct zn__sqlite_journal *j);
 size_t zn__sqlite_journal_mark(const struct zn__sqlite_journal *j);
 void zn__sqlite_journal_undo(struct zn__sqlite_journal *j, size_t mark);
 
-/* Appends the records built, then fdatasync when durability is full. */
+/*
+ * Appends the records built, then fdatasync when durability is full.
+ * ZN_ESTATE: they cannot be journaled (see above); ZN_EIO.
+ */
 int zn__sqlite_journal_write(struct zn__sqlite_journal *j,
                              struct zn_err *err);
 

@@ -19,15 +19,21 @@
  *
  * At open, and after a commit failed, the records of the stored epoch are
  * inserted again (sqlite.c, replay). The journal ends at the first record
- * whose checksum or epoch does not match: a write cut short by a crash,
- * or an older epoch's record past the newer ones.
+ * whose checksum, epoch or version does not match: a write cut short by a
+ * crash, or an older epoch's record past the newer ones. The checksum
+ * covers the database's journal id (table meta), so a journal left beside
+ * another database file matches nothing in it.
  *
- *   record:  u32 len | u32 0 | i64 epoch | u64 sum | payload (len bytes)
+ *   record:  u32 len | u32 version | i64 epoch | u64 sum | payload
  *   payload: values, each u8 param | u8 type | int: i64, text: u32 n + n
- *            bytes (type 0 null, 1 int, 2 text)
- *   sum:     FNV-1a (64 bits) of the epoch and the payload
+ *            bytes (enum zn__sqlite_jtype)
+ *   sum:     FNV-1a (64 bits) of the id, the epoch and the payload
  *
  * Integers are in the machine's order: the journal never leaves it.
+ *
+ * To change the record: bump JOURNAL_VERSION. Records of another version
+ * are not replayed, so a clean stop (which leaves none) must come before
+ * the upgrade; say so in the release notes.
  *
  * Non-goals: read-only handles and databases in memory have no journal;
  * a push outside the engine's transaction commits at once and needs none.
@@ -39,20 +45,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "store/sqlite_int.h"
 
 #define HEADER_LEN 24
-/* No record is this long: a longer len is a damaged header. */
-#define RECORD_MAX (256u * 1024 * 1024)
-
-enum { V_NULL, V_INT, V_TEXT };
+#define JOURNAL_VERSION 1
+/*
+ * The records of one turn are held in memory up to this; past it (a PUSHB
+ * of huge jobs) the turn's pushes are committed instead of journaled.
+ */
+#define BUF_MAX (64u * 1024 * 1024)
 
 struct zn__sqlite_journal {
     int fd;
     bool sync;      /* durability full: fdatasync after each write */
+    uint64_t id;    /* the database's journal id */
     int64_t epoch;  /* of the records written now */
     off_t off;      /* end of the records in the file */
     char *buf;      /* records not written yet */
@@ -60,8 +70,18 @@ struct zn__sqlite_journal {
     size_t rec;     /* start of the record being built */
     bool dirty;     /* records since the last commit */
     bool owed;      /* records of this epoch the database lacks */
-    bool nomem;     /* a record could not be built: commit instead */
+    /* Why the records built cannot be written: the caller commits. */
+    const char *unwritable;
     char *path;
+};
+
+/* A record read back: its values, and the memory they point into. */
+struct zn__sqlite_journal_rec {
+    char *payload;
+    size_t payload_cap;
+    struct zn__sqlite_journal_value *vals;
+    size_t n, cap;
+    off_t len; /* header and payload */
 };
 
 static uint64_t
@@ -77,10 +97,12 @@ fnv1a(uint64_t h, const void *p, size_t n)
 }
 
 static uint64_t
-record_sum(int64_t epoch, const char *payload, size_t n)
+record_sum(const struct zn__sqlite_journal *j, int64_t epoch,
+           const char *payload, size_t n)
 {
-    return fnv1a(fnv1a(0xcbf29ce484222325ULL, &epoch, sizeof(epoch)),
-                 payload, n);
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, &j->id, sizeof(j->id));
+
+    return fnv1a(fnv1a(h, &epoch, sizeof(epoch)), payload, n);
 }
 
 static bool
@@ -89,15 +111,19 @@ reserve(struct zn__sqlite_journal *j, size_t n)
     size_t cap = j->cap ? j->cap : 4096;
     char *p;
 
-    if (j->nomem)
+    if (j->unwritable)
         return false;
     if (j->len + n <= j->cap)
         return true;
+    if (j->len + n > BUF_MAX) {
+        j->unwritable = "the turn's pushes are too big";
+        return false;
+    }
     while (cap < j->len + n)
         cap *= 2;
     p = realloc(j->buf, cap);
     if (!p) {
-        j->nomem = true;
+        j->unwritable = "out of memory";
         return false;
     }
     j->buf = p;
@@ -126,7 +152,7 @@ zn__sqlite_journal_begin(struct zn__sqlite_journal *j)
 void
 zn__sqlite_journal_int(struct zn__sqlite_journal *j, int param, int64_t v)
 {
-    unsigned char tag[2] = {(unsigned char)param, V_INT};
+    unsigned char tag[2] = {(unsigned char)param, ZN__SQLITE_JINT};
 
     put(j, tag, sizeof(tag));
     put(j, &v, sizeof(v));
@@ -136,7 +162,8 @@ void
 zn__sqlite_journal_text(struct zn__sqlite_journal *j, int param,
                         const char *v)
 {
-    unsigned char tag[2] = {(unsigned char)param, v ? V_TEXT : V_NULL};
+    unsigned char tag[2] = {(unsigned char)param,
+                            v ? ZN__SQLITE_JTEXT : ZN__SQLITE_JNULL};
     uint32_t n = v ? (uint32_t)strlen(v) : 0;
 
     put(j, tag, sizeof(tag));
@@ -149,19 +176,20 @@ zn__sqlite_journal_text(struct zn__sqlite_journal *j, int param,
 void
 zn__sqlite_journal_end(struct zn__sqlite_journal *j)
 {
-    uint32_t len = (uint32_t)(j->len - j->rec - HEADER_LEN), zero = 0;
+    uint32_t len = (uint32_t)(j->len - j->rec - HEADER_LEN);
+    uint32_t version = JOURNAL_VERSION;
     uint64_t sum;
     char *h;
 
-    if (j->nomem)
+    j->dirty = true;
+    if (j->unwritable)
         return;
     h = j->buf + j->rec;
-    sum = record_sum(j->epoch, h + HEADER_LEN, len);
+    sum = record_sum(j, j->epoch, h + HEADER_LEN, len);
     memcpy(h, &len, 4);
-    memcpy(h + 4, &zero, 4);
+    memcpy(h + 4, &version, 4);
     memcpy(h + 8, &j->epoch, 8);
     memcpy(h + 16, &sum, 8);
-    j->dirty = true;
 }
 
 size_t
@@ -180,35 +208,40 @@ zn__sqlite_journal_undo(struct zn__sqlite_journal *j, size_t mark)
 int
 zn__sqlite_journal_write(struct zn__sqlite_journal *j, struct zn_err *err)
 {
-    static const char zero[HEADER_LEN];
+    const char *failed = NULL;
     size_t done = 0;
-    ssize_t n = -1;
+    ssize_t n;
 
-    if (j->nomem)
-        return zn_err_set(err, ZN_ENOMEM, "cannot write the journal '%s': "
-                          "out of memory", j->path);
-    while (done < j->len) {
+    if (j->unwritable) {
+        /* Said once: the caller commits the records' pushes instead. */
+        zn_err_set(err, ZN_ESTATE, "cannot journal the pushes of '%s': %s",
+                   j->path, j->unwritable);
+        j->unwritable = NULL;
+        j->len = 0;
+        return ZN_ESTATE;
+    }
+    while (done < j->len && !failed) {
         n = pwrite(j->fd, j->buf + done, j->len - done,
                    j->off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto fail;
-        done += (size_t)n;
+        if (n > 0)
+            done += (size_t)n;
+        else if (n == 0 || errno != EINTR)
+            failed = n == 0 ? "short write" : strerror(errno);
     }
-    if (j->len && j->sync && fdatasync(j->fd) < 0)
-        goto fail;
-    j->off += (off_t)j->len;
-    j->len = 0;
-    return 0;
-fail:
+    if (!failed && j->len && j->sync && fdatasync(j->fd) < 0)
+        failed = strerror(errno);
+    if (!failed) {
+        j->off += (off_t)j->len;
+        j->len = 0;
+        return 0;
+    }
     zn_err_set(err, ZN_EIO, "cannot write the journal '%s': %s", j->path,
-               n == 0 ? "short write" : strerror(errno));
+               failed);
     /*
      * What did get written must not be taken for pushes at the next open:
      * they will be answered with this error.
      */
-    if (pwrite(j->fd, zero, sizeof(zero), j->off) < 0)
+    if (ftruncate(j->fd, j->off) < 0)
         ZN_LOG(ZN_ERROR, "store.journal_failed", ZN_STR("path", j->path),
                ZN_STR("error", strerror(errno)));
     return ZN_EIO;
@@ -217,7 +250,7 @@ fail:
 bool
 zn__sqlite_journal_dirty(const struct zn__sqlite_journal *j)
 {
-    return j->dirty || j->len > 0 || j->nomem;
+    return j->dirty || j->len > 0;
 }
 
 int64_t
@@ -235,15 +268,20 @@ zn__sqlite_journal_committed(struct zn__sqlite_journal *j)
     j->off = 0;
     j->len = 0;
     j->dirty = false;
-    j->nomem = false;
+    j->unwritable = NULL;
 }
 
 void
 zn__sqlite_journal_rolled_back(struct zn__sqlite_journal *j)
 {
-    /* Unwritten records were not answered: their pushes get the error. */
+    /*
+     * Records not written yet are of pushes not answered yet: the next
+     * write fails, so they are answered with an error, not an OK for a
+     * row that is gone.
+     */
+    if (j->len > 0)
+        j->unwritable = "the transaction rolled back";
     j->len = 0;
-    j->nomem = false;
     j->dirty = false;
     if (j->off > 0)
         j->owed = true;
@@ -287,16 +325,16 @@ value_next(const char **p, const char *end,
     v->param = (unsigned char)(*p)[0];
     v->type = (unsigned char)(*p)[1];
     *p += 2;
-    if (v->type == V_NULL)
+    if (v->type == ZN__SQLITE_JNULL)
         return true;
-    if (v->type == V_INT) {
+    if (v->type == ZN__SQLITE_JINT) {
         if (end - *p < 8)
             return false;
         memcpy(&v->i, *p, 8);
         *p += 8;
         return true;
     }
-    if (v->type != V_TEXT || end - *p < 4)
+    if (v->type != ZN__SQLITE_JTEXT || end - *p < 4)
         return false;
     memcpy(&n, *p, 4);
     *p += 4;
@@ -308,6 +346,83 @@ value_next(const char **p, const char *end,
     return true;
 }
 
+/* The values of a payload into r->vals (grown); false when damaged. */
+static bool
+payload_values(struct zn__sqlite_journal_rec *r, const char *p, size_t len)
+{
+    const char *end = p + len;
+
+    r->n = 0;
+    while (p < end) {
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 64;
+            void *v = realloc(r->vals, cap * sizeof(*r->vals));
+
+            if (!v)
+                return false;
+            r->vals = v;
+            r->cap = cap;
+        }
+        if (!value_next(&p, end, &r->vals[r->n++]))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The record at off into r: 0, 1 when the journal ends there (logged when
+ * a record of this epoch was cut short or damaged), or ZN_EIO/ZN_ENOMEM.
+ */
+static int
+record_read(struct zn__sqlite_journal *j, off_t off, off_t size,
+            struct zn__sqlite_journal_rec *r, struct zn_err *err)
+{
+    char header[HEADER_LEN];
+    uint32_t len, version;
+    int64_t epoch;
+    uint64_t sum;
+    int rc = read_at(j->fd, header, sizeof(header), off);
+
+    if (rc != 0)
+        goto end;
+    memcpy(&len, header, 4);
+    memcpy(&version, header + 4, 4);
+    memcpy(&epoch, header + 8, 8);
+    memcpy(&sum, header + 16, 8);
+    if (epoch != j->epoch || version != JOURNAL_VERSION || len == 0)
+        return 1;
+    if (len > size - off - HEADER_LEN)
+        goto damaged;
+    if (len > r->payload_cap) {
+        char *p = realloc(r->payload, len);
+
+        if (!p)
+            return zn_err_set(err, ZN_ENOMEM, "cannot read the journal "
+                              "'%s': out of memory", j->path);
+        r->payload = p;
+        r->payload_cap = len;
+    }
+    rc = read_at(j->fd, r->payload, len, off + HEADER_LEN);
+    if (rc != 0)
+        goto end;
+    if (record_sum(j, epoch, r->payload, len) != sum ||
+        !payload_values(r, r->payload, len))
+        goto damaged;
+    r->len = HEADER_LEN + (off_t)len;
+    return 0;
+damaged:
+    ZN_LOG(ZN_WARN, "store.journal_cut", ZN_STR("path", j->path),
+           ZN_INT("offset", (int64_t)off),
+           ZN_STR("reason", "a record cut short or damaged (a crash while "
+                            "it was written): it was never answered"));
+    return 1;
+end:
+    if (rc > 0)
+        return 1;
+    return zn_err_set(err, ZN_EIO, "cannot read the journal '%s': %s",
+                      j->path, strerror(errno));
+}
+
 int
 zn__sqlite_journal_replay(struct zn__sqlite_journal *j,
                           int (*fn)(void *ctx,
@@ -315,71 +430,24 @@ zn__sqlite_journal_replay(struct zn__sqlite_journal *j,
                                     size_t n),
                           void *ctx, size_t *records, struct zn_err *err)
 {
-    struct zn__sqlite_journal_value *vals = NULL;
-    char header[HEADER_LEN], *payload = NULL;
-    size_t cap = 0, nvals = 0, capvals = 0;
+    struct zn__sqlite_journal_rec r = {0};
+    struct stat sb;
     off_t off = 0;
-    int rc = 0;
+    int rc;
 
     *records = 0;
-    for (;;) {
-        uint32_t len;
-        int64_t epoch;
-        uint64_t sum;
-        const char *p, *end;
-
-        rc = read_at(j->fd, header, sizeof(header), off);
-        if (rc != 0)
-            break;
-        memcpy(&len, header, 4);
-        memcpy(&epoch, header + 8, 8);
-        memcpy(&sum, header + 16, 8);
-        if (epoch != j->epoch || len == 0 || len > RECORD_MAX)
-            break;
-        if (len > cap) {
-            char *np = realloc(payload, len);
-
-            if (!np) {
-                rc = -1;
-                errno = ENOMEM;
-                break;
-            }
-            payload = np;
-            cap = len;
-        }
-        rc = read_at(j->fd, payload, len, off + HEADER_LEN);
-        if (rc != 0 || record_sum(epoch, payload, len) != sum)
-            break;
-        nvals = 0;
-        for (p = payload, end = payload + len; p < end; nvals++) {
-            if (nvals == capvals) {
-                size_t nc = capvals ? capvals * 2 : 64;
-                void *nv = realloc(vals, nc * sizeof(*vals));
-
-                if (!nv) {
-                    rc = -1;
-                    errno = ENOMEM;
-                    goto out;
-                }
-                vals = nv;
-                capvals = nc;
-            }
-            if (!value_next(&p, end, &vals[nvals]))
-                goto out; /* a sum that matched a bad payload: stop */
-        }
-        rc = fn(ctx, vals, nvals);
+    if (fstat(j->fd, &sb) < 0)
+        return zn_err_set(err, ZN_EIO, "cannot read the journal '%s': %s",
+                          j->path, strerror(errno));
+    while ((rc = record_read(j, off, sb.st_size, &r, err)) == 0) {
+        rc = fn(ctx, r.vals, r.n);
         if (rc < 0)
-            goto out;
+            break;
         (*records)++;
-        off += HEADER_LEN + (off_t)len;
+        off += r.len;
     }
-out:
-    free(payload);
-    free(vals);
-    if (rc == -1)
-        return zn_err_set(err, errno == ENOMEM ? ZN_ENOMEM : ZN_EIO,
-                          "cannot read the journal '%s': %s", j->path,
-                          strerror(errno));
+    free(r.payload);
+    free(r.vals);
     if (rc < 0)
         return rc;
     /* What was replayed joins the next commit, which moves the epoch on. */
@@ -390,21 +458,49 @@ out:
     return 0;
 }
 
+/* Makes a new journal's name durable: fsync of its directory. */
+static void
+dir_sync(const char *path)
+{
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    int fd;
+
+    if (slash)
+        *slash = '\0';
+    fd = dir ? open(slash ? (*dir ? dir : "/") : ".",
+                    O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+             : -1;
+    if (fd < 0 || fsync(fd) < 0)
+        ZN_LOG(ZN_WARN, "store.journal_dir_sync_failed", ZN_STR("path", path),
+               ZN_STR("error", strerror(errno)));
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+}
+
 int
-zn__sqlite_journal_open(const char *db_path, int64_t epoch, bool sync,
-                        struct zn__sqlite_journal **out, struct zn_err *err)
+zn__sqlite_journal_open(const char *db_path, uint64_t id, int64_t epoch,
+                        bool sync, struct zn__sqlite_journal **out,
+                        struct zn_err *err)
 {
     struct zn__sqlite_journal *j = calloc(1, sizeof(*j));
     size_t n = strlen(db_path) + sizeof("-push");
 
     *out = NULL;
-    if (!j || !(j->path = malloc(n))) {
+    if (j)
+        j->path = malloc(n);
+    if (!j || !j->path) {
         free(j);
         return zn_err_set(err, ZN_ENOMEM, "cannot open the journal of '%s':"
                           " out of memory", db_path);
     }
     snprintf(j->path, n, "%s-push", db_path);
-    j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    j->fd = open(j->path, O_RDWR | O_CLOEXEC);
+    if (j->fd < 0 && errno == ENOENT) {
+        j->fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (j->fd >= 0 && sync)
+            dir_sync(j->path);
+    }
     if (j->fd < 0) {
         zn_err_set(err, ZN_EIO, "cannot open the journal '%s': %s", j->path,
                    strerror(errno));
@@ -412,6 +508,7 @@ zn__sqlite_journal_open(const char *db_path, int64_t epoch, bool sync,
         free(j);
         return ZN_EIO;
     }
+    j->id = id;
     j->epoch = epoch;
     j->sync = sync;
     j->owed = true; /* until replay has read the file */

@@ -537,6 +537,27 @@ test_store_sqlite_journal_torn_record(void **state)
     assert_int_equal(jid_count(path, "j1"), 0);
 }
 
+/* A journal left beside a new database file has nothing for it. */
+static void
+test_store_sqlite_journal_of_another_database(void **state)
+{
+    static const char *const script[] = {"B", "+ j0", "S", NULL};
+    struct fx *f = *state;
+    char path[PATH_MAX], other[PATH_MAX + 8];
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    crash_after(path, ZN_DURABILITY_FAST, script);
+    /* The database goes (a restore, a mistake); its journal stays. */
+    for (int i = 0; i < 3; i++) {
+        static const char *const ext[] = {"", "-wal", "-shm"};
+
+        snprintf(other, sizeof(other), "%s%s", path, ext[i]);
+        unlink(other);
+    }
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    assert_int_equal(jid_count(path, "j0"), 0);
+}
+
 static void
 test_store_sqlite_newer_schema_refused(void **state)
 {
@@ -693,6 +714,7 @@ main(void)
         TEST(test_store_sqlite_journal_replays_synced_pushes),
         TEST(test_store_sqlite_journal_keeps_committed_removals),
         TEST(test_store_sqlite_journal_torn_record),
+        TEST(test_store_sqlite_journal_of_another_database),
         TEST(test_store_sqlite_newer_schema_refused),
         TEST(test_store_sqlite_readonly_needs_current_schema),
         TEST(test_store_sqlite_query_plans_use_indexes),
