@@ -265,11 +265,13 @@ db_open(const char *path, bool readonly, enum zn_durability durability,
     sqlite3_busy_timeout(db, 5000);
     rc = readonly ? 0 : set_wal(db, path, err);
     /*
-     * 32 MiB of page cache: the hot indexes of a big queue stay in. The
-     * statement journal of each op's savepoint stays in memory.
+     * 8 MiB of page cache: the pages a push, a fetch and an ACK touch (the
+     * ends of the indexes) stay in; the rest is a read from the kernel's
+     * cache. The statement journal of an op's savepoint stays in memory
+     * up to SQLite's spill size (64 KiB) and goes to a temporary file past
+     * it: a FLUSH of 100,000 jobs held 18 MiB of it in memory.
      */
-    if (rc == 0 && sqlite3_exec(db, "PRAGMA cache_size = -32768;"
-                                " PRAGMA temp_store = MEMORY", NULL, NULL,
+    if (rc == 0 && sqlite3_exec(db, "PRAGMA cache_size = -8192", NULL, NULL,
                                 NULL))
         rc = exec_err(db, path, "open", err);
     if (rc == 0 && sqlite3_exec(db, sync, NULL, NULL, NULL))
