@@ -413,6 +413,8 @@ journal_replay(struct zn__sqlite *s, struct zn_err *err)
 
     if (rc == 0)
         rc = zn__sqlite_journal_replay(s->journal, replay_one, &r, &n, err);
+    if (n)
+        s->sync_due = true;
     rc = zn__sqlite_tx_close(s, tx, rc, "replay the journal of", err);
     if (rc == 0 && n)
         ZN_LOG(ZN_WARN, "store.journal_replayed", ZN_STR("path", s->path),
@@ -1262,6 +1264,7 @@ sq_set_paused(struct zn_store *st, const char *queue, bool paused,
     rc = zn__sqlite_writable(s, "pause a queue in", err);
     if (rc < 0)
         return rc;
+    s->sync_due = true; /* an administrative change: see lazy_sync */
     sqlite3_bind_text(q, 1, queue, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 2, paused);
     rc = zn__sqlite_run(s, q, "pause a queue in", err);
@@ -1281,6 +1284,7 @@ sq_flush(struct zn_store *st, struct zn_err *err)
         rc = zn__sqlite_tx_open(s, &tx, "flush", err);
     if (rc < 0)
         return rc;
+    s->sync_due = true; /* an administrative change: see lazy_sync */
     /*
      * No WHERE and no triggers: SQLite truncates each table instead of
      * deleting row by row. The seqs of new jobs start again from 1; no
@@ -1403,6 +1407,13 @@ journal_open(struct zn__sqlite *s, enum zn_durability durability,
         rc = zn__sqlite_journal_open(s->path, (uint64_t)id, epoch,
                                      durability == ZN_DURABILITY_FULL,
                                      &s->journal, err);
+    /* The journal holds the pushes; commits sync when due (see there). */
+    if (rc == 0 && durability == ZN_DURABILITY_FULL) {
+        if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
+                         NULL))
+            rc = zn__sqlite_err(s, "open", err);
+        s->lazy_sync = rc == 0;
+    }
     return rc == 0 ? journal_replay(s, err) : rc;
 }
 

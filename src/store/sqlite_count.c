@@ -258,12 +258,32 @@ pend_merge(struct zn__sqlite *s)
         s->pend_counter[i] += s->counter[i];
 }
 
+/* fsync of the WAL, so every commit so far is on disk (lazy_sync). */
+static int
+wal_sync(struct zn__sqlite *s)
+{
+    sqlite3_file *wal = NULL;
+    int rc;
+
+    rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+                              &wal);
+    if (rc == SQLITE_OK && wal && wal->pMethods)
+        rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    else if (rc == SQLITE_OK)
+        rc = SQLITE_MISUSE; /* no WAL open: nothing to say it is synced */
+    if (rc == SQLITE_OK)
+        return 0;
+    ZN_LOG(ZN_ERROR, "store.sync_failed", ZN_STR("path", s->path),
+           ZN_STR("error", sqlite3_errstr(rc)));
+    return ZN_EIO;
+}
+
 int
 zn__sqlite_commit(struct zn__sqlite *s, bool force, const char *what,
                   struct zn_err *err)
 {
     int64_t now = zn_clock_mono_ms();
-    bool write;
+    bool write, sync;
     int rc = 0;
 
     zn__sqlite_tally_keep(s);
@@ -279,12 +299,25 @@ zn__sqlite_commit(struct zn__sqlite *s, bool force, const char *what,
         sqlite3_bind_int64(st, 1, zn__sqlite_journal_epoch(s->journal) + 1);
         rc = zn__sqlite_run(s, st, what, err);
     }
+    /*
+     * With lazy_sync (durability full) this commit syncs only when it
+     * must: an administrative change, a close, or a journal due to restart.
+     */
+    sync = !s->lazy_sync || force || s->sync_due ||
+           (s->journal && zn__sqlite_journal_restart_due(s->journal));
     if (rc == 0)
         rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_COMMIT], what, err);
     if (rc < 0)
         return rc;
+    /*
+     * A failed sync leaves the commit done, only not known to be on disk:
+     * the journal keeps what it holds, and replays it after a crash.
+     */
+    if (s->lazy_sync && sync && wal_sync(s) < 0)
+        sync = false;
+    s->sync_due = false;
     if (s->journal)
-        zn__sqlite_journal_committed(s->journal);
+        zn__sqlite_journal_committed(s->journal, sync);
     if (s->pend_in_tx)
         pend_clear(s);
     pend_merge(s);

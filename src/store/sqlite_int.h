@@ -81,6 +81,13 @@ struct zn__sqlite {
     int64_t written_ms; /* monotonic time of the last write */
     struct zn__sqlite_ckpt *ckpt; /* the checkpointer of a writer, or NULL */
     struct zn__sqlite_journal *journal; /* a writer's push journal, or NULL */
+    /*
+     * Durability full with a journal: a commit syncs only when sync_due
+     * (the transaction holds an administrative change) or the journal has
+     * grown past its restart size; see zn__sqlite_commit.
+     */
+    bool lazy_sync;
+    bool sync_due;
 };
 
 /* How an op made itself atomic: its own transaction or a savepoint. */
@@ -213,8 +220,15 @@ int zn__sqlite_journal_write(struct zn__sqlite_journal *j,
 bool zn__sqlite_journal_dirty(const struct zn__sqlite_journal *j);
 int64_t zn__sqlite_journal_epoch(const struct zn__sqlite_journal *j);
 
-/* The commit that moved the epoch on is done: start over. */
-void zn__sqlite_journal_committed(struct zn__sqlite_journal *j);
+/*
+ * The commit that moved the epoch on is done; restart: it was synced, so
+ * the journal is written again from its start.
+ */
+void zn__sqlite_journal_committed(struct zn__sqlite_journal *j,
+                                  bool restart);
+
+/* The journal has grown enough that the next commit should sync. */
+bool zn__sqlite_journal_restart_due(const struct zn__sqlite_journal *j);
 
 /*
  * The transaction rolled back: records not written yet go (their pushes

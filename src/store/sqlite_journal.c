@@ -13,12 +13,21 @@
  * its parameter's number, and its tags (number 0). Records carry the
  * journal's epoch. A commit that follows records moves the epoch on in
  * table meta, in the same transaction, so the records of the stored epoch
- * are exactly the pushes the database lacks. After that commit the
- * journal is written again from its start, over the old records: the file
- * stops growing, and an fdatasync writes data, not the file's size.
+ * and later ones are exactly the pushes the database lacks.
  *
- * At open, and after a commit failed, the records of the stored epoch are
- * inserted again (sqlite.c, replay). The journal ends at the first record
+ * Once a commit is known to be on disk the journal is written again from
+ * its start, over the old records: the file stops growing, and an
+ * fdatasync writes data, not the file's size. With durability fast every
+ * commit is (a crash of zenith keeps it; a crash of the machine may lose
+ * it, as fast allows). With durability full a commit is only written, not
+ * synced, so the journal goes on after it, and the commit that finds the
+ * journal past RESTART_BYTES syncs (sqlite.c says which others do); one
+ * fsync then covers a megabyte of pushes instead of one per 10 ms.
+ * Records written over are of older epochs than the ones written since,
+ * so the journal ends where the epochs go down.
+ *
+ * At open, and after a commit failed, the records of the stored epoch and
+ * later are inserted again (sqlite.c, replay). The journal ends at the first record
  * whose checksum, epoch or version does not match: a write cut short by a
  * crash, or an older epoch's record past the newer ones. The checksum
  * covers the database's journal id (table meta), so a journal left beside
@@ -53,6 +62,13 @@
 
 #define HEADER_LEN 24
 #define JOURNAL_VERSION 1
+#define RESTART_BYTES (1024 * 1024)
+/*
+ * Zeros written at open, once: an fdatasync of a write inside the file
+ * costs half of one that grows it (bench/ measures both). A zero length
+ * ends the journal.
+ */
+#define PREALLOC_BYTES (RESTART_BYTES + 256 * 1024)
 /*
  * The records of one turn are held in memory up to this; past it (a PUSHB
  * of huge jobs) the turn's pushes are committed instead of journaled.
@@ -81,7 +97,8 @@ struct zn__sqlite_journal_rec {
     size_t payload_cap;
     struct zn__sqlite_journal_value *vals;
     size_t n, cap;
-    off_t len; /* header and payload */
+    off_t len;          /* header and payload */
+    int64_t last_epoch; /* the journal ends where epochs go down */
 };
 
 static uint64_t
@@ -260,15 +277,22 @@ zn__sqlite_journal_epoch(const struct zn__sqlite_journal *j)
 }
 
 void
-zn__sqlite_journal_committed(struct zn__sqlite_journal *j)
+zn__sqlite_journal_committed(struct zn__sqlite_journal *j, bool restart)
 {
+    if (restart)
+        j->off = 0;
     if (!zn__sqlite_journal_dirty(j))
         return;
     j->epoch++;
-    j->off = 0;
     j->len = 0;
     j->dirty = false;
     j->unwritable = NULL;
+}
+
+bool
+zn__sqlite_journal_restart_due(const struct zn__sqlite_journal *j)
+{
+    return (int64_t)j->off + (int64_t)j->len >= RESTART_BYTES;
 }
 
 void
@@ -389,7 +413,7 @@ record_read(struct zn__sqlite_journal *j, off_t off, off_t size,
     memcpy(&version, header + 4, 4);
     memcpy(&epoch, header + 8, 8);
     memcpy(&sum, header + 16, 8);
-    if (epoch != j->epoch || version != JOURNAL_VERSION || len == 0)
+    if (epoch < r->last_epoch || version != JOURNAL_VERSION || len == 0)
         return 1;
     if (len > size - off - HEADER_LEN)
         goto damaged;
@@ -409,6 +433,7 @@ record_read(struct zn__sqlite_journal *j, off_t off, off_t size,
         !payload_values(r, r->payload, len))
         goto damaged;
     r->len = HEADER_LEN + (off_t)len;
+    r->last_epoch = epoch;
     return 0;
 damaged:
     ZN_LOG(ZN_WARN, "store.journal_cut", ZN_STR("path", j->path),
@@ -440,10 +465,13 @@ zn__sqlite_journal_replay(struct zn__sqlite_journal *j,
         return zn_err_set(err, ZN_EIO, "cannot read the journal '%s': %s",
                           j->path, strerror(errno));
     while ((rc = record_read(j, off, sb.st_size, &r, err)) == 0) {
-        rc = fn(ctx, r.vals, r.n);
-        if (rc < 0)
-            break;
-        (*records)++;
+        /* Older epochs are committed: in the database already. */
+        if (r.last_epoch >= j->epoch) {
+            rc = fn(ctx, r.vals, r.n);
+            if (rc < 0)
+                break;
+            (*records)++;
+        }
         off += r.len;
     }
     free(r.payload);
@@ -456,6 +484,27 @@ zn__sqlite_journal_replay(struct zn__sqlite_journal *j,
     j->off = off;
     j->owed = false;
     return 0;
+}
+
+/* Fills the file with zeros up to PREALLOC_BYTES (see there). */
+static int
+prealloc(struct zn__sqlite_journal *j, struct zn_err *err)
+{
+    static const char zeros[64 * 1024];
+    struct stat sb;
+    off_t at;
+
+    if (fstat(j->fd, &sb) < 0)
+        goto fail;
+    for (at = sb.st_size; at < PREALLOC_BYTES; at += (off_t)sizeof(zeros))
+        if (pwrite(j->fd, zeros, sizeof(zeros), at) != (ssize_t)sizeof(zeros))
+            goto fail;
+    if (sb.st_size < PREALLOC_BYTES && fdatasync(j->fd) < 0)
+        goto fail;
+    return 0;
+fail:
+    return zn_err_set(err, ZN_EIO, "cannot fill the journal '%s': %s",
+                      j->path, strerror(errno));
 }
 
 /* Makes a new journal's name durable: fsync of its directory. */
@@ -501,9 +550,12 @@ zn__sqlite_journal_open(const char *db_path, uint64_t id, int64_t epoch,
         if (j->fd >= 0 && sync)
             dir_sync(j->path);
     }
-    if (j->fd < 0) {
-        zn_err_set(err, ZN_EIO, "cannot open the journal '%s': %s", j->path,
-                   strerror(errno));
+    if (j->fd < 0 || (sync && prealloc(j, err) < 0)) {
+        if (j->fd < 0)
+            zn_err_set(err, ZN_EIO, "cannot open the journal '%s': %s",
+                       j->path, strerror(errno));
+        else
+            close(j->fd);
         free(j->path);
         free(j);
         return ZN_EIO;

@@ -517,6 +517,7 @@ zn__sqlite_retry_dead(struct zn_store *st, const struct zn_store_query *q,
         rc = zn__sqlite_tx_open(s, &tx, "retry jobs in", err);
     if (rc < 0)
         return rc;
+    s->sync_due = true; /* an administrative change: see lazy_sync */
     rc = retry_rows(s, q, now, n, err);
     rc = zn__sqlite_tx_close(s, tx, rc, "retry jobs in", err);
     if (rc < 0)
@@ -578,6 +579,7 @@ zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
         rc = zn__sqlite_tx_open(s, &tx, "remove jobs from", err);
     if (rc < 0)
         return rc;
+    s->sync_due = true; /* an administrative change: see lazy_sync */
     /* Children first: their subquery needs the jobs rows. */
     rc = run_filtered(s, "DELETE FROM attempts WHERE seq IN (SELECT seq "
                       "FROM jobs", ")", q, false, NULL, err);

@@ -499,6 +499,34 @@ test_store_sqlite_journal_replays_synced_pushes(void **state)
     zn_store_close(st);
 }
 
+/*
+ * With durability full a commit is written but synced only now and then:
+ * the journal keeps the pushes of the commits since, and replays those a
+ * power cut took back (here: the last commit, undone by hand).
+ */
+static void
+test_store_sqlite_journal_covers_unsynced_commits(void **state)
+{
+    static const char *const script[] = {
+        "B", "+ j0", "S", "C", "B", "+ j1", "S", "C", "B", "+ j2", "S", NULL,
+    };
+    struct fx *f = *state;
+    char path[PATH_MAX];
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    crash_after(path, ZN_DURABILITY_FULL, script);
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 2);
+    sqlite_exec(path, "DELETE FROM job_tags WHERE tag = 't-j1';"
+                      " DELETE FROM jobs WHERE jid = 'j1';"
+                      " UPDATE meta SET value = value - 1"
+                      " WHERE name = 'journal_epoch'");
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 3);
+    assert_int_equal(jid_count(path, "j0"), 1);
+    assert_int_equal(jid_count(path, "j1"), 1);
+    assert_int_equal(jid_count(path, "j2"), 1);
+}
+
 /* A job removed in a committed transaction stays removed. */
 static void
 test_store_sqlite_journal_keeps_committed_removals(void **state)
@@ -712,6 +740,7 @@ main(void)
         TEST(test_store_sqlite_counts_rebuilt_after_crash),
         TEST(test_store_sqlite_checkpointer_bounds_wal),
         TEST(test_store_sqlite_journal_replays_synced_pushes),
+        TEST(test_store_sqlite_journal_covers_unsynced_commits),
         TEST(test_store_sqlite_journal_keeps_committed_removals),
         TEST(test_store_sqlite_journal_torn_record),
         TEST(test_store_sqlite_journal_of_another_database),
