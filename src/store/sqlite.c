@@ -413,8 +413,7 @@ journal_replay(struct zn__sqlite *s, struct zn_err *err)
 
     if (rc == 0)
         rc = zn__sqlite_journal_replay(s->journal, replay_one, &r, &n, err);
-    if (n)
-        s->sync_due = true;
+    s->sync_due = true;
     rc = zn__sqlite_tx_close(s, tx, rc, "replay the journal of", err);
     if (rc == 0 && n)
         ZN_LOG(ZN_WARN, "store.journal_replayed", ZN_STR("path", s->path),
@@ -454,10 +453,16 @@ sq_sync(struct zn_store *st, struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
 
+    int rc;
+
     if (!s->journal)
         return zn_err_set(err, ZN_ESTATE, "cannot sync '%s': no journal",
                           s->path);
-    return zn__sqlite_journal_write(s->journal, err);
+    rc = zn__sqlite_journal_write(s->journal, err);
+    /* The caller commits instead, and that commit must sync. */
+    if (rc < 0)
+        s->sync_due = true;
+    return rc;
 }
 
 static int
@@ -1414,7 +1419,9 @@ journal_open(struct zn__sqlite *s, enum zn_durability durability,
             rc = zn__sqlite_err(s, "open", err);
         s->lazy_sync = rc == 0;
     }
-    return rc == 0 ? journal_replay(s, err) : rc;
+    if (rc == 0)
+        rc = journal_replay(s, err);
+    return rc == 0 ? zn__sqlite_journal_reset(s->journal, err) : rc;
 }
 
 int

@@ -10,9 +10,17 @@
 
 #include "store/store.h"
 
+/*
+ * A writer on a file journals its pushes (sqlite_journal.c):
+ *   FULL  the journal's fdatasync before a push is answered; commits are
+ *         synced when due (administrative changes, a megabyte of journal,
+ *         close); without a journal (in memory) synchronous=FULL.
+ *   FAST  no fdatasync of the journal; synchronous=NORMAL: the WAL is
+ *         synced at checkpoints.
+ */
 enum zn_durability {
-    ZN_DURABILITY_FULL = 0, /* synchronous=FULL: fsync before a commit returns */
-    ZN_DURABILITY_FAST,     /* synchronous=NORMAL: WAL synced at checkpoints */
+    ZN_DURABILITY_FULL = 0,
+    ZN_DURABILITY_FAST,
 };
 
 struct zn_sqlite_opts {

@@ -301,29 +301,41 @@ zn__sqlite_commit(struct zn__sqlite *s, bool force, const char *what,
     }
     /*
      * With lazy_sync (durability full) this commit syncs only when it
-     * must: an administrative change, a close, or a journal due to restart.
+     * must: an administrative change, a close, a journal due to restart,
+     * or pushes whose records were not written (they are answered after
+     * this commit, not after the journal).
      */
     sync = !s->lazy_sync || force || s->sync_due ||
-           (s->journal && zn__sqlite_journal_restart_due(s->journal));
+           (s->journal && (zn__sqlite_journal_restart_due(s->journal) ||
+                           zn__sqlite_journal_unwritten(s->journal)));
     if (rc == 0)
         rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_COMMIT], what, err);
     if (rc < 0)
         return rc;
-    /*
-     * A failed sync leaves the commit done, only not known to be on disk:
-     * the journal keeps what it holds, and replays it after a crash.
-     */
-    if (s->lazy_sync && sync && wal_sync(s) < 0)
-        sync = false;
-    s->sync_due = false;
-    if (s->journal)
-        zn__sqlite_journal_committed(s->journal, sync);
     if (s->pend_in_tx)
         pend_clear(s);
     pend_merge(s);
     tx_forget(s);
     s->pend_in_tx = false;
-    return 0;
+    s->sync_due = false;
+    if (!s->lazy_sync || !sync) {
+        if (s->journal)
+            zn__sqlite_journal_committed(s->journal, sync);
+        return 0;
+    }
+    /*
+     * A failed fsync may have dropped the pages it could not write: from
+     * then on no sync is believed, the journal is never written over, and
+     * what waited for this one gets the error, though the commit is done.
+     */
+    if (!s->sync_failed && wal_sync(s) == 0) {
+        zn__sqlite_journal_committed(s->journal, true);
+        return 0;
+    }
+    s->sync_failed = true;
+    zn__sqlite_journal_committed(s->journal, false);
+    return zn_err_set(err, ZN_EIO, "cannot %s '%s': committed, but cannot "
+                      "sync it to disk", what, s->path);
 }
 
 int

@@ -88,6 +88,7 @@ struct zn__sqlite {
      */
     bool lazy_sync;
     bool sync_due;
+    bool sync_failed; /* an fsync failed: none is believed until reopen */
 };
 
 /* How an op made itself atomic: its own transaction or a savepoint. */
@@ -229,6 +230,17 @@ void zn__sqlite_journal_committed(struct zn__sqlite_journal *j,
 
 /* The journal has grown enough that the next commit should sync. */
 bool zn__sqlite_journal_restart_due(const struct zn__sqlite_journal *j);
+
+/* Records built and not written: their pushes wait for the commit. */
+bool zn__sqlite_journal_unwritten(const struct zn__sqlite_journal *j);
+
+/*
+ * Empties the file (zeros, then fdatasync): after open's replay was
+ * committed and synced, nothing in it is owed, and a power cut may have
+ * left records of later epochs than the stored one in it.
+ */
+int zn__sqlite_journal_reset(struct zn__sqlite_journal *j,
+                             struct zn_err *err);
 
 /*
  * The transaction rolled back: records not written yet go (their pushes

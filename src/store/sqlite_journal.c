@@ -295,6 +295,12 @@ zn__sqlite_journal_restart_due(const struct zn__sqlite_journal *j)
     return (int64_t)j->off + (int64_t)j->len >= RESTART_BYTES;
 }
 
+bool
+zn__sqlite_journal_unwritten(const struct zn__sqlite_journal *j)
+{
+    return j->len > 0 || j->unwritable;
+}
+
 void
 zn__sqlite_journal_rolled_back(struct zn__sqlite_journal *j)
 {
@@ -505,6 +511,17 @@ prealloc(struct zn__sqlite_journal *j, struct zn_err *err)
 fail:
     return zn_err_set(err, ZN_EIO, "cannot fill the journal '%s': %s",
                       j->path, strerror(errno));
+}
+
+int
+zn__sqlite_journal_reset(struct zn__sqlite_journal *j, struct zn_err *err)
+{
+    if (j->owed || j->off != 0)
+        return 0; /* the replay was not synced: keep what is there */
+    if (ftruncate(j->fd, 0) < 0)
+        return zn_err_set(err, ZN_EIO, "cannot empty the journal '%s': %s",
+                          j->path, strerror(errno));
+    return j->sync ? prealloc(j, err) : 0;
 }
 
 /* Makes a new journal's name durable: fsync of its directory. */

@@ -579,7 +579,6 @@ zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
         rc = zn__sqlite_tx_open(s, &tx, "remove jobs from", err);
     if (rc < 0)
         return rc;
-    s->sync_due = true; /* an administrative change: see lazy_sync */
     /* Children first: their subquery needs the jobs rows. */
     rc = run_filtered(s, "DELETE FROM attempts WHERE seq IN (SELECT seq "
                       "FROM jobs", ")", q, false, NULL, err);
@@ -589,6 +588,9 @@ zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
     if (rc == 0)
         rc = run_filtered(s, "DELETE FROM jobs", " RETURNING queue, state",
                           q, true, n, err);
+    /* A change to sync (see lazy_sync); a prune that found nothing is not. */
+    if (rc == 0 && *n > 0)
+        s->sync_due = true;
     rc = zn__sqlite_tx_close(s, tx, rc, "remove jobs from", err);
     if (rc < 0)
         *n = 0;

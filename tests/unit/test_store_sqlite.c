@@ -527,6 +527,34 @@ test_store_sqlite_journal_covers_unsynced_commits(void **state)
     assert_int_equal(jid_count(path, "j2"), 1);
 }
 
+/*
+ * Once open has replayed and synced what the journal held, the file is
+ * emptied: a power cut can leave records of epochs the database never
+ * reached, which must not meet the records written after them.
+ */
+static void
+test_store_sqlite_journal_emptied_after_replay(void **state)
+{
+    static const char *const script[] = {"B", "+ j0", "+ j1", "S", NULL};
+    struct fx *f = *state;
+    char path[PATH_MAX], journal[PATH_MAX + 8], head[64];
+    size_t n;
+    FILE *fp;
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    crash_after(path, ZN_DURABILITY_FULL, script);
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 2);
+    snprintf(journal, sizeof(journal), "%s-push", path);
+    fp = fopen(journal, "rb");
+    assert_non_null(fp);
+    n = fread(head, 1, sizeof(head), fp);
+    fclose(fp);
+    /* Empty (fast) or zeros (full): no record. */
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(head[i], 0);
+}
+
 /* A job removed in a committed transaction stays removed. */
 static void
 test_store_sqlite_journal_keeps_committed_removals(void **state)
@@ -741,6 +769,7 @@ main(void)
         TEST(test_store_sqlite_checkpointer_bounds_wal),
         TEST(test_store_sqlite_journal_replays_synced_pushes),
         TEST(test_store_sqlite_journal_covers_unsynced_commits),
+        TEST(test_store_sqlite_journal_emptied_after_replay),
         TEST(test_store_sqlite_journal_keeps_committed_removals),
         TEST(test_store_sqlite_journal_torn_record),
         TEST(test_store_sqlite_journal_of_another_database),
