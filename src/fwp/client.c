@@ -541,40 +541,83 @@ zn_fwp_client_free(struct zn_fwp_client *c)
 
 /* ---- requests ---------------------------------------------------------- */
 
-int
-zn_fwp_client_send(struct zn_fwp_client *c, const char *verb,
-                   const char *arg, struct zn_err *err)
+/* The length of "VERB[ ARG]\r\n", or ZN_EINVAL when it is not one line. */
+static int
+line_len(const char *verb, const char *arg, size_t *len, struct zn_err *err)
 {
-    size_t vlen, alen;
-    char *line;
-    int rc;
+    size_t vlen = verb ? strlen(verb) : 0;
 
-    rc = check_usable(c, err);
-    if (rc < 0)
-        return rc;
-    vlen = verb ? strlen(verb) : 0;
-    alen = arg ? strlen(arg) : 0;
     if (vlen == 0 || strpbrk(verb, " \r\n"))
         return zn_err_set(err, ZN_EINVAL, "command verb must be one word");
     /* A line break inside arg would slip a second command in. */
     if (arg && strpbrk(arg, "\r\n"))
         return zn_err_set(err, ZN_EINVAL, "%s: argument contains a line "
                           "break", verb);
-    line = malloc(vlen + alen + 4);
-    if (!line)
-        return zn_err_set(err, ZN_ENOMEM, "out of memory");
-    memcpy(line, verb, vlen);
+    *len = vlen + (arg ? 1 + strlen(arg) : 0) + 2;
+    return 0;
+}
+
+/* Writes "VERB[ ARG]\r\n" at p (line_len bytes); returns the end. */
+static char *
+line_put(char *p, const char *verb, const char *arg)
+{
+    p = stpcpy(p, verb);
     if (arg) {
-        line[vlen] = ' ';
-        memcpy(line + vlen + 1, arg, alen);
-        alen++;
+        *p++ = ' ';
+        p = stpcpy(p, arg);
     }
-    memcpy(line + vlen + alen, "\r\n", 2);
-    rc = write_all(c, line, vlen + alen + 2, err);
+    memcpy(p, "\r\n", 2);
+    return p + 2;
+}
+
+/* Sends the commands (verb2 NULL: one) in one write. */
+static int
+send_lines(struct zn_fwp_client *c, const char *verb1, const char *arg1,
+           const char *verb2, const char *arg2, struct zn_err *err)
+{
+    size_t len1, len2 = 0;
+    char *buf;
+    int rc = check_usable(c, err);
+
+    if (rc == 0)
+        rc = line_len(verb1, arg1, &len1, err);
+    if (rc == 0 && verb2)
+        rc = line_len(verb2, arg2, &len2, err);
+    if (rc < 0)
+        return rc;
+    buf = malloc(len1 + len2 + 1);
+    if (!buf)
+        return zn_err_set(err, ZN_ENOMEM, "out of memory");
+    if (verb2)
+        line_put(line_put(buf, verb1, arg1), verb2, arg2);
+    else
+        line_put(buf, verb1, arg1);
+    rc = write_all(c, buf, len1 + len2, err);
     /* The line may carry a password hash (HELLO). */
-    sodium_memzero(line, vlen + alen + 2);
-    free(line);
+    sodium_memzero(buf, len1 + len2);
+    free(buf);
     return rc;
+}
+
+int
+zn_fwp_client_send(struct zn_fwp_client *c, const char *verb,
+                   const char *arg, struct zn_err *err)
+{
+    return send_lines(c, verb, arg, NULL, NULL, err);
+}
+
+int
+zn_fwp_client_send2(struct zn_fwp_client *c, const char *verb1,
+                    const char *arg1, const char *verb2, const char *arg2,
+                    struct zn_err *err)
+{
+    return send_lines(c, verb1, arg1, verb2, arg2, err);
+}
+
+bool
+zn_fwp_client_buffered(const struct zn_fwp_client *c)
+{
+    return c && c->in_len > 0;
 }
 
 int

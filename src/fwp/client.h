@@ -52,6 +52,21 @@ int zn_fwp_client_send(struct zn_fwp_client *c, const char *verb,
 int zn_fwp_client_recv(struct zn_fwp_client *c, char **reply,
                        struct zn_err *err);
 
+/*
+ * Two commands in one write: the server gets the second with the first,
+ * and answers both in one wake-up (zenith work's ACK and next FETCH).
+ * Their replies come in order: two zn_fwp_client_recv.
+ */
+int zn_fwp_client_send2(struct zn_fwp_client *c, const char *verb1,
+                        const char *arg1, const char *verb2,
+                        const char *arg2, struct zn_err *err);
+
+/*
+ * True when bytes of a reply were received and not read yet: poll() on
+ * the socket would wait for what is already here.
+ */
+bool zn_fwp_client_buffered(const struct zn_fwp_client *c);
+
 /* Sends raw bytes as they are (tests of malformed input). */
 int zn_fwp_client_send_raw(struct zn_fwp_client *c, const void *buf,
                            size_t len, struct zn_err *err);
