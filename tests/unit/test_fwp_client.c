@@ -446,9 +446,21 @@ test_fwp_client_pipelining_and_raw(void **state)
                      ZN_EINVAL);
     assert_non_null(strstr(err.msg, "line break"));
     assert_int_equal(zn_fwp_client_call(c, "PING", NULL, NULL, &err), 0);
+    /* Two commands in one write; their replies in order. */
+    assert_int_equal(zn_fwp_client_send2(c, "PING", NULL, "BAD X", NULL,
+                                         &err), ZN_EINVAL);
+    assert_int_equal(zn_fwp_client_send2(c, "BULK", "hello", "INT", NULL,
+                                         &err), 0);
+    assert_int_equal(zn_fwp_client_recv(c, &reply, &err), 0);
+    assert_string_equal(reply, "hello");
+    free(reply);
+    assert_int_equal(zn_fwp_client_recv(c, &reply, &err), 0);
+    assert_string_equal(reply, "7");
+    free(reply);
+    assert_false(zn_fwp_client_buffered(c));
     zn_fwp_client_free(c);
     fake_join(&f);
-    assert_int_equal(f.commands, 5);
+    assert_int_equal(f.commands, 7);
 }
 
 /* Timeouts and dropped connections leave the client broken for good. */
