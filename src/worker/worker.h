@@ -12,11 +12,14 @@
  * ignores a terminate request for 25 s (FAIL "terminated", _exit(0)).
  *
  * Memory (Horizon's meaning): after each job, a worker whose resident set
- * is above memory_mb logs worker.memory_exceeded and exits 0, to be
- * replaced; the job itself was reported first.
+ * is above memory_mb logs worker.memory_exceeded, reports the job (with no
+ * FETCH after it) and exits 0, to be replaced.
+ *
+ * The next FETCH goes in the same write as a job's ACK or FAIL.
  *
  * quiet (BEAT reply or SIGTSTP): finish the current job, fetch no more,
- * exit 0. terminate (BEAT reply, SIGTERM or SIGINT): handlers are told to
+ * exit 0; a FETCH already sent with the last ACK is answered first, and a
+ * job it brings (handed to this worker) is run. terminate (BEAT reply, SIGTERM or SIGINT): handlers are told to
  * stop through a cancel fd; the running job is FAILed "terminated" and
  * the worker exits 0. A job that arrives after terminate is not started:
  * closing the connections hands it out again at once.
