@@ -1718,6 +1718,36 @@ test_store_many_jobs_one_transaction(void **state)
                      N - 1500);
 }
 
+/*
+ * sync: inside a transaction, the pushes so far are made durable without
+ * a commit (or the store says it cannot, and the caller commits). Either
+ * way the transaction goes on, its jobs visible to this handle, and a
+ * later commit keeps them with what came after.
+ */
+static void
+test_store_sync_keeps_the_transaction(void **state)
+{
+    struct fx *f = *state;
+    struct zn_store *st = f->st;
+    struct zn_err err = {0};
+    int rc;
+
+    OK(st->ops->begin(st, &err));
+    push_ok(st, "s1", "q", 5, T0);
+    rc = st->ops->sync ? st->ops->sync(st, &err) : ZN_ESTATE;
+    assert_true(rc == 0 || rc == ZN_ESTATE);
+    if (rc == ZN_ESTATE)
+        OK(st->ops->commit(st, &err)); /* what the engine does then */
+    else
+        push_ok(st, "s2", "q", 5, T0);
+    zn_job_free(get_job(st, "s1"));
+    if (rc == 0)
+        OK(st->ops->commit(st, &err));
+    fetch_expect(st, "q", "s1", T0);
+    assert_int_equal(count_of(st, 0), rc == 0 ? 2 : 1);
+    expect_stats_true(st);
+}
+
 /* Persistence: back ends whose data outlives a handle. */
 
 static void
@@ -1832,6 +1862,7 @@ static const struct CMUnitTest generic_tests[] = {
     GENERIC(test_store_rollback_discards_writes),
     GENERIC(test_store_commit_keeps_writes),
     GENERIC(test_store_many_jobs_one_transaction),
+    GENERIC(test_store_sync_keeps_the_transaction),
     GENERIC(test_store_reopen_keeps_data),
     GENERIC(test_store_readonly_reads_but_refuses_writes),
 };
