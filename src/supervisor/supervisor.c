@@ -59,6 +59,7 @@
 #define ARGV_MAX 24
 #define BALANCE_TICK_MS 250
 #define EXIT_WATCHDOG 3           /* zenith work: the job is FAILed already */
+#define EXIT_LOST 4               /* zenith work: its connection broke */
 
 extern char **environ;
 
@@ -91,8 +92,13 @@ describe(int status, const struct rusage *ru, struct death *d)
         d->crash = true;
     } else {
         snprintf(d->what, sizeof(d->what), "exit %d", WEXITSTATUS(status));
+        /*
+         * A broken connection is not the doing of the job the worker may
+         * hold, not started (a FETCH sent with the last ACK).
+         */
         d->crash = WEXITSTATUS(status) != 0 &&
-                   WEXITSTATUS(status) != EXIT_WATCHDOG;
+                   WEXITSTATUS(status) != EXIT_WATCHDOG &&
+                   WEXITSTATUS(status) != EXIT_LOST;
     }
 }
 
@@ -331,8 +337,10 @@ restart_delay_ms(struct zn__child *c, const struct death *d, int64_t lived_ms)
 {
     int64_t ms;
 
+    /* A worker that keeps losing its connection at once waits too. */
     if (lived_ms >= FAST_DEATH_MS || c->retiring ||
-        (!d->crash && WIFEXITED(d->status))) {
+        (!d->crash && WIFEXITED(d->status) &&
+         WEXITSTATUS(d->status) != EXIT_LOST)) {
         c->fast_deaths = 0;
         return 0;
     }

@@ -222,9 +222,10 @@ zn_worker_command(int argc, char **argv)
         rc = rc == ZN_ENOMEM ? 1 : EXIT_USAGE;
     } else {
         a.o.handlers = &reg;
-        rc = zn_worker_run(&a.o, &err) < 0 ? 1 : 0;
+        rc = zn_worker_run(&a.o, &err);
         if (rc)
             fprintf(stderr, "zenith: %s\n", err.msg);
+        rc = rc == ZN_WORKER_LOST ? ZN_WORKER_EXIT_LOST : rc < 0 ? 1 : 0;
     }
     zn_handler_registry_release(&reg);
     free(a.queue_buf);

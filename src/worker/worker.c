@@ -662,6 +662,8 @@ work_loop(struct worker *w, struct zn_err *err)
             return 0;
         zn_exec_reap_strays();
         rc = fetch(w, &job, err);
+        if (rc == ZN_EIO)
+            return ZN_WORKER_LOST;
         if (rc < 0 || rc == 2)
             return rc < 0 ? rc : 0;
         if (rc == 0)
@@ -673,6 +675,8 @@ work_loop(struct worker *w, struct zn_err *err)
         }
         rc = run_job(w, job, &last, err);
         free(job);
+        if (rc == ZN_EIO)
+            return ZN_WORKER_LOST;
         if (rc < 0 || last)
             return rc;
     }

@@ -35,6 +35,14 @@
 #define ZN_WORKER_BEAT_MS 15000
 #define ZN_WORKER_TERM_GRACE_MS 25000
 #define ZN_WORKER_EXIT_TIMEOUT 3    /* status after the watchdog fired */
+/*
+ * Status after the connection to the server broke while working: a job
+ * the last FETCH leased may be the server's to hand out again, not run
+ * here. A supervisor does not count it a crash of that job.
+ */
+#define ZN_WORKER_EXIT_LOST 4
+/* zn_worker_run's result for that case (err says how it broke). */
+#define ZN_WORKER_LOST 1
 
 struct zn_worker_opts {
     const char *server;             /* see zn_fwp_parse_addr */
@@ -53,8 +61,9 @@ struct zn_worker_opts {
  * Runs the worker until it is told to stop, has run max_jobs, or loses the
  * server. Installs handlers for SIGTERM, SIGINT and SIGTSTP and ignores
  * SIGPIPE while it runs (the previous dispositions are restored). Returns
- * 0 after a clean stop, or a negative code with err ("cannot connect to
- * 'x': ...", a connection lost). May end the process itself with
+ * 0 after a clean stop, ZN_WORKER_LOST when the connection broke after it
+ * was made, or a negative code with err ("cannot connect to 'x': ...").
+ * May end the process itself with
  * _exit(ZN_WORKER_EXIT_TIMEOUT) or _exit(0) when the watchdog fires.
  */
 int zn_worker_run(const struct zn_worker_opts *o, struct zn_err *err);

@@ -446,6 +446,24 @@ test_work_sigterm_when_idle(void **state)
     expect_exit(f, 0, 1500);
 }
 
+/*
+ * The server gone while the worker waits in FETCH: status 4, which the
+ * supervisor does not count a crash of a job the worker may hold.
+ */
+static void
+test_work_server_lost(void **state)
+{
+    struct fx *f = *state;
+
+    start_worker(f, NULL);
+    if (!zn_child_log_wait(&f->w, "\"event\":\"worker.started\"",
+                           zn_test_ms(5000)))
+        fail_msg("the worker did not start");
+    zn_srv_kill9(&f->srv);
+    expect_exit(f, 4, 3000);
+    zn_srv_start(&f->srv, NULL); /* for the teardown's clean stop */
+}
+
 static void
 test_work_sigtstp_quiets(void **state)
 {
@@ -563,6 +581,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_work_sigterm_kills_exec, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_work_sigterm_when_idle, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_work_server_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_work_sigtstp_quiets, setup,
                                         teardown),
