@@ -37,16 +37,6 @@ struct fx {
     char wlog[PATH_MAX];
 };
 
-static void
-write_config(struct fx *f, const char *text)
-{
-    FILE *fp = fopen(f->config, "w");
-
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-}
-
 static int
 setup_with(void **state, const char *password)
 {
@@ -57,7 +47,7 @@ setup_with(void **state, const char *password)
     f->p = zn_srv_connect(&f->srv, NULL, password);
     snprintf(f->config, sizeof(f->config), "%s/zenith.ini", f->srv.dir);
     snprintf(f->wlog, sizeof(f->wlog), "%s/worker.log", f->srv.dir);
-    write_config(f, "[server]\ntimeout = 300\n");
+    zn_write_file(f->config, "[server]\ntimeout = 300\n");
     *state = f;
     return 0;
 }
@@ -287,12 +277,12 @@ test_work_exec(void **state)
 {
     struct fx *f = *state;
 
-    write_config(f,
-                 "[job \"check\"]\n"
-                 "command = /bin/sh -c \"grep -q '\\\"jid\\\":\\\"e1\\\"' && "
-                 "test $ZENITH_QUEUE = default\"\n"
-                 "[job \"resize\"]\n"
-                 "command = /bin/sh -c \"echo resize failed >&2; exit 3\"\n");
+    zn_write_file(f->config,
+                  "[job \"check\"]\n"
+                  "command = /bin/sh -c \"grep -q '\\\"jid\\\":\\\"e1\\\"' && "
+                  "test $ZENITH_QUEUE = default\"\n"
+                  "[job \"resize\"]\n"
+                  "command = /bin/sh -c \"echo resize failed >&2; exit 3\"\n");
     push(f, "{\"jid\":\"e1\",\"jobtype\":\"check\"}");
     push(f, "{\"jid\":\"e2\",\"jobtype\":\"resize\",\"retry\":0}");
     work(f, "2");
@@ -305,9 +295,9 @@ test_work_exec_timeout_goes_on(void **state)
 {
     struct fx *f = *state;
 
-    write_config(f, "[job \"slow\"]\ncommand = /bin/sleep 30\n"
-                    "[job \"slow-1s\"]\ncommand = /bin/sleep 30\n"
-                    "timeout = 1\n");
+    zn_write_file(f->config, "[job \"slow\"]\ncommand = /bin/sleep 30\n"
+                             "[job \"slow-1s\"]\ncommand = /bin/sleep 30\n"
+                             "timeout = 1\n");
     push(f, "{\"jid\":\"x1\",\"jobtype\":\"slow\",\"retry\":0,"
             "\"reserve_for\":2}");
     /* The config's timeout replaces the job's reserve_for (300 s). */
@@ -333,7 +323,7 @@ test_work_webhook(void **state)
              "[job \"hook-ok\"]\nurl = http://127.0.0.1:%d/in\n"
              "[job \"hook-down\"]\nurl = http://127.0.0.1:%d/in\n",
              ok.port, down.port);
-    write_config(f, cfg);
+    zn_write_file(f->config, cfg);
     push(f, "{\"jid\":\"w1\",\"jobtype\":\"hook-ok\",\"args\":[42]}");
     push(f, "{\"jid\":\"w2\",\"jobtype\":\"hook-down\",\"retry\":0}");
     work(f, "2");
@@ -420,7 +410,7 @@ test_work_sigterm_kills_exec(void **state)
 {
     struct fx *f = *state;
 
-    write_config(f, "[job \"slow\"]\ncommand = /bin/sleep 30\n");
+    zn_write_file(f->config, "[job \"slow\"]\ncommand = /bin/sleep 30\n");
     push(f, "{\"jid\":\"k1\",\"jobtype\":\"slow\",\"retry\":0}");
     start_worker(f, NULL);
     if (!zn_child_log_wait(&f->w, "\"event\":\"job.started\"",
@@ -532,7 +522,8 @@ test_work_usage_and_config_errors(void **state)
     expect_exit(f, 2, 5000);
     start_worker(f, bad_flag);
     expect_exit(f, 2, 5000);
-    write_config(f, "[job \"x\"]\ncommand = /bin/true\nurl = http://a/\n");
+    zn_write_file(f->config,
+                  "[job \"x\"]\ncommand = /bin/true\nurl = http://a/\n");
     start_worker(f, NULL);
     expect_exit(f, 2, 5000);
     assert_true(zn_child_log_wait(&f->w, "zenith.ini:3: job 'x': url:", 0));
