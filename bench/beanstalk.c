@@ -307,6 +307,18 @@ parse_u64(const char **p, uint64_t *out)
     return 0;
 }
 
+/* Sends req and reads the reply's first line into line. */
+static int
+request(struct zn_beanstalk *c, const char *req, char *line, size_t size,
+        struct zn_err *err)
+{
+    int rc = out_add(c, req, strlen(req), err);
+
+    if (rc == 0)
+        rc = zn_beanstalk_flush(c, err);
+    return rc < 0 ? rc : read_line(c, line, size, err);
+}
+
 /* One request whose only good reply is the line want (plus a field). */
 static int
 simple(struct zn_beanstalk *c, const char *req, const char *want,
@@ -314,13 +326,8 @@ simple(struct zn_beanstalk *c, const char *req, const char *want,
 {
     char line[LINE_MAX_BYTES];
     size_t wl = strlen(want);
-    int rc;
+    int rc = request(c, req, line, sizeof(line), err);
 
-    rc = out_add(c, req, strlen(req), err);
-    if (rc == 0)
-        rc = zn_beanstalk_flush(c, err);
-    if (rc == 0)
-        rc = read_line(c, line, sizeof(line), err);
     if (rc < 0)
         return rc;
     if (strncmp(line, want, wl) != 0 || (line[wl] && line[wl] != ' '))
@@ -497,11 +504,7 @@ zn_beanstalk_stats_tube(struct zn_beanstalk *c, const char *tube,
     if (!*tube || strlen(tube) > 200 || strpbrk(tube, " \r\n"))
         return zn_err_set(err, ZN_EINVAL, "bad tube name '%.200s'", tube);
     snprintf(req, sizeof(req), "stats-tube %s\r\n", tube);
-    rc = out_add(c, req, strlen(req), err);
-    if (rc == 0)
-        rc = zn_beanstalk_flush(c, err);
-    if (rc == 0)
-        rc = read_line(c, line, sizeof(line), err);
+    rc = request(c, req, line, sizeof(line), err);
     if (rc < 0)
         return rc;
     if (strncmp(line, "OK ", 3) != 0 || parse_u64(&p, &bytes) < 0 || *p ||

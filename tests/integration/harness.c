@@ -165,6 +165,29 @@ zn_srv_alive(struct zn_srv *s)
 }
 
 void
+zn_srv_wait_exit(struct zn_srv *s, int64_t base_ms)
+{
+    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(base_ms);
+
+    while (zn_srv_alive(s)) {
+        if (zn_clock_mono_ms() > deadline) {
+            zn_srv_dump_log(s);
+            fail_msg("the server did not stop");
+        }
+        pause_ms(20);
+    }
+}
+
+void
+zn_srv_finish(struct zn_srv *s, struct zn_fwp_client *p)
+{
+    zn_fwp_client_free(p);
+    if (s->pid > 0)
+        assert_int_equal(zn_srv_stop(s), 0);
+    zn_srv_cleanup(s);
+}
+
+void
 zn_write_file(const char *path, const char *text)
 {
     FILE *fp = fopen(path, "w");

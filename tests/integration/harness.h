@@ -65,6 +65,15 @@ void zn_srv_kill9(struct zn_srv *s);
 /* True while the server process is alive. */
 bool zn_srv_alive(struct zn_srv *s);
 
+/* Waits until the server has exited by itself; fails with its log. */
+void zn_srv_wait_exit(struct zn_srv *s, int64_t base_ms);
+
+/*
+ * A test's end: frees p (may be NULL), stops the server if it runs (it
+ * must exit 0) and removes its data directory.
+ */
+void zn_srv_finish(struct zn_srv *s, struct zn_fwp_client *p);
+
 /* Stops the server if running and removes the data directory. */
 void zn_srv_cleanup(struct zn_srv *s);
 

@@ -6,7 +6,6 @@
  */
 #include "compat.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -49,10 +48,7 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    zn_fwp_client_free(f->p);
-    if (f->srv.pid > 0)
-        assert_int_equal(zn_srv_stop(&f->srv), 0);
-    zn_srv_cleanup(&f->srv);
+    zn_srv_finish(&f->srv, f->p);
     free(f);
     return 0;
 }
@@ -64,15 +60,18 @@ start(struct fx *f, const char *text)
     f->p = zn_srv_connect(&f->srv, NULL, NULL);
 }
 
-/* The queue index a child of the server fetches (its --queues), or -1. */
+/*
+ * The queue index a child of the server fetches (its --queues), or -1 (a
+ * zombie's cmdline is empty).
+ */
 static int
-queue_of(const char *pid)
+queue_of(pid_t pid)
 {
-    char path[300], buf[4096];
+    char path[64], buf[4096];
     size_t len, off = 0;
     FILE *fp;
 
-    snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
     fp = fopen(path, "r");
     if (!fp)
         return -1;
@@ -97,32 +96,16 @@ queue_of(const char *pid)
 static void
 count_workers(const struct fx *f, int *per_queue)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *e;
+    pid_t kids[64];
+    size_t zombies, n = zn_test_children(f->srv.pid, kids, 64, &zombies);
 
     memset(per_queue, 0, NQ * sizeof(*per_queue));
-    assert_non_null(d);
-    while ((e = readdir(d))) {
-        char path[300], buf[512], *close;
-        FILE *fp;
-        int q;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        int q = queue_of(kids[i]);
 
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-        fp = fopen(path, "r");
-        if (!fp)
-            continue;
-        close = fgets(buf, sizeof(buf), fp) ? strrchr(buf, ')') : NULL;
-        fclose(fp);
-        if (!close || close[1] != ' ' || close[2] == 'Z' ||
-            strtol(close + 4, NULL, 10) != f->srv.pid)
-            continue;
-        q = queue_of(e->d_name);
         if (q >= 0)
             per_queue[q]++;
     }
-    closedir(d);
 }
 
 /* Samples until pred holds for the counts; checks min/max each time. */

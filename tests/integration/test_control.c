@@ -50,10 +50,7 @@ teardown(void **state)
     struct fx *f = *state;
 
     zn_child_stop(&f->w);
-    zn_fwp_client_free(f->p);
-    if (f->srv.pid > 0)
-        assert_int_equal(zn_srv_stop(&f->srv), 0);
-    zn_srv_cleanup(&f->srv);
+    zn_srv_finish(&f->srv, f->p);
     free(f);
     return 0;
 }
@@ -391,23 +388,14 @@ test_control_terminate_waits_for_jobs(void **state)
     struct fx *f = *state;
     static const char *const term[] = {"terminate", "--grace", "20s", NULL};
     static const char *const bad[] = {"terminate", "--grace", "soon", NULL};
-    int64_t t0, deadline;
     json_t *info;
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n");
     push(f, "{\"jid\":\"d1\",\"jobtype\":\"sleep\",\"args\":[2]}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "d1", "working", 10000));
     assert_int_equal(cli(f, bad, NULL, NULL), 2);
-    t0 = zn_clock_mono_ms();
     assert_int_equal(cli(f, term, NULL, NULL), 0);
-    deadline = t0 + zn_test_ms(15000);
-    while (zn_srv_alive(&f->srv)) {
-        if (zn_clock_mono_ms() > deadline) {
-            zn_srv_dump_log(&f->srv);
-            fail_msg("the server did not stop");
-        }
-        poll(NULL, 0, 20);
-    }
+    zn_srv_wait_exit(&f->srv, 15000);
     zn_fwp_client_free(f->p);
     f->p = NULL;
     assert_true(zn_srv_log_has(&f->srv, "\"server.stopped\"", NULL));
@@ -428,21 +416,13 @@ test_control_terminate_grace_over(void **state)
 {
     struct fx *f = *state;
     static const char *const term[] = {"terminate", "--grace", "1s", NULL};
-    int64_t deadline;
     json_t *info;
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n");
     push(f, "{\"jid\":\"g1\",\"jobtype\":\"sleep\",\"args\":[60]}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "g1", "working", 10000));
     assert_int_equal(cli(f, term, NULL, NULL), 0);
-    deadline = zn_clock_mono_ms() + zn_test_ms(15000);
-    while (zn_srv_alive(&f->srv)) {
-        if (zn_clock_mono_ms() > deadline) {
-            zn_srv_dump_log(&f->srv);
-            fail_msg("the server did not stop");
-        }
-        poll(NULL, 0, 20);
-    }
+    zn_srv_wait_exit(&f->srv, 15000);
     zn_fwp_client_free(f->p);
     zn_srv_start(&f->srv, NULL);
     f->p = zn_srv_connect(&f->srv, NULL, NULL);
@@ -491,7 +471,6 @@ test_control_without_supervisor(void **state)
     static const char *const workers[] = {"workers", NULL};
     static const char *const terminate[] = {"terminate", NULL};
     char log[PATH_MAX], *out = NULL, *err = NULL;
-    int64_t deadline;
     const char *wargs[] = {"work", "--server", f->srv.addr, "--wid",
                            "remote-2", NULL};
 
@@ -514,14 +493,7 @@ test_control_without_supervisor(void **state)
     free(err);
     /* terminate needs no supervisor: the server stops, exit 0. */
     assert_int_equal(cli(f, terminate, NULL, NULL), 0);
-    deadline = zn_clock_mono_ms() + zn_test_ms(10000);
-    while (zn_srv_alive(&f->srv)) {
-        if (zn_clock_mono_ms() > deadline) {
-            zn_srv_dump_log(&f->srv);
-            fail_msg("the server did not stop");
-        }
-        poll(NULL, 0, 20);
-    }
+    zn_srv_wait_exit(&f->srv, 10000);
     assert_true(zn_srv_log_has(&f->srv, "\"server.stopped\"", NULL));
 }
 

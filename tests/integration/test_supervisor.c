@@ -83,10 +83,7 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    zn_fwp_client_free(f->p);
-    if (f->srv.pid > 0)
-        assert_int_equal(zn_srv_stop(&f->srv), 0);
-    zn_srv_cleanup(&f->srv);
+    zn_srv_finish(&f->srv, f->p);
     free(f);
     return 0;
 }
