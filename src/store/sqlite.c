@@ -54,7 +54,6 @@
 #include "compat.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,8 +141,8 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
         "SELECT seq, queue, state FROM jobs INDEXED BY jobs_due"
         " WHERE state IN (0, 3) AND next_at <= ?1"
         " ORDER BY next_at LIMIT 1",
-    [ZN__SQLITE_JOURNAL_EPOCH] =
-        "INSERT INTO meta (name, value) VALUES ('journal_epoch', ?1)"
+    [ZN__SQLITE_META_SET] =
+        "INSERT INTO meta (name, value) VALUES (?1, ?2)"
         " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     [ZN__SQLITE_PROMOTE] =
         "UPDATE jobs SET state = 1, enqueued_at = ?2, next_at = 0,"
@@ -320,6 +319,18 @@ zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
     return rc;
 }
 
+/* One row of job_tags; len -1: tag is NUL-terminated. */
+static int
+tag_insert(struct zn__sqlite *s, int64_t seq, const char *tag, int len,
+           const char *what, struct zn_err *err)
+{
+    sqlite3_stmt *st = s->stmt[ZN__SQLITE_TAG];
+
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_text(st, 2, tag, len, SQLITE_STATIC);
+    return zn__sqlite_run(s, st, what, err);
+}
+
 /* The journal's replay (sqlite_journal.c says when). */
 
 struct replay {
@@ -354,11 +365,10 @@ replay_one(void *ctx, const struct zn__sqlite_journal_value *v, size_t n)
         if (v[i].param == ZN__SQLITE_JOURNAL_TAG)
             continue;
         /* The version in each record keeps this from happening. */
-        if (v[i].param > P_QUARANTINED) {
-            ZN_LOG(ZN_ERROR, "store.journal_record_skipped",
-                   ZN_STR("path", s->path), ZN_INT("param", v[i].param));
-            return 0;
-        }
+        if (v[i].param > P_QUARANTINED)
+            return zn_err_set(r->err, ZN_EIO, "cannot replay the journal of "
+                              "'%s': parameter %d is unknown", s->path,
+                              v[i].param);
         bind_value(st, v[i].param, &v[i]);
         if (v[i].param == P_QUEUE && v[i].type == ZN__SQLITE_JTEXT &&
             v[i].len < sizeof(queue)) {
@@ -382,15 +392,11 @@ replay_one(void *ctx, const struct zn__sqlite_journal_value *v, size_t n)
     }
     sqlite3_reset(st);
     rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (v[i].param != ZN__SQLITE_JOURNAL_TAG || v[i].type != 2)
-            continue;
-        sqlite3_bind_int64(s->stmt[ZN__SQLITE_TAG], 1, seq);
-        sqlite3_bind_text(s->stmt[ZN__SQLITE_TAG], 2, v[i].text,
-                          (int)v[i].len, SQLITE_STATIC);
-        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_TAG],
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (v[i].param == ZN__SQLITE_JOURNAL_TAG &&
+            v[i].type == ZN__SQLITE_JTEXT)
+            rc = tag_insert(s, seq, v[i].text, (int)v[i].len,
                             "replay the journal of", r->err);
-    }
     if (rc == 0 && state >= 0 && state < ZN_STATE_COUNT)
         rc = zn__sqlite_tally(s, queue, (int)state, 1,
                               "replay the journal of", r->err);
@@ -651,13 +657,11 @@ static int
 insert_tags(struct zn__sqlite *s, struct zn__sqlite_journal *j,
             const struct zn_job *job, struct zn_err *err)
 {
-    sqlite3_stmt *st = s->stmt[ZN__SQLITE_TAG];
     int rc = 0;
 
     for (size_t i = 0; i < job->ntags && rc == 0; i++) {
-        sqlite3_bind_int64(st, 1, (int64_t)job->seq);
-        sqlite3_bind_text(st, 2, job->tags[i], -1, SQLITE_STATIC);
-        rc = zn__sqlite_run(s, st, "push into", err);
+        rc = tag_insert(s, (int64_t)job->seq, job->tags[i], -1, "push into",
+                        err);
         if (j)
             zn__sqlite_journal_text(j, ZN__SQLITE_JOURNAL_TAG, job->tags[i]);
     }
@@ -1394,17 +1398,12 @@ journal_open(struct zn__sqlite *s, enum zn_durability durability,
     int rc = zn__sqlite_meta_get(s, "journal_id", &id, err);
 
     if (rc == 0 && id == 0) {
-        char sql[96];
-
         if (getrandom(&id, sizeof(id), 0) != sizeof(id))
             return zn_err_set(err, ZN_EIO, "cannot open '%s': no random "
                               "journal id: %s", s->path, strerror(errno));
         if (id == 0)
             id = 1;
-        snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta (name, value)"
-                 " VALUES ('journal_id', %" PRId64 ")", id);
-        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL))
-            rc = zn__sqlite_err(s, "open", err);
+        rc = zn__sqlite_meta_set(s, "journal_id", id, "open", err);
     }
     if (rc == 0)
         rc = zn__sqlite_meta_get(s, "journal_epoch", &epoch, err);

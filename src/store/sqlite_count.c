@@ -293,12 +293,10 @@ zn__sqlite_commit(struct zn__sqlite *s, bool force, const char *what,
     if (write)
         rc = write_pending(s, what, err);
     /* The journal's records are in this commit: their epoch is over. */
-    if (rc == 0 && s->journal && zn__sqlite_journal_dirty(s->journal)) {
-        sqlite3_stmt *st = s->stmt[ZN__SQLITE_JOURNAL_EPOCH];
-
-        sqlite3_bind_int64(st, 1, zn__sqlite_journal_epoch(s->journal) + 1);
-        rc = zn__sqlite_run(s, st, what, err);
-    }
+    if (rc == 0 && s->journal && zn__sqlite_journal_dirty(s->journal))
+        rc = zn__sqlite_meta_set(s, "journal_epoch",
+                                 zn__sqlite_journal_epoch(s->journal) + 1,
+                                 what, err);
     /*
      * With lazy_sync (durability full) this commit syncs only when it
      * must: an administrative change, a close, a journal due to restart,
@@ -357,6 +355,17 @@ zn__sqlite_meta_get(struct zn__sqlite *s, const char *name, int64_t *v,
     return rc < 0 ? rc : 0;
 }
 
+int
+zn__sqlite_meta_set(struct zn__sqlite *s, const char *name, int64_t v,
+                    const char *what, struct zn_err *err)
+{
+    sqlite3_stmt *st = s->stmt[ZN__SQLITE_META_SET];
+
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, v);
+    return zn__sqlite_run(s, st, what, err);
+}
+
 static int
 exec(struct zn__sqlite *s, const char *sql, const char *what,
      struct zn_err *err)
@@ -385,8 +394,7 @@ zn__sqlite_counts_open(struct zn__sqlite *s, struct zn_err *err)
                   " GROUP BY queue, state", "rebuild the counts of", err);
     }
     if (rc == 0)
-        rc = exec(s, "INSERT OR REPLACE INTO meta (name, value)"
-                  " VALUES ('counts_exact', 0)", "open", err);
+        rc = zn__sqlite_meta_set(s, "counts_exact", 0, "open", err);
     if (rc == 0)
         rc = exec(s, "COMMIT", "open", err);
     if (rc < 0 && !sqlite3_get_autocommit(s->db))
@@ -408,8 +416,7 @@ zn__sqlite_counts_close(struct zn__sqlite *s)
     rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_BEGIN], "close", &e);
     if (rc == 0) {
         zn__sqlite_tally_begin(s, true);
-        rc = exec(s, "INSERT OR REPLACE INTO meta (name, value)"
-                  " VALUES ('counts_exact', 1)", "close", &e);
+        rc = zn__sqlite_meta_set(s, "counts_exact", 1, "close", &e);
     }
     if (rc == 0)
         rc = zn__sqlite_commit(s, true, "close", &e);

@@ -36,7 +36,7 @@ enum zn__sqlite_stmt {
     ZN__SQLITE_ATTEMPTS, ZN__SQLITE_COUNTERS, ZN__SQLITE_SET_PAUSED,
     ZN__SQLITE_PAUSED, ZN__SQLITE_DATA_VERSION, ZN__SQLITE_QUEUE_COUNTS,
     ZN__SQLITE_QUEUE_COUNT_ADD, ZN__SQLITE_OLDEST, ZN__SQLITE_DUE,
-    ZN__SQLITE_JOURNAL_EPOCH, ZN__SQLITE_NSTMT
+    ZN__SQLITE_META_SET, ZN__SQLITE_NSTMT
 };
 
 /* The rows of the counters table, in memory. */
@@ -138,6 +138,10 @@ int zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
 /* One integer of table meta into *v (0 when the row is missing). */
 int zn__sqlite_meta_get(struct zn__sqlite *s, const char *name, int64_t *v,
                         struct zn_err *err);
+
+/* Sets one integer of table meta (in the open transaction, if any). */
+int zn__sqlite_meta_set(struct zn__sqlite *s, const char *name, int64_t v,
+                        const char *what, struct zn_err *err);
 
 /* The seq of the job jid, or ZN_ENOTFOUND. */
 int zn__sqlite_seq_of(struct zn__sqlite *s, const char *jid, int64_t *seq,

@@ -567,12 +567,9 @@ zn__sqlite_journal_open(const char *db_path, uint64_t id, int64_t epoch,
         if (j->fd >= 0 && sync)
             dir_sync(j->path);
     }
-    if (j->fd < 0 || (sync && prealloc(j, err) < 0)) {
-        if (j->fd < 0)
-            zn_err_set(err, ZN_EIO, "cannot open the journal '%s': %s",
-                       j->path, strerror(errno));
-        else
-            close(j->fd);
+    if (j->fd < 0) {
+        zn_err_set(err, ZN_EIO, "cannot open the journal '%s': %s", j->path,
+                   strerror(errno));
         free(j->path);
         free(j);
         return ZN_EIO;

@@ -551,12 +551,13 @@ run_filtered(struct zn__sqlite *s, const char *head, const char *tail,
     sql_where(&b, q, false);
     /*
      * A batch: the same max rows for each of the three statements of a
-     * remove (the same query on the same data), oldest first.
+     * remove (the same query on the same data, in a total order: seq
+     * breaks ties of updated_at), oldest first.
      */
     if (q->max) {
         sql_add(&b, " AND seq IN (SELECT seq FROM jobs");
         sql_where(&b, q, false);
-        sql_add(&b, " ORDER BY updated_at LIMIT :max)");
+        sql_add(&b, " ORDER BY updated_at, seq LIMIT :max)");
     }
     sql_add(&b, tail);
     rc = prepare_once(s, &b, "remove jobs from", &ps, err);
