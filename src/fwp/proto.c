@@ -509,7 +509,7 @@ zn_fwp_hello_release(struct zn_fwp_hello *h)
     sodium_memzero(h, sizeof(*h));
 }
 
-/* The attempt's CPU time and peak RSS (zenith work's), -1 when absent. */
+/* The attempt's CPU time and peak RSS (zenith work's); absent: untouched. */
 static int
 get_usage(const char *verb, json_t *obj, int64_t *cpu_ms, int64_t *rss_kb,
           struct zn_err *err)
@@ -517,8 +517,6 @@ get_usage(const char *verb, json_t *obj, int64_t *cpu_ms, int64_t *rss_kb,
     bool present;
     int rc;
 
-    *cpu_ms = -1;
-    *rss_kb = -1;
     rc = get_int(verb, obj, "cpu_ms", 0, cpu_ms, &present, err);
     if (rc == 0)
         rc = get_int(verb, obj, "rss_kb", 0, rss_kb, &present, err);

@@ -81,7 +81,7 @@ static void
 worker_free(struct worker *w)
 {
     free(w->hostname);
-    free(w->labels);
+    json_decref(w->labels);
     free(w);
 }
 
@@ -92,20 +92,18 @@ worker_attach(struct conn *c, const struct zn_fwp_hello *h)
     struct worker *w = worker_find(s, h->wid);
 
     if (!w) {
-        json_t *labels = json_array();
-
         w = calloc(1, sizeof(*w));
-        if (!w || !labels) {
-            free(w);
-            json_decref(labels);
+        if (!w)
             return ZN_ENOMEM;
-        }
         snprintf(w->wid, sizeof(w->wid), "%s", h->wid);
         w->hostname = strdup(h->hostname ? h->hostname : "");
-        for (size_t i = 0; i < h->nlabels; i++)
-            json_array_append_new(labels, json_string(h->labels[i]));
-        w->labels = json_dumps(labels, JSON_COMPACT);
-        json_decref(labels);
+        w->labels = json_array();
+        for (size_t i = 0; w->labels && i < h->nlabels; i++)
+            if (json_array_append_new(w->labels,
+                                      json_string(h->labels[i])) < 0) {
+                json_decref(w->labels);
+                w->labels = NULL;
+            }
         w->pid = h->pid;
         w->started_at = zn_engine_now(s->engine);
         w->last_beat = w->started_at;
@@ -477,6 +475,7 @@ cmd_fetch(struct conn *c, const struct zn_fwp_cmd *cmd)
 {
     struct timeval tv = zn_clock_tv(FETCH_WAIT_MS);
     struct zn_err err;
+    bool quiet;
     int n;
 
     if (!c->worker) {
@@ -494,9 +493,10 @@ cmd_fetch(struct conn *c, const struct zn_fwp_cmd *cmd)
         reply_err(c, "FETCH: at least one queue is required");
         return;
     }
-    if (strcmp(c->worker->state, "") != 0 || fetch_try(c)) {
+    quiet = c->worker->state[0] != '\0';
+    if (quiet || fetch_try(c)) {
         /* A quiet or terminating worker gets no more jobs. */
-        if (strcmp(c->worker->state, "") != 0)
+        if (quiet)
             reply_raw(c, "$-1\r\n");
         zn_fwp_names_free(c->queues, c->nqueues);
         c->nqueues = 0;

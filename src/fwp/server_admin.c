@@ -121,7 +121,7 @@ info_workers(struct zn_fwp_server *s)
     if (zn_engine_list(s->engine, &q, &working, &err) < 0)
         working.n = 0;
     LIST_FOREACH(w, &s->workers, link) {
-        json_t *labels = json_loads(w->labels, 0, NULL);
+        json_t *labels = w->labels;
         json_t *o;
 
         zn_clock_format(w->started_at, t1, sizeof(t1));
@@ -137,7 +137,6 @@ info_workers(struct zn_fwp_server *s)
         if (o)
             info_current_job(o, w, &working);
         json_array_append_new(list, o);
-        json_decref(labels);
     }
     zn_store_list_release(&working);
     return list;

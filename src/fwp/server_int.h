@@ -31,7 +31,7 @@ struct worker {
     char wid[ZN_FWP_WID_MAX + 1];
     char *hostname;
     int64_t pid;
-    char *labels;       /* JSON array text */
+    json_t *labels;     /* JSON array of strings, built once at HELLO */
     int64_t started_at;
     int64_t last_beat;
     int64_t rss_kb;

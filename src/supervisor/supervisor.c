@@ -52,14 +52,13 @@
 #include "common/path.h"
 #include "fwp/proto.h"
 #include "supervisor/supervisor_int.h"
+#include "worker/exit.h"
 
 #define FALLBACK_MS 5000          /* connection gone, process not reaped */
 #define FAST_DEATH_MS 10000       /* a child that dies sooner backs off */
 #define RESTART_DELAY_MAX_MS 60000
 #define ARGV_MAX 24
 #define BALANCE_TICK_MS 250
-#define EXIT_WATCHDOG 3           /* zenith work: the job is FAILed already */
-#define EXIT_LOST 4               /* zenith work: its connection broke */
 
 extern char **environ;
 
@@ -97,8 +96,8 @@ describe(int status, const struct rusage *ru, struct death *d)
          * hold, not started (a FETCH sent with the last ACK).
          */
         d->crash = WEXITSTATUS(status) != 0 &&
-                   WEXITSTATUS(status) != EXIT_WATCHDOG &&
-                   WEXITSTATUS(status) != EXIT_LOST;
+                   WEXITSTATUS(status) != ZN_WORKER_EXIT_TIMEOUT &&
+                   WEXITSTATUS(status) != ZN_WORKER_EXIT_LOST;
     }
 }
 
@@ -258,43 +257,28 @@ fallback_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- per-block job defaults ------------------------------------------ */
 
-/* True when queue is one of the comma-separated list (pos: its index). */
-static bool
-lists_queue(const char *list, const char *queue, size_t *pos)
-{
-    size_t qlen = strlen(queue), i = 0;
-
-    for (const char *p = list;; i++) {
-        size_t len = strcspn(p, ",");
-
-        if (len == qlen && strncmp(p, queue, len) == 0) {
-            *pos = i;
-            return true;
-        }
-        if (!p[len])
-            return false;
-        p += len + 1;
-    }
-}
-
 /*
  * The block whose workers run a queue's jobs: the first that fetches it
  * first, else the first that fetches it at all; NULL when none does.
+ * Called for every pushed job: it reads the blocks' queues as split once.
  */
 static const struct zn_supervisor_conf *
 block_of(const struct zn_supervisor *s, const char *queue)
 {
     const struct zn_supervisor_conf *later = NULL;
 
-    for (size_t i = 0; i < s->confs->n; i++) {
-        size_t pos;
+    for (size_t i = 0; i < s->nblocks; i++) {
+        const struct zn__block *b = &s->blocks[i];
 
-        if (!lists_queue(s->confs->v[i].queues, queue, &pos))
-            continue;
-        if (pos == 0)
-            return &s->confs->v[i];
-        if (!later)
-            later = &s->confs->v[i];
+        for (size_t q = 0; q < b->nq; q++) {
+            if (strcmp(b->queues[q], queue) != 0)
+                continue;
+            if (q == 0)
+                return b->conf;
+            if (!later)
+                later = b->conf;
+            break;
+        }
     }
     return later;
 }
@@ -340,7 +324,7 @@ restart_delay_ms(struct zn__child *c, const struct death *d, int64_t lived_ms)
     /* A worker that keeps losing its connection at once waits too. */
     if (lived_ms >= FAST_DEATH_MS || c->retiring ||
         (!d->crash && WIFEXITED(d->status) &&
-         WEXITSTATUS(d->status) != EXIT_LOST)) {
+         WEXITSTATUS(d->status) != ZN_WORKER_EXIT_LOST)) {
         c->fast_deaths = 0;
         return 0;
     }
@@ -835,20 +819,34 @@ fail:
     return rc;
 }
 
-void
-zn_supervisor_stop(struct zn_supervisor *s)
+/*
+ * What stop and drain share: no more balancing, restarts or max_time
+ * quits. False when the supervisor is stopping already.
+ */
+static bool
+begin_stop(struct zn_supervisor *s)
 {
     if (!s || s->stopping)
-        return;
+        return false;
     s->stopping = true;
     if (s->balance)
         event_del(s->balance);
     for (size_t i = 0; i < s->nchildren; i++) {
+        evtimer_del(s->children[i].restart);
+        evtimer_del(s->children[i].quit);
+    }
+    return true;
+}
+
+void
+zn_supervisor_stop(struct zn_supervisor *s)
+{
+    if (!begin_stop(s))
+        return;
+    for (size_t i = 0; i < s->nchildren; i++) {
         struct zn__child *c = &s->children[i];
         struct timeval tv = zn_clock_tv(c->conf->grace_ms);
 
-        evtimer_del(c->restart);
-        evtimer_del(c->quit);
         if (!c->pid)
             continue;
         kill(c->pid, SIGTERM);
@@ -863,16 +861,11 @@ zn_supervisor_drain(struct zn_supervisor *s, int64_t grace_ms)
 {
     struct timeval tv = zn_clock_tv(grace_ms);
 
-    if (!s || s->stopping)
+    if (!begin_stop(s))
         return;
-    s->stopping = true;
-    if (s->balance)
-        event_del(s->balance);
     for (size_t i = 0; i < s->nchildren; i++) {
         struct zn__child *c = &s->children[i];
 
-        evtimer_del(c->restart);
-        evtimer_del(c->quit);
         if (!c->pid)
             continue;
         zn__supervisor_retire(c, "terminate");

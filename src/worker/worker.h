@@ -30,18 +30,12 @@
 #include "compat.h"
 
 #include "common/err.h"
+#include "worker/exit.h"
 #include "worker/handler.h"
 
 #define ZN_WORKER_BEAT_MS 15000
 #define ZN_WORKER_TERM_GRACE_MS 25000
-#define ZN_WORKER_EXIT_TIMEOUT 3    /* status after the watchdog fired */
-/*
- * Status after the connection to the server broke while working: a job
- * the last FETCH leased may be the server's to hand out again, not run
- * here. A supervisor does not count it a crash of that job.
- */
-#define ZN_WORKER_EXIT_LOST 4
-/* zn_worker_run's result for that case (err says how it broke). */
+/* zn_worker_run's result when the connection broke (err says how). */
 #define ZN_WORKER_LOST 1
 
 struct zn_worker_opts {
