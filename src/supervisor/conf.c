@@ -468,10 +468,8 @@ load_file(struct zn_supervisor_confs *out, const char *path,
         return zn_ini_result(rc, false, path, err);
     close_block(&c);
     rc = zn_ini_result(rc, c.failed, path, err);
-    if (rc < 0) {
-        zn_supervisor_confs_release(out);
-        return rc;
-    }
+    if (rc < 0)
+        return rc; /* the caller releases what was read */
     return out->n ? 0 : load_seed(out, err);
 }
 
