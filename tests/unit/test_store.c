@@ -1361,6 +1361,46 @@ test_store_remove_at_most_max(void **state)
     expect_stats_true(st);
 }
 
+/*
+ * A batched remove among jobs of one updated_at: each batch takes whole
+ * jobs, their attempts with them, and leaves the others' attempts.
+ */
+static void
+test_store_remove_batches_of_equal_age(void **state)
+{
+    struct zn_store *st = st_of(state);
+    struct zn_store_query q = {.states = ZN_STATE_BIT(ZN_STATE_DONE),
+                               .max = 2};
+    const char *jids[] = {"e1", "e2", "e3", "e4", "e5"};
+    struct zn_attempt *a;
+    struct zn_err err = {0};
+    int64_t n, left = 5;
+    size_t na;
+
+    for (int i = 0; i < 5; i++)
+        push_ok(st, jids[i], "q", 5, T0);
+    for (int i = 0; i < 5; i++) {
+        fetch_expect(st, "q", jids[i], T0);
+        finish_as(st, jids[i], T0 + 1, ZN_STATE_DONE, 0);
+    }
+    while (left > 0) {
+        OK(st->ops->remove(st, &q, &n, &err));
+        assert_int_equal(n, left < 2 ? left : 2);
+        left -= n;
+        for (int i = 0; i < 5; i++) {
+            int rc = st->ops->attempts(st, jids[i], &a, &na, &err);
+
+            if (rc == ZN_ENOTFOUND)
+                continue;
+            OK(rc);
+            assert_int_equal(na, 1);
+            zn_attempts_free(a, na);
+        }
+        assert_int_equal(count_of(st, 0), left);
+    }
+    expect_stats_true(st);
+}
+
 static struct zn_queue_stats *
 stats_find(struct zn_queue_stats *v, size_t n, const char *name)
 {
@@ -1853,6 +1893,7 @@ static const struct CMUnitTest generic_tests[] = {
     GENERIC(test_store_retry_dead),
     GENERIC(test_store_remove_with_attempts),
     GENERIC(test_store_remove_at_most_max),
+    GENERIC(test_store_remove_batches_of_equal_age),
     GENERIC(test_store_queue_stats),
     GENERIC(test_store_queue_stats_follow_every_op),
     GENERIC(test_store_queue_stats_follow_transactions),
