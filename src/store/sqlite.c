@@ -28,19 +28,24 @@
  * that clause for exactly this: preparing fails loudly if a schema change
  * makes the index unusable, instead of silently planning a scan.
  *
- * A fetch reads the row through jobs_ready and then updates it by seq,
- * setting the same new values in the job it returns: measured, that is
- * about twice as fast as one UPDATE ... RETURNING with a subquery.
+ * A fetch reads the next ready jobs of a queue through jobs_ready, many
+ * at a time, and hands them out from memory; in the caller's transaction
+ * their leases and ACKs are written in batches (sqlite_ready.c), so a job
+ * fetched and ACKed between two commits costs one update of its row.
  *
  * Invariants: state is one of enum zn_job_state; worker is set exactly
  * while a job is working; every attempt a fetch starts has its row;
  * queue_counts plus the changes pending in memory equal the jobs table.
+ * The leases held in memory (sqlite_ready.c) are written before any op
+ * but push, fetch and ACK reads or writes a row, and before a commit.
  *
- * This file holds the schema, open and close, transactions and the job
- * lifecycle (push, fetch, finish, promote...), the hot path. Reading rows
- * back (treated as input: a bad value gives ZN_EIO) and the filtered and
- * reporting queries are in sqlite_query.c, the counts in sqlite_count.c;
- * sqlite_int.h is what they share.
+ * This file holds open and close, transactions and the job lifecycle
+ * (push, fetch, finish, promote...), the hot path. Reading rows back
+ * (treated as input: a bad value gives ZN_EIO) and the filtered and
+ * reporting queries are in sqlite_query.c, the counts in sqlite_count.c,
+ * the schema in sqlite_schema.c, the push journal in sqlite_journal.c,
+ * the fetches served from memory in sqlite_ready.c; sqlite_int.h is what
+ * they share.
  *
  * Each write op is atomic on its own: it runs in its own transaction in
  * autocommit mode, or in a savepoint inside the caller's transaction.
@@ -105,14 +110,18 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
     [ZN__SQLITE_FETCH] =
         "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs INDEXED BY jobs_ready"
         " WHERE state = 1 AND queue = ?1"
-        " ORDER BY priority DESC, enqueued_at, seq LIMIT 1",
+        " ORDER BY priority DESC, enqueued_at, seq LIMIT ?2",
     [ZN__SQLITE_TAKE] =
         "UPDATE jobs SET state = 2, lease_until = ?2, attempts = ?3,"
         " worker = ?4, updated_at = ?5 WHERE seq = ?1 AND state = 1",
-    [ZN__SQLITE_ATTEMPT_START] =
+    [ZN__SQLITE_TAKE_DONE] =
+        "UPDATE jobs SET state = 5, next_at = 0, lease_until = 0,"
+        " attempts = ?3, worker = NULL, updated_at = ?2"
+        " WHERE seq = ?1 AND state = 1",
+    [ZN__SQLITE_ATTEMPT_ADD] =
         "INSERT OR REPLACE INTO attempts (seq, n, worker,"
-        " started_at, ended_at, cpu_ms, rss_kb)"
-        " VALUES (?1, ?2, ?3, ?4, 0, -1, -1)",
+        " started_at, ended_at, outcome, cpu_ms, rss_kb)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ZN__SQLITE_WORKING] =
         "SELECT seq, attempts, queue, worker FROM jobs"
         " WHERE jid = ?1 AND state = 2",
@@ -265,6 +274,7 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
     int rc = 0;
 
     s->paused_ok = false;
+    zn__sqlite_ready_drop(s);
     if (tx == ZN__SQLITE_TX_OWN)
         zn__sqlite_tally_abort(s);
     else
@@ -273,6 +283,8 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
     if (s->journal && (tx == ZN__SQLITE_TX_OWN ||
                        sqlite3_get_autocommit(s->db)))
         zn__sqlite_journal_rolled_back(s->journal);
+    if (tx == ZN__SQLITE_TX_OWN || sqlite3_get_autocommit(s->db))
+        zn__sqlite_held_discard(s);
     if (sqlite3_get_autocommit(s->db)) {
         zn__sqlite_tally_abort(s);
         return;
@@ -420,6 +432,7 @@ journal_replay(struct zn__sqlite *s, struct zn_err *err)
     if (rc == 0)
         rc = zn__sqlite_journal_replay(s->journal, replay_one, &r, &n, err);
     s->sync_due = true;
+    zn__sqlite_ready_drop(s);
     rc = zn__sqlite_tx_close(s, tx, rc, "replay the journal of", err);
     if (rc == 0 && n)
         ZN_LOG(ZN_WARN, "store.journal_replayed", ZN_STR("path", s->path),
@@ -476,10 +489,13 @@ sq_commit(struct zn_store *st, struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
 
+    int rc;
+
     if (sqlite3_get_autocommit(s->db))
         return zn_err_set(err, ZN_ESTATE, "cannot commit on '%s': no "
                           "transaction is open", s->path);
-    return zn__sqlite_commit(s, false, "commit to", err);
+    rc = zn__sqlite_settle(s, err);
+    return rc < 0 ? rc : zn__sqlite_commit(s, false, "commit to", err);
 }
 
 static void
@@ -715,6 +731,8 @@ push_one(struct zn__sqlite *s, struct zn__sqlite_journal *j,
                     refused, err);
     if (rc == 0 && !refused->code)
         rc = insert_tags(s, j, job, err);
+    if (rc == 0 && !refused->code && job->state == ZN_STATE_ENQUEUED)
+        zn__sqlite_ready_pushed(s, job);
     if (j && (rc < 0 || refused->code))
         zn__sqlite_journal_undo(j, mark);
     else if (j)
@@ -776,6 +794,9 @@ sq_get(struct zn_store *st, const char *jid, struct zn_job **out,
     int rc;
 
     *out = NULL;
+    rc = zn__sqlite_settle(s, err);
+    if (rc < 0)
+        return rc;
     bind_text(q, 1, jid);
     rc = zn__sqlite_step(s, q, "read from", err);
     if (rc == SQLITE_ROW)
@@ -863,6 +884,7 @@ paused_refresh(struct zn__sqlite *s, struct zn_err *err)
     if (rc == SQLITE_ROW && sqlite3_column_int64(q, 0) != s->data_version) {
         s->data_version = sqlite3_column_int64(q, 0);
         s->paused_ok = false;
+        zn__sqlite_ready_drop(s);
     }
     sqlite3_reset(q);
     return s->paused_ok ? 0 : paused_load(s, err);
@@ -877,75 +899,6 @@ paused_has(const struct zn__sqlite *s, const char *queue)
     return false;
 }
 
-/* Leases the job just read to wid: its row and *job change alike. */
-static int
-take(struct zn__sqlite *s, struct zn_job *job, const char *wid, int64_t now,
-     struct zn_err *err)
-{
-    sqlite3_stmt *q = s->stmt[ZN__SQLITE_TAKE];
-    char *worker = strdup(wid);
-    int rc;
-
-    if (!worker)
-        return zn__sqlite_nomem(s, "fetch from", err);
-    free(job->worker);
-    job->worker = worker;
-    job->state = ZN_STATE_WORKING;
-    job->lease_until = now + (int64_t)job->reserve_for * 1000;
-    job->attempts++; /* row_job allows at most INT_MAX - 1 */
-    job->updated_at = now;
-    sqlite3_bind_int64(q, 1, (int64_t)job->seq);
-    sqlite3_bind_int64(q, 2, job->lease_until);
-    sqlite3_bind_int(q, 3, job->attempts);
-    sqlite3_bind_text(q, 4, wid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 5, now);
-    rc = zn__sqlite_run(s, q, "fetch from", err);
-    /* The write lock is held since the read: the row cannot have moved. */
-    if (rc == 0 && sqlite3_changes(s->db) != 1)
-        rc = zn_err_set(err, ZN_EIO, "cannot fetch from '%s': job %llu "
-                        "changed while being taken", s->path,
-                        (unsigned long long)job->seq);
-    return rc;
-}
-
-/* Takes the first ready job of one queue, if any, into *job. */
-static int
-fetch_from(struct zn__sqlite *s, const char *queue, const char *wid,
-           int64_t now, struct zn_job **job, struct zn_err *err)
-{
-    sqlite3_stmt *q = s->stmt[ZN__SQLITE_FETCH];
-    int rc;
-
-    sqlite3_bind_text(q, 1, queue, -1, SQLITE_STATIC);
-    rc = zn__sqlite_step(s, q, "fetch from", err);
-    if (rc == SQLITE_ROW)
-        rc = zn__sqlite_row_job(s, q, job, err);
-    sqlite3_reset(q);
-    if (rc < 0 || !*job)
-        return rc < 0 ? rc : 0;
-    rc = take(s, *job, wid, now, err);
-    if (rc == 0)
-        rc = zn__sqlite_tally(s, queue, ZN_STATE_ENQUEUED, -1, "fetch from",
-                              err);
-    if (rc == 0)
-        rc = zn__sqlite_tally(s, queue, ZN_STATE_WORKING, 1, "fetch from",
-                              err);
-    return rc;
-}
-
-static int
-attempt_start(struct zn__sqlite *s, const struct zn_job *job, const char *wid,
-              int64_t now, struct zn_err *err)
-{
-    sqlite3_stmt *q = s->stmt[ZN__SQLITE_ATTEMPT_START];
-
-    sqlite3_bind_int64(q, 1, (int64_t)job->seq);
-    sqlite3_bind_int(q, 2, job->attempts);
-    sqlite3_bind_text(q, 3, wid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, now);
-    return zn__sqlite_run(s, q, "fetch from", err);
-}
-
 static int
 sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
          const char *wid, int64_t now, struct zn_job **out,
@@ -953,7 +906,6 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
     struct zn_job *job = NULL;
-    enum zn__sqlite_tx tx;
     int rc;
 
     *out = NULL;
@@ -962,16 +914,12 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
     rc = zn__sqlite_writable(s, "fetch from", err);
     if (rc == 0)
         rc = paused_refresh(s, err);
-    if (rc == 0)
-        rc = zn__sqlite_tx_open(s, &tx, "fetch from", err);
-    if (rc < 0)
-        return rc;
     for (size_t i = 0; i < nq && !job && rc == 0; i++)
         if (queues[i] && !paused_has(s, queues[i]))
-            rc = fetch_from(s, queues[i], wid, now, &job, err);
-    if (rc == 0 && job)
-        rc = attempt_start(s, job, wid, now, err);
-    rc = zn__sqlite_tx_close(s, tx, rc, "fetch from", err);
+            rc = zn__sqlite_ready_fetch(s, queues[i], wid, now, &job, err);
+    /* Outside a transaction the lease is written at once. */
+    if (rc == 0 && sqlite3_get_autocommit(s->db))
+        rc = zn__sqlite_settle(s, err);
     if (rc < 0) {
         zn_job_free(job);
         return rc;
@@ -1082,6 +1030,13 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
                           "state '%s' does not end an attempt",
                           jid ? jid : "", zn_job_state_name(o->next));
     rc = zn__sqlite_writable(s, "finish a job in", err);
+    /* An ACK of a job handed out in this transaction stays in memory. */
+    if (rc == 0 && o->next == ZN_STATE_DONE)
+        rc = zn__sqlite_held_ack(s, jid, now, o, err);
+    if (rc == 1)
+        return 0;
+    if (rc == 0)
+        rc = zn__sqlite_settle(s, err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "finish a job in", err);
     if (rc < 0)
@@ -1099,7 +1054,11 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
                               err);
     s->op_counter[o->next == ZN_STATE_DONE ? ZN__SQLITE_PROCESSED
                                            : ZN__SQLITE_FAILED]++;
-    return zn__sqlite_tx_close(s, tx, rc, "finish a job in", err);
+    rc = zn__sqlite_tx_close(s, tx, rc, "finish a job in", err);
+    /* Ready again, in its old place: it comes before buffered jobs. */
+    if (rc == 0 && o->next == ZN_STATE_ENQUEUED)
+        zn__sqlite_ready_drop(s);
+    return rc;
 }
 
 static int
@@ -1110,6 +1069,8 @@ sq_extend(struct zn_store *st, const char *jid, int64_t lease_until,
     sqlite3_stmt *q = s->stmt[ZN__SQLITE_EXTEND];
     int rc = zn__sqlite_writable(s, "extend a lease in", err);
 
+    if (rc == 0)
+        rc = zn__sqlite_settle(s, err);
     if (rc < 0)
         return rc;
     bind_text(q, 1, jid);
@@ -1128,8 +1089,11 @@ sq_expired(struct zn_store *st, int64_t now, size_t limit,
     struct zn__sqlite *s = zn__sqlite_of(st);
     sqlite3_stmt *q = s->stmt[ZN__SQLITE_EXPIRED];
     bool more;
+    int rc = zn__sqlite_settle(s, err);
 
     memset(out, 0, sizeof(*out));
+    if (rc < 0)
+        return rc;
     sqlite3_bind_int64(q, 1, now);
     sqlite3_bind_int64(q, 2, limit_of(limit));
     return zn__sqlite_read_jobs(s, q, limit, out, &more, err);
@@ -1231,11 +1195,15 @@ sq_promote(struct zn_store *st, int64_t now, size_t limit, size_t *moved,
     *moved = 0;
     rc = zn__sqlite_writable(s, "promote jobs in", err);
     if (rc == 0)
+        rc = zn__sqlite_settle(s, err);
+    if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "promote jobs in", err);
     if (rc < 0)
         return rc;
     rc = promote_rows(s, now, limit, moved, queues, nqueues, err);
     rc = zn__sqlite_tx_close(s, tx, rc, "promote jobs in", err);
+    if (rc == 0 && *moved)
+        zn__sqlite_ready_drop(s);
     if (rc < 0) {
         /* Nothing moved after all: take back the names this call added. */
         *moved = 0;
@@ -1250,8 +1218,10 @@ sq_next_due(struct zn_store *st, int64_t *at, struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
     sqlite3_stmt *q = s->stmt[ZN__SQLITE_NEXT_DUE];
-    int rc = zn__sqlite_step(s, q, "read from", err);
+    int rc = zn__sqlite_settle(s, err);
 
+    if (rc == 0)
+        rc = zn__sqlite_step(s, q, "read from", err);
     *at = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_reset(q);
     return rc < 0 ? rc : 0;
@@ -1271,6 +1241,8 @@ sq_set_paused(struct zn_store *st, const char *queue, bool paused,
         return zn_err_set(err, ZN_EINVAL, "queue: '%s' does not match "
                           "[A-Za-z0-9_.:-]{1,100}", queue ? queue : "");
     rc = zn__sqlite_writable(s, "pause a queue in", err);
+    if (rc == 0)
+        rc = zn__sqlite_settle(s, err);
     if (rc < 0)
         return rc;
     s->sync_due = true; /* an administrative change: see lazy_sync */
@@ -1290,6 +1262,8 @@ sq_flush(struct zn_store *st, struct zn_err *err)
 
     rc = zn__sqlite_writable(s, "flush", err);
     if (rc == 0)
+        rc = zn__sqlite_settle(s, err);
+    if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "flush", err);
     if (rc < 0)
         return rc;
@@ -1308,6 +1282,7 @@ sq_flush(struct zn_store *st, struct zn_err *err)
     if (rc == 0)
         zn__sqlite_tally_void(s);
     paused_drop(s);
+    zn__sqlite_ready_drop(s);
     return zn__sqlite_tx_close(s, tx, rc, "flush", err);
 }
 
@@ -1338,6 +1313,7 @@ sq_close(struct zn_store *st)
                ZN_STR("error", sqlite3_errmsg(s->db)));
     zn__sqlite_journal_close(s->journal);
     paused_drop(s);
+    zn__sqlite_ready_close(s);
     free(s->tally);
     free(s->pend);
     free(s->path);

@@ -1,5 +1,5 @@
 /*
- * sqlite_int.h - what the two files of the sqlite store share: the handle
+ * sqlite_int.h - what the files of the sqlite store share: the handle
  * with its prepared statements, and the error and transaction helpers
  * (sqlite.c); the row readers and the filtered queries (sqlite_query.c).
  * Only src/store/sqlite*.c include it.
@@ -29,7 +29,8 @@ enum zn__sqlite_stmt {
     ZN__SQLITE_SAVEPOINT, ZN__SQLITE_RELEASE, ZN__SQLITE_ROLLBACK_TO,
     ZN__SQLITE_UNIQUE, ZN__SQLITE_INSERT, ZN__SQLITE_TAG,
     ZN__SQLITE_COUNTER_ADD, ZN__SQLITE_GET, ZN__SQLITE_SEQ_OF,
-    ZN__SQLITE_FETCH, ZN__SQLITE_TAKE, ZN__SQLITE_ATTEMPT_START,
+    ZN__SQLITE_FETCH, ZN__SQLITE_TAKE, ZN__SQLITE_TAKE_DONE,
+    ZN__SQLITE_ATTEMPT_ADD,
     ZN__SQLITE_WORKING, ZN__SQLITE_FINISH_OK, ZN__SQLITE_FINISH_FAIL,
     ZN__SQLITE_ATTEMPT_END, ZN__SQLITE_EXTEND,
     ZN__SQLITE_EXPIRED, ZN__SQLITE_PROMOTE, ZN__SQLITE_NEXT_DUE,
@@ -50,6 +51,29 @@ struct zn__sqlite_tally {
     char queue[ZN_QUEUE_NAME_MAX + 1];
     int state;
     int64_t n;
+};
+
+/* The next ready jobs of one queue, in fetch order (sqlite_ready.c). */
+struct zn__sqlite_ready {
+    char queue[ZN_QUEUE_NAME_MAX + 1];
+    struct zn_job **jobs; /* jobs[head..n) are still to hand out */
+    size_t head, n;
+    bool all;             /* no ready job of the queue is outside it */
+};
+
+/* A job handed out whose row is not written yet (sqlite_ready.c). */
+struct zn__sqlite_held {
+    int64_t seq;
+    char jid[ZN_JID_MAX + 1];
+    char queue[ZN_QUEUE_NAME_MAX + 1];
+    char *worker;
+    int attempts;          /* the job's, this attempt's number */
+    int64_t started_at;
+    int64_t lease_until;
+    bool acked;            /* then the attempt ended at ended_at */
+    int64_t ended_at;
+    int64_t cpu_ms;
+    int64_t rss_kb;
 };
 
 struct zn__sqlite {
@@ -89,6 +113,12 @@ struct zn__sqlite {
     bool lazy_sync;
     bool sync_due;
     bool sync_failed; /* an fsync failed: none is believed until reopen */
+    /* Fetches served from memory (sqlite_ready.c). */
+    struct zn__sqlite_ready *ready;
+    size_t nready;
+    size_t ready_bytes; /* payload of the jobs in ready */
+    struct zn__sqlite_held *held;
+    size_t nheld, cap_held;
 };
 
 /* How an op made itself atomic: its own transaction or a savepoint. */
@@ -263,6 +293,43 @@ int zn__sqlite_journal_replay(
     struct zn__sqlite_journal *j,
     int (*fn)(void *ctx, const struct zn__sqlite_journal_value *v, size_t n),
     void *ctx, size_t *records, struct zn_err *err);
+
+/* sqlite_ready.c: fetches served from memory (see there). */
+
+/*
+ * Hands out the next ready job of queue, leased to wid: *out (the
+ * caller's), or NULL when the queue has none. The lease is held in memory
+ * until zn__sqlite_settle.
+ */
+int zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
+                           const char *wid, int64_t now, struct zn_job **out,
+                           struct zn_err *err);
+
+/*
+ * Ends the attempt of a held job as o says (an ACK): 1; 0 when jid is not
+ * held; ZN_ESTATE when o->worker is set and another worker holds it.
+ */
+int zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
+                        const struct zn_store_outcome *o,
+                        struct zn_err *err);
+
+/*
+ * Writes the held jobs (in an op of its own: never inside another op's
+ * savepoint). On failure they are forgotten: their rows say ready still.
+ */
+int zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err);
+
+/* The transaction rolled back: the held jobs are ready again. */
+void zn__sqlite_held_discard(struct zn__sqlite *s);
+
+/* job became ready: a buffer it would come before is dropped. */
+void zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job);
+
+/* Jobs became ready or went: every buffer is dropped. */
+void zn__sqlite_ready_drop(struct zn__sqlite *s);
+
+/* At close: frees the buffers and what is held. */
+void zn__sqlite_ready_close(struct zn__sqlite *s);
 
 /* sqlite_count.c */
 

@@ -419,6 +419,9 @@ zn__sqlite_list(struct zn_store *st, const struct zn_store_query *q,
     int rc;
 
     memset(out, 0, sizeof(*out));
+    rc = zn__sqlite_settle(s, err);
+    if (rc < 0)
+        return rc;
     sql_add(&b, "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs");
     sql_where(&b, q, false);
     sql_add(&b, " ORDER BY seq LIMIT :limit");
@@ -444,6 +447,9 @@ zn__sqlite_count(struct zn_store *st, const struct zn_store_query *q,
     int rc;
 
     *n = 0;
+    rc = zn__sqlite_settle(s, err);
+    if (rc < 0)
+        return rc;
     sql_add(&b, "SELECT count(*) FROM jobs");
     sql_where(&b, q, false);
     rc = prepare_once(s, &b, "count jobs in", &ps, err);
@@ -523,6 +529,8 @@ zn__sqlite_retry_dead(struct zn_store *st, const struct zn_store_query *q,
     *n = 0;
     rc = zn__sqlite_writable(s, "retry jobs in", err);
     if (rc == 0)
+        rc = zn__sqlite_settle(s, err);
+    if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "retry jobs in", err);
     if (rc < 0)
         return rc;
@@ -531,6 +539,8 @@ zn__sqlite_retry_dead(struct zn_store *st, const struct zn_store_query *q,
     rc = zn__sqlite_tx_close(s, tx, rc, "retry jobs in", err);
     if (rc < 0)
         *n = 0;
+    if (*n)
+        zn__sqlite_ready_drop(s);
     return rc;
 }
 
@@ -586,6 +596,8 @@ zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
     *n = 0;
     rc = zn__sqlite_writable(s, "remove jobs from", err);
     if (rc == 0)
+        rc = zn__sqlite_settle(s, err);
+    if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "remove jobs from", err);
     if (rc < 0)
         return rc;
@@ -604,6 +616,8 @@ zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
     rc = zn__sqlite_tx_close(s, tx, rc, "remove jobs from", err);
     if (rc < 0)
         *n = 0;
+    if (*n)
+        zn__sqlite_ready_drop(s);
     return rc;
 }
 
@@ -760,8 +774,10 @@ zn__sqlite_queue_stats(struct zn_store *st, struct zn_queue_stats **out,
 
     *out = NULL;
     *n = 0;
-    rc = stats_rows(s, s->stmt[ZN__SQLITE_QUEUE_COUNTS], true, &v, &nv, &cap,
-                    err);
+    rc = zn__sqlite_settle(s, err);
+    if (rc == 0)
+        rc = stats_rows(s, s->stmt[ZN__SQLITE_QUEUE_COUNTS], true, &v, &nv,
+                        &cap, err);
     if (rc == 0)
         rc = stats_pending(s, &v, &nv, &cap, err);
     if (rc == 0)
@@ -820,7 +836,9 @@ zn__sqlite_attempts(struct zn_store *st, const char *jid,
 
     *out = NULL;
     *n = 0;
-    rc = zn__sqlite_seq_of(s, jid, &seq, err);
+    rc = zn__sqlite_settle(s, err);
+    if (rc == 0)
+        rc = zn__sqlite_seq_of(s, jid, &seq, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(q, 1, seq);
@@ -866,6 +884,9 @@ zn__sqlite_counters(struct zn_store *st, struct zn_store_counters *out,
     int rc;
 
     memset(out, 0, sizeof(*out));
+    rc = zn__sqlite_settle(s, err);
+    if (rc < 0)
+        return rc;
     for (;;) {
         rc = zn__sqlite_step(s, q, "read from", err);
         if (rc != SQLITE_ROW)

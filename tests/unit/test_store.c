@@ -1694,6 +1694,172 @@ test_store_rollback_discards_writes(void **state)
     fetch_expect(st, "q", "kept", T0);
 }
 
+/*
+ * Inside a transaction (the engine's way of working) a store may hand
+ * jobs out from memory and write their leases later: every change to the
+ * ready jobs must still be seen by the next fetch.
+ */
+static void
+test_store_transaction_fetch_follows_changes(void **state)
+{
+    struct zn_store *st = st_of(state);
+    struct zn_store_query q = {.jid = "c"};
+    struct zn_job *s = job_make("s", "q", "work", 9);
+    struct zn_err err = {0};
+    int64_t n = 0;
+    size_t moved = 0;
+
+    push_ok(st, "a", "q", 5, T0);
+    push_ok(st, "b", "q", 5, T0);
+    push_ok(st, "c", "q", 5, T0);
+    push_ok(st, "d", "q", 5, T0);
+    push_ok(st, "e", "q", 5, T0);
+    job_schedule(s, T0 + 100);
+    assert_int_equal(push_job(st, s, T0, NULL, NULL), 0);
+    OK(st->ops->begin(st, &err));
+    fetch_expect(st, "q", "a", T0 + 1);
+    /* A push of higher priority comes first. */
+    push_ok(st, "x", "q", 9, T0 + 2);
+    fetch_expect(st, "q", "x", T0 + 3);
+    /* A removed job is not handed out. */
+    OK(st->ops->remove(st, &q, &n, &err));
+    assert_int_equal(n, 1);
+    fetch_expect(st, "q", "b", T0 + 4);
+    fetch_expect(st, "q", "d", T0 + 4);
+    /* A job handed back keeps its place. */
+    finish_as(st, "d", T0 + 5, ZN_STATE_ENQUEUED, 0);
+    fetch_expect(st, "q", "d", T0 + 6);
+    /* So do a promoted job and a retried dead one. */
+    push_ok(st, "y", "q", 9, T0 + 7);
+    fetch_expect(st, "q", "y", T0 + 8);
+    finish_as(st, "y", T0 + 9, ZN_STATE_DEAD, 0);
+    OK(st->ops->promote(st, T0 + 100, 10, &moved, NULL, NULL, &err));
+    assert_int_equal(moved, 1);
+    fetch_expect(st, "q", "s", T0 + 101);
+    q = (struct zn_store_query){.jid = "y"};
+    OK(st->ops->retry_dead(st, &q, T0 + 102, &n, &err));
+    assert_int_equal(n, 1);
+    fetch_expect(st, "q", "y", T0 + 103);
+    /* A push after the jobs read ahead comes after them. */
+    push_ok(st, "f", "q", 5, T0 + 105);
+    fetch_expect(st, "q", "e", T0 + 106);
+    fetch_expect(st, "q", "f", T0 + 107);
+    fetch_expect(st, "q", NULL, T0 + 108);
+    OK(st->ops->commit(st, &err));
+    expect_jobs(st, (struct zn_store_query){
+                        .states = ZN_STATE_BIT(ZN_STATE_WORKING)},
+                "a b d e s x y f");
+    expect_jobs(st, (struct zn_store_query){
+                        .states = ZN_STATE_BIT(ZN_STATE_ENQUEUED)},
+                "");
+    expect_stats_true(st);
+}
+
+/* A lease and its ACK in a transaction are seen by every query. */
+static void
+test_store_transaction_leases_are_seen(void **state)
+{
+    struct zn_store *st = st_of(state);
+    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok",
+                                 .cpu_ms = 7, .rss_kb = 900,
+                                 .worker = "w2"};
+    struct zn_store_query q = {.worker = "w1"};
+    struct zn_store_counters c;
+    struct zn_store_list l;
+    struct zn_attempt *a = NULL;
+    struct zn_err err = {0};
+    struct zn_job *g;
+    size_t n = 0;
+
+    push_ok(st, "a", "q", 5, T0);
+    push_ok(st, "b", "q", 5, T0);
+    OK(st->ops->begin(st, &err));
+    zn_job_free(fetch_from(st, "q", "w1", T0 + 10));
+    g = get_job(st, "a");
+    assert_int_equal(g->state, ZN_STATE_WORKING);
+    assert_string_equal(g->worker, "w1");
+    assert_int_equal(g->attempts, 1);
+    assert_int_equal(g->lease_until, T0 + 10 + 300000);
+    zn_job_free(g);
+    expect_jobs(st, q, "a");
+    OK(st->ops->attempts(st, "a", &a, &n, &err));
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].worker, "w1");
+    assert_int_equal(a[0].started_at, T0 + 10);
+    assert_int_equal(a[0].ended_at, 0);
+    zn_attempts_free(a, n);
+    OK(st->ops->expired(st, T0 + 10 + 300000, 10, &l, &err));
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.jobs[0]->jid, "a");
+    zn_store_list_release(&l);
+    expect_stats_true(st);
+
+    /* The ACK: the lease's worker only, once. */
+    zn_job_free(fetch_from(st, "q", "w1", T0 + 11));
+    assert_int_equal(st->ops->finish(st, "b", T0 + 20, &o, &err),
+                     ZN_ESTATE);
+    o.worker = "w1";
+    OK(st->ops->finish(st, "b", T0 + 20, &o, &err));
+    assert_int_equal(st->ops->finish(st, "b", T0 + 21, &o, &err),
+                     ZN_ENOTFOUND);
+    g = get_job(st, "b");
+    assert_int_equal(g->state, ZN_STATE_DONE);
+    assert_null(g->worker);
+    assert_int_equal(g->attempts, 1);
+    assert_int_equal(g->updated_at, T0 + 20);
+    zn_job_free(g);
+    OK(st->ops->attempts(st, "b", &a, &n, &err));
+    assert_int_equal(n, 1);
+    assert_int_equal(a[0].started_at, T0 + 11);
+    assert_int_equal(a[0].ended_at, T0 + 20);
+    assert_string_equal(a[0].outcome, "ok");
+    assert_int_equal(a[0].cpu_ms, 7);
+    assert_int_equal(a[0].rss_kb, 900);
+    zn_attempts_free(a, n);
+    OK(st->ops->counters(st, &c, &err));
+    assert_int_equal(c.processed, 1);
+    expect_stats_true(st);
+    OK(st->ops->commit(st, &err));
+    assert_int_equal(get_state(st, "a"), ZN_STATE_WORKING);
+    assert_int_equal(get_state(st, "b"), ZN_STATE_DONE);
+    expect_stats_true(st);
+}
+
+/* A rolled back fetch and ACK leave the job ready, with no attempt. */
+static void
+test_store_transaction_rollback_hands_out_again(void **state)
+{
+    struct zn_store *st = st_of(state);
+    struct zn_store_counters c;
+    struct zn_attempt *a = NULL;
+    struct zn_err err = {0};
+    struct zn_job *g;
+    size_t n = 99;
+
+    push_ok(st, "a", "q", 5, T0);
+    OK(st->ops->begin(st, &err));
+    fetch_expect(st, "q", "a", T0 + 1);
+    finish_as(st, "a", T0 + 2, ZN_STATE_DONE, 0);
+    st->ops->rollback(st);
+    g = get_job(st, "a");
+    assert_int_equal(g->state, ZN_STATE_ENQUEUED);
+    assert_int_equal(g->attempts, 0);
+    zn_job_free(g);
+    OK(st->ops->attempts(st, "a", &a, &n, &err));
+    assert_int_equal(n, 0);
+    zn_attempts_free(a, n);
+    OK(st->ops->counters(st, &c, &err));
+    assert_int_equal(c.processed, 0);
+    expect_stats_true(st);
+    OK(st->ops->begin(st, &err));
+    fetch_expect(st, "q", "a", T0 + 3);
+    OK(st->ops->commit(st, &err));
+    g = get_job(st, "a");
+    assert_int_equal(g->state, ZN_STATE_WORKING);
+    assert_int_equal(g->attempts, 1);
+    zn_job_free(g);
+}
+
 static void
 test_store_commit_keeps_writes(void **state)
 {
@@ -1901,6 +2067,9 @@ static const struct CMUnitTest generic_tests[] = {
     GENERIC(test_store_counters),
     GENERIC(test_store_flush_everything),
     GENERIC(test_store_rollback_discards_writes),
+    GENERIC(test_store_transaction_fetch_follows_changes),
+    GENERIC(test_store_transaction_leases_are_seen),
+    GENERIC(test_store_transaction_rollback_hands_out_again),
     GENERIC(test_store_commit_keeps_writes),
     GENERIC(test_store_many_jobs_one_transaction),
     GENERIC(test_store_sync_keeps_the_transaction),

@@ -756,6 +756,33 @@ test_store_sqlite_pause_seen_across_handles(void **state)
     zn_store_close(a);
 }
 
+/* Jobs read ahead by one handle follow what another one commits. */
+static void
+test_store_sqlite_ready_jobs_follow_other_handles(void **state)
+{
+    struct fx *f = *state;
+    struct zn_store_query q = {.jid = "y"};
+    struct zn_err err = {0};
+    char path[PATH_MAX];
+    struct zn_store *a = sqlite_open_in(f, path, sizeof(path));
+    struct zn_store *b = sqlite_open_in(f, path, sizeof(path));
+    int64_t n = 0;
+
+    push_ok(a, "x", "q", T0);
+    push_ok(a, "y", "q", T0);
+    push_ok(a, "z", "q", T0);
+    fetch_expect(a, "q", "x", T0);
+    OK(b->ops->remove(b, &q, &n, &err));
+    assert_int_equal(n, 1);
+    fetch_expect(a, "q", "z", T0);
+    fetch_expect(a, "q", NULL, T0);
+    push_ok(b, "w", "q", T0 + 1);
+    fetch_expect(a, "q", "w", T0 + 2);
+    fetch_expect(a, "q", NULL, T0 + 3);
+    zn_store_close(b);
+    zn_store_close(a);
+}
+
 #define TEST(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -778,6 +805,7 @@ main(void)
         TEST(test_store_sqlite_query_plans_use_indexes),
         TEST(test_store_sqlite_damaged_row_is_eio),
         TEST(test_store_sqlite_pause_seen_across_handles),
+        TEST(test_store_sqlite_ready_jobs_follow_other_handles),
     };
 
     /* Damaged rows fail fetches on purpose; keep their log lines out. */

@@ -1,0 +1,370 @@
+/*
+ * sqlite_ready.c - fetches served from memory, their writes batched.
+ *
+ * A fetch used to cost a search of jobs_ready, an update of the row, an
+ * attempt row and a savepoint, and its ACK as much again: ten statements
+ * a job, most of the server's time in a drain. Inside the engine's
+ * transaction none of it has to reach the tables before the commit. A
+ * crash loses that transaction anyway, and its jobs are then still ready
+ * and fetched again, as at-least-once allows. So:
+ *
+ *   ready  for each queue fetched from, its next ready jobs in fetch order
+ *          (up to READY_ROWS, and READY_BYTES of payload in all queues),
+ *          read by one statement. A fetch hands out the first.
+ *   held   the jobs handed out since the last settle, each with its lease,
+ *          and once ACKed the end of its attempt. settle writes them: a job
+ *          fetched and ACKed in one batch goes from enqueued to done with
+ *          one update and one attempt row.
+ *
+ * Invariants:
+ *   - a ready job is in at most one buffer or in held, never both; the
+ *     rows of held jobs still say enqueued until settle;
+ *   - a buffer holds ready jobs of its queue in fetch order, and no ready
+ *     job of its queue outside it sorts before its last one; with all
+ *     set, none is outside it. Every write that makes a job ready or
+ *     removes one calls zn__sqlite_ready_pushed or zn__sqlite_ready_drop;
+ *     a commit by another connection drops them all (paused_refresh);
+ *   - held is empty while no transaction is open: outside one, a fetch
+ *     settles before it returns;
+ *   - every op but push, fetch and the ACK of a held job settles first, so
+ *     what it reads or changes includes the leases.
+ *
+ * Non-goals: finding a held job costs a scan of held from its newest end;
+ * held is settled at every commit, and at HELD_MAX jobs.
+ */
+#include "compat.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_int.h"
+
+/* How many jobs one read puts in a queue's buffer. */
+#define READY_ROWS 64
+
+/* Payload (args and custom) the buffers may hold, all queues together. */
+#define READY_BYTES (4u << 20)
+
+/* Jobs held before a fetch settles them, without waiting for a commit. */
+#define HELD_MAX 1024
+
+static size_t
+payload_bytes(const struct zn_job *job)
+{
+    return strlen(job->args) + (job->custom ? strlen(job->custom) : 0);
+}
+
+static void
+buffer_free(struct zn__sqlite *s, struct zn__sqlite_ready *r)
+{
+    for (size_t i = r->head; i < r->n; i++) {
+        s->ready_bytes -= payload_bytes(r->jobs[i]);
+        zn_job_free(r->jobs[i]);
+    }
+    free(r->jobs);
+}
+
+void
+zn__sqlite_ready_drop(struct zn__sqlite *s)
+{
+    for (size_t i = 0; i < s->nready; i++)
+        buffer_free(s, &s->ready[i]);
+    free(s->ready);
+    s->ready = NULL;
+    s->nready = 0;
+    s->ready_bytes = 0;
+}
+
+static struct zn__sqlite_ready *
+buffer_of(struct zn__sqlite *s, const char *queue)
+{
+    for (size_t i = 0; i < s->nready; i++)
+        if (strcmp(s->ready[i].queue, queue) == 0)
+            return &s->ready[i];
+    return NULL;
+}
+
+static void
+buffer_remove(struct zn__sqlite *s, struct zn__sqlite_ready *r)
+{
+    buffer_free(s, r);
+    *r = s->ready[--s->nready];
+}
+
+/* True when job a is fetched before job b (jobs_ready's order). */
+static bool
+fetched_before(const struct zn_job *a, const struct zn_job *b)
+{
+    if (a->priority != b->priority)
+        return a->priority > b->priority;
+    if (a->enqueued_at != b->enqueued_at)
+        return a->enqueued_at < b->enqueued_at;
+    return a->seq < b->seq;
+}
+
+void
+zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job)
+{
+    struct zn__sqlite_ready *r = buffer_of(s, job->queue);
+
+    if (!r)
+        return;
+    if (r->head == r->n || fetched_before(job, r->jobs[r->n - 1]))
+        buffer_remove(s, r);
+    else
+        r->all = false;
+}
+
+/* Reads the next ready jobs of queue into a new buffer, *out. */
+static int
+buffer_fill(struct zn__sqlite *s, const char *queue,
+            struct zn__sqlite_ready **out, struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_FETCH];
+    struct zn__sqlite_ready *r, *grown;
+    struct zn_job *job;
+    int rc;
+
+    if (s->ready_bytes > READY_BYTES)
+        zn__sqlite_ready_drop(s);
+    grown = realloc(s->ready, (s->nready + 1) * sizeof(*grown));
+    if (!grown)
+        return zn__sqlite_nomem(s, "fetch from", err);
+    s->ready = grown;
+    r = &grown[s->nready];
+    memset(r, 0, sizeof(*r));
+    r->jobs = malloc(READY_ROWS * sizeof(*r->jobs));
+    if (!r->jobs)
+        return zn__sqlite_nomem(s, "fetch from", err);
+    memcpy(r->queue, queue, strlen(queue) + 1);
+    s->nready++;
+    sqlite3_bind_text(q, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, READY_ROWS + 1);
+    for (;;) {
+        rc = zn__sqlite_step(s, q, "fetch from", err);
+        if (rc != SQLITE_ROW)
+            break;
+        if (r->n == READY_ROWS || s->ready_bytes > READY_BYTES)
+            break;
+        rc = zn__sqlite_row_job(s, q, &job, err);
+        if (rc < 0)
+            break;
+        r->jobs[r->n++] = job;
+        s->ready_bytes += payload_bytes(job);
+    }
+    r->all = rc == SQLITE_DONE;
+    sqlite3_reset(q);
+    if (rc < 0) {
+        buffer_remove(s, r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Room for one more held job. */
+static int
+held_reserve(struct zn__sqlite *s, struct zn_err *err)
+{
+    struct zn__sqlite_held *grown;
+    size_t cap = s->cap_held ? s->cap_held * 2 : 64;
+
+    if (s->nheld < s->cap_held)
+        return 0;
+    grown = realloc(s->held, cap * sizeof(*grown));
+    if (!grown)
+        return zn__sqlite_nomem(s, "fetch from", err);
+    s->held = grown;
+    s->cap_held = cap;
+    return 0;
+}
+
+/* Leases job (taken from a buffer) to wid: job and held change alike. */
+static int
+held_add(struct zn__sqlite *s, struct zn_job *job, const char *wid,
+         int64_t now, struct zn_err *err)
+{
+    struct zn__sqlite_held *h = &s->held[s->nheld];
+    char *worker = strdup(wid), *copy = strdup(wid);
+
+    if (!worker || !copy) {
+        free(worker);
+        free(copy);
+        return zn__sqlite_nomem(s, "fetch from", err);
+    }
+    free(job->worker);
+    job->worker = worker;
+    job->state = ZN_STATE_WORKING;
+    job->lease_until = now + (int64_t)job->reserve_for * 1000;
+    job->attempts++; /* row_job allows at most INT_MAX - 1 */
+    job->updated_at = now;
+    memset(h, 0, sizeof(*h));
+    h->seq = (int64_t)job->seq;
+    memcpy(h->jid, job->jid, sizeof(h->jid));
+    memcpy(h->queue, job->queue, sizeof(h->queue));
+    h->worker = copy;
+    h->attempts = job->attempts;
+    h->started_at = now;
+    h->lease_until = job->lease_until;
+    s->nheld++;
+    return 0;
+}
+
+int
+zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
+                       const char *wid, int64_t now, struct zn_job **out,
+                       struct zn_err *err)
+{
+    struct zn__sqlite_ready *r;
+    struct zn_job *job;
+    int rc = 0;
+
+    *out = NULL;
+    if (strlen(queue) > ZN_QUEUE_NAME_MAX)
+        return 0; /* no job is in such a queue */
+    r = buffer_of(s, queue);
+    if (r && r->head == r->n && r->all)
+        return 0;
+    if (s->nheld >= HELD_MAX || !r || r->head == r->n) {
+        /* The read must not meet the jobs held: their rows say ready. */
+        rc = zn__sqlite_settle(s, err);
+        r = rc == 0 ? buffer_of(s, queue) : NULL;
+    }
+    if (rc == 0 && (!r || (r->head == r->n && !r->all))) {
+        if (r)
+            buffer_remove(s, r);
+        rc = buffer_fill(s, queue, &r, err);
+    }
+    if (rc == 0)
+        rc = held_reserve(s, err);
+    if (rc < 0 || r->head == r->n)
+        return rc;
+    job = r->jobs[r->head];
+    rc = held_add(s, job, wid, now, err);
+    if (rc < 0)
+        return rc;
+    r->head++;
+    s->ready_bytes -= payload_bytes(job);
+    *out = job;
+    return 0;
+}
+
+int
+zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
+                    const struct zn_store_outcome *o, struct zn_err *err)
+{
+    struct zn__sqlite_held *h;
+
+    for (size_t i = s->nheld; i-- > 0;) {
+        h = &s->held[i];
+        if (h->acked || strcmp(h->jid, jid) != 0)
+            continue;
+        if (o->worker && strcmp(o->worker, h->worker) != 0)
+            return zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its "
+                              "lease passed to another worker", jid);
+        h->acked = true;
+        h->ended_at = now;
+        h->cpu_ms = o->cpu_ms;
+        h->rss_kb = o->rss_kb;
+        return 1;
+    }
+    return 0;
+}
+
+/* The update of a held job's row, which must say ready still. */
+static int
+held_row(struct zn__sqlite *s, const struct zn__sqlite_held *h,
+         struct zn_err *err)
+{
+    sqlite3_stmt *q;
+    int rc;
+
+    if (h->acked) {
+        q = s->stmt[ZN__SQLITE_TAKE_DONE];
+        sqlite3_bind_int64(q, 2, h->ended_at);
+    } else {
+        q = s->stmt[ZN__SQLITE_TAKE];
+        sqlite3_bind_int64(q, 2, h->lease_until);
+        sqlite3_bind_text(q, 4, h->worker, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 5, h->started_at);
+    }
+    sqlite3_bind_int64(q, 1, h->seq);
+    sqlite3_bind_int(q, 3, h->attempts);
+    rc = zn__sqlite_run(s, q, "write leases to", err);
+    /* The write lock is held since the read: the row cannot have moved. */
+    if (rc == 0 && sqlite3_changes(s->db) != 1)
+        rc = zn_err_set(err, ZN_EIO, "cannot write leases to '%s': job "
+                        "%lld changed while held", s->path,
+                        (long long)h->seq);
+    return rc;
+}
+
+/* The row, the attempt and the counts of one held job. */
+static int
+held_write(struct zn__sqlite *s, const struct zn__sqlite_held *h,
+           struct zn_err *err)
+{
+    sqlite3_stmt *q = s->stmt[ZN__SQLITE_ATTEMPT_ADD];
+    int next = h->acked ? ZN_STATE_DONE : ZN_STATE_WORKING;
+    int rc = held_row(s, h, err);
+
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(q, 1, h->seq);
+    sqlite3_bind_int(q, 2, h->attempts);
+    sqlite3_bind_text(q, 3, h->worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, h->started_at);
+    sqlite3_bind_int64(q, 5, h->acked ? h->ended_at : 0);
+    if (h->acked)
+        sqlite3_bind_text(q, 6, "ok", -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 6);
+    sqlite3_bind_int64(q, 7, h->acked ? h->cpu_ms : -1);
+    sqlite3_bind_int64(q, 8, h->acked ? h->rss_kb : -1);
+    rc = zn__sqlite_run(s, q, "write leases to", err);
+    if (rc == 0)
+        rc = zn__sqlite_tally(s, h->queue, ZN_STATE_ENQUEUED, -1,
+                              "write leases to", err);
+    if (rc == 0)
+        rc = zn__sqlite_tally(s, h->queue, next, 1, "write leases to", err);
+    if (rc == 0 && h->acked)
+        s->op_counter[ZN__SQLITE_PROCESSED]++;
+    return rc;
+}
+
+void
+zn__sqlite_held_discard(struct zn__sqlite *s)
+{
+    for (size_t i = 0; i < s->nheld; i++)
+        free(s->held[i].worker);
+    s->nheld = 0;
+}
+
+int
+zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err)
+{
+    enum zn__sqlite_tx tx;
+    int rc;
+
+    if (s->nheld == 0)
+        return 0;
+    rc = zn__sqlite_tx_open(s, &tx, "write leases to", err);
+    if (rc == 0) {
+        for (size_t i = 0; i < s->nheld && rc == 0; i++)
+            rc = held_write(s, &s->held[i], err);
+        rc = zn__sqlite_tx_close(s, tx, rc, "write leases to", err);
+    }
+    /* On failure the jobs are still ready, and are handed out again. */
+    zn__sqlite_held_discard(s);
+    return rc;
+}
+
+void
+zn__sqlite_ready_close(struct zn__sqlite *s)
+{
+    zn__sqlite_ready_drop(s);
+    zn__sqlite_held_discard(s);
+    free(s->held);
+    s->held = NULL;
+    s->cap_held = 0;
+}
