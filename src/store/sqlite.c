@@ -37,7 +37,7 @@
  * while a job is working; every attempt a fetch starts has its row;
  * queue_counts plus the changes pending in memory equal the jobs table.
  * The leases held in memory (sqlite_ready.c) are written before any op
- * but push, fetch and ACK reads or writes a row, and before a commit.
+ * but push, fetch and finish reads or writes a row, and before a commit.
  *
  * This file holds open and close, transactions and the job lifecycle
  * (push, fetch, finish, promote...), the hot path. Reading rows back
@@ -1030,13 +1030,14 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
                           "state '%s' does not end an attempt",
                           jid ? jid : "", zn_job_state_name(o->next));
     rc = zn__sqlite_writable(s, "finish a job in", err);
-    /* An ACK of a job handed out in this transaction stays in memory. */
-    if (rc == 0 && o->next == ZN_STATE_DONE)
+    /*
+     * An ACK of a job handed out in this transaction stays in memory; the
+     * other held jobs stay so too, whatever the outcome of this one.
+     */
+    if (rc == 0)
         rc = zn__sqlite_held_ack(s, jid, now, o, err);
     if (rc == 1)
         return 0;
-    if (rc == 0)
-        rc = zn__sqlite_settle(s, err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "finish a job in", err);
     if (rc < 0)

@@ -306,8 +306,10 @@ int zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
                            struct zn_err *err);
 
 /*
- * Ends the attempt of a held job as o says (an ACK): 1; 0 when jid is not
- * held; ZN_ESTATE when o->worker is set and another worker holds it.
+ * Ends the attempt of a held job as o says, when o is its first ACK: 1.
+ * 0 when jid is not held, or when it was and the held jobs were written
+ * (settled) for the finish to find its row. ZN_ESTATE when o->worker is
+ * set and another worker holds the lease.
  */
 int zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
                         const struct zn_store_outcome *o,

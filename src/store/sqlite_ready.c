@@ -26,8 +26,10 @@
  *     a commit by another connection drops them all (paused_refresh);
  *   - held is empty while no transaction is open: outside one, a fetch
  *     settles before it returns;
- *   - every op but push, fetch and the ACK of a held job settles first, so
- *     what it reads or changes includes the leases.
+ *   - every op but push, fetch and finish settles first, so what it reads
+ *     or changes includes the leases; a finish settles when its job is
+ *     held (and is not a first ACK, which ends the attempt in memory):
+ *     the row of a job that is not held does not depend on the others.
  *
  * Non-goals: finding a held job costs a scan of held from its newest end;
  * held is settled at every commit, and at HELD_MAX jobs.
@@ -253,22 +255,24 @@ int
 zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
                     const struct zn_store_outcome *o, struct zn_err *err)
 {
-    struct zn__sqlite_held *h;
+    struct zn__sqlite_held *h = NULL;
 
-    for (size_t i = s->nheld; i-- > 0;) {
-        h = &s->held[i];
-        if (h->acked || strcmp(h->jid, jid) != 0)
-            continue;
-        if (o->worker && strcmp(o->worker, h->worker) != 0)
-            return zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its "
-                              "lease passed to another worker", jid);
-        h->acked = true;
-        h->ended_at = now;
-        h->cpu_ms = o->cpu_ms;
-        h->rss_kb = o->rss_kb;
-        return 1;
-    }
-    return 0;
+    for (size_t i = s->nheld; i-- > 0 && !h;)
+        if (strcmp(s->held[i].jid, jid) == 0)
+            h = &s->held[i];
+    if (!h)
+        return 0;
+    /* Anything but a first ACK is for the row: write it first. */
+    if (h->acked || o->next != ZN_STATE_DONE)
+        return zn__sqlite_settle(s, err);
+    if (o->worker && strcmp(o->worker, h->worker) != 0)
+        return zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its "
+                          "lease passed to another worker", jid);
+    h->acked = true;
+    h->ended_at = now;
+    h->cpu_ms = o->cpu_ms;
+    h->rss_kb = o->rss_kb;
+    return 1;
 }
 
 /* The update of a held job's row, which must say ready still. */
