@@ -47,6 +47,9 @@
 /* Payload (args and custom) the buffers may hold, all queues together. */
 #define READY_BYTES (4u << 20)
 
+/* Buffers kept at once: FETCH may name any queue, empty ones too. */
+#define READY_QUEUES 256
+
 /* Jobs held before a fetch settles them, without waiting for a commit. */
 #define HELD_MAX 1024
 
@@ -127,19 +130,15 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
     struct zn_job *job;
     int rc;
 
-    if (s->ready_bytes > READY_BYTES)
+    if (s->ready_bytes > READY_BYTES || s->nready == READY_QUEUES)
         zn__sqlite_ready_drop(s);
     grown = realloc(s->ready, (s->nready + 1) * sizeof(*grown));
     if (!grown)
         return zn__sqlite_nomem(s, "fetch from", err);
     s->ready = grown;
-    r = &grown[s->nready];
+    r = &grown[s->nready++];
     memset(r, 0, sizeof(*r));
-    r->jobs = malloc(READY_ROWS * sizeof(*r->jobs));
-    if (!r->jobs)
-        return zn__sqlite_nomem(s, "fetch from", err);
     memcpy(r->queue, queue, strlen(queue) + 1);
-    s->nready++;
     sqlite3_bind_text(q, 1, queue, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 2, READY_ROWS + 1);
     for (;;) {
@@ -148,6 +147,10 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
             break;
         if (r->n == READY_ROWS || s->ready_bytes > READY_BYTES)
             break;
+        if (!r->jobs && !(r->jobs = malloc(READY_ROWS * sizeof(*r->jobs)))) {
+            rc = zn__sqlite_nomem(s, "fetch from", err);
+            break;
+        }
         rc = zn__sqlite_row_job(s, q, &job, err);
         if (rc < 0)
             break;

@@ -15,9 +15,12 @@
  * before 5.3) it polls the pipes for at most a backoff that starts at
  * 1 ms, doubles to 100 ms and restarts on pipe activity.
  *
- * Everything the child needs (argv, envp) is built before fork: between
- * fork and execve the child calls only async-signal-safe functions. An
- * execve failure reaches the parent as an errno over a close-on-exec pipe.
+ * The command starts with posix_spawn: glibc's child shares the worker's
+ * memory until its execve (CLONE_VFORK), so a start costs no copy of the
+ * worker's page tables, and an execve failure is its return value. The
+ * child's process group, signal mask and default handlers are set by the
+ * spawn's attributes, its stdin, stdout and stderr by its file actions;
+ * every other descriptor of ours is close-on-exec.
  */
 #include "compat.h"
 
@@ -25,6 +28,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +56,7 @@ struct child {
     pid_t pid;
     int in_fd;                   /* our end of its stdin, -1 once closed */
     int err_fd;                  /* our end of its stderr */
-    int exec_fd;                 /* execve's errno, if it failed */
+    int exec_errno;              /* it could not be executed: pid is -1 */
     const char *in;
     size_t in_len, in_off;
     char ring[ZN_EXEC_STDERR_KEEP];
@@ -263,80 +267,105 @@ set_nonblock(int fd)
     return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-/* In the child: async-signal-safe calls only. */
-ZN_NORETURN static void
-child_exec(const int in[2], const int er[2], const int ex[2], int devnull,
-           char *const *argv, char *const *envp)
+/* What the command starts with: its own group, no signal of ours. */
+static int
+spawn_attr(posix_spawnattr_t *at)
 {
-    static const int reset[] = {SIGTERM, SIGINT, SIGTSTP, SIGPIPE};
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    sigset_t none;
-    int e;
+    static const int dfl[] = {SIGTERM, SIGINT, SIGTSTP, SIGPIPE};
+    sigset_t none, defaults;
 
-    setpgid(0, 0);
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (size_t i = 0; i < ZN_ARRAY_LEN(dfl); i++)
+        sigaddset(&defaults, dfl[i]);
+    if (posix_spawnattr_init(at) != 0)
+        return -1;
     /*
      * The worker handles, blocks or ignores signals the command must not
-     * inherit. Defaults first: a signal let in by the new mask must not
-     * run the worker's handler here.
+     * inherit: their defaults, and an empty mask.
      */
-    for (size_t i = 0; i < ZN_ARRAY_LEN(reset); i++)
-        sigaction(reset[i], &dfl, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    close(in[1]);
-    close(er[0]);
-    close(ex[0]);
-    if (dup2(in[0], 0) >= 0 && dup2(devnull, 1) >= 0 && dup2(er[1], 2) >= 0)
-        execve(argv[0], argv, envp);
-    e = errno;
-    if (write(ex[1], &e, sizeof(e)) < 0)
-        _exit(127);
-    _exit(127);
+    if (posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP |
+                                         POSIX_SPAWN_SETSIGMASK |
+                                         POSIX_SPAWN_SETSIGDEF) == 0 &&
+        posix_spawnattr_setpgroup(at, 0) == 0 &&
+        posix_spawnattr_setsigmask(at, &none) == 0 &&
+        posix_spawnattr_setsigdefault(at, &defaults) == 0)
+        return 0;
+    posix_spawnattr_destroy(at);
+    return -1;
 }
 
+/* Its stdin, stdout and stderr. */
+static int
+spawn_files(posix_spawn_file_actions_t *fa, int in, int out, int err)
+{
+    if (posix_spawn_file_actions_init(fa) != 0)
+        return -1;
+    if (posix_spawn_file_actions_adddup2(fa, in, 0) == 0 &&
+        posix_spawn_file_actions_adddup2(fa, out, 1) == 0 &&
+        posix_spawn_file_actions_adddup2(fa, err, 2) == 0)
+        return 0;
+    posix_spawn_file_actions_destroy(fa);
+    return -1;
+}
+
+/*
+ * Starts the command, or sets exec_errno when it cannot be executed (the
+ * job fails with it). A failure of ours (no pipe, no process) is an error.
+ */
 static int
 spawn(struct child *c, char *const *argv, char *const *envp,
       struct zn_err *err)
 {
-    int in[2] = {-1, -1}, er[2] = {-1, -1}, ex[2] = {-1, -1}, devnull = -1;
+    int in[2] = {-1, -1}, er[2] = {-1, -1}, devnull = -1, rc;
     const char *step = "create a pipe";
-    int saved;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
 
-    if (make_pipe(in) < 0 || make_pipe(er) < 0 || make_pipe(ex) < 0)
+    c->pid = -1;
+    if (make_pipe(in) < 0 || make_pipe(er) < 0)
         goto fail;
     step = "open /dev/null";
     devnull = high_fd(open("/dev/null", O_WRONLY));
     if (devnull < 0)
         goto fail;
-    step = "fork";
-    c->pid = fork();
-    if (c->pid == 0)
-        child_exec(in, er, ex, devnull, argv, envp);
-    if (c->pid < 0)
+    step = "start a process";
+    errno = ENOMEM;
+    if (spawn_attr(&at) < 0)
         goto fail;
-    /* Both sides set the group: whichever runs first wins the race. */
-    setpgid(c->pid, c->pid);
+    if (spawn_files(&fa, in[0], devnull, er[1]) < 0) {
+        posix_spawnattr_destroy(&at);
+        goto fail;
+    }
+    rc = posix_spawn(&c->pid, argv[0], &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc == EAGAIN) {
+        errno = rc;
+        goto fail;
+    }
+    if (rc != 0) {
+        c->pid = -1;
+        c->exec_errno = rc;
+    }
     close_fd(&in[0]);
     close_fd(&er[1]);
-    close_fd(&ex[1]);
     close_fd(&devnull);
     c->in_fd = in[1];
     c->err_fd = er[0];
-    c->exec_fd = ex[0];
     set_nonblock(c->in_fd);
     set_nonblock(c->err_fd);
-    set_nonblock(c->exec_fd);
     return 0;
 fail:
-    saved = errno;
+    rc = errno;
+    c->pid = -1;
     for (int i = 0; i < 2; i++) {
         close_fd(&in[i]);
         close_fd(&er[i]);
-        close_fd(&ex[i]);
     }
     close_fd(&devnull);
     return zn_err_set(err, ZN_EIO, "cannot %s for '%s': %s", step, argv[0],
-                      strerror(saved));
+                      strerror(rc));
 }
 
 /* ---- watching it ------------------------------------------------------- */
@@ -558,11 +587,6 @@ fill_result(const struct child *c, const struct zn_handler *h,
 {
     const char *lines = last_lines(res->trace, ZN_EXEC_MESSAGE_LINES);
     char type[ZN_HANDLER_ERRTYPE_MAX];
-    int exec_errno = 0;
-
-    if (read(c->exec_fd, &exec_errno, sizeof(exec_errno)) !=
-        (ssize_t)sizeof(exec_errno))
-        exec_errno = 0;
     if (c->outcome == TIMED_OUT) {
         zn_handler_fail(res, "timeout", "job ran past its timeout of %d s",
                         job->timeout_s);
@@ -572,9 +596,9 @@ fill_result(const struct child *c, const struct zn_handler *h,
     } else if (c->lost) {
         zn_handler_fail(res, "worker error", "lost track of process %d",
                         (int)c->pid);
-    } else if (exec_errno) {
+    } else if (c->exec_errno) {
         zn_handler_fail(res, "exit 127", "cannot execute '%s': %s",
-                        h->argv[0], strerror(exec_errno));
+                        h->argv[0], strerror(c->exec_errno));
     } else if (WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0) {
         zn_handler_ok(res);
     } else if (WIFEXITED(c->status)) {
@@ -634,17 +658,18 @@ zn_exec_run(const struct zn_handler *h, const struct zn_handler_job *job,
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     rc = spawn(c, h->argv, env, err);
     free_env(env);
-    if (rc == 0) {
+    if (rc == 0 && c->pid > 0) {
         if (job->spawn_cb)
             job->spawn_cb(job->spawn_ctx, c->pid);
         write_stdin(c);
         supervise(c, job);
         reap(c);
+    }
+    if (rc == 0) {
         stderr_text(c, res->trace, sizeof(res->trace));
         fill_result(c, h, job, res);
         close_fd(&c->in_fd);
         close_fd(&c->err_fd);
-        close_fd(&c->exec_fd);
         drop_sigpipe(&pipe_set);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -783,6 +783,28 @@ test_store_sqlite_ready_jobs_follow_other_handles(void **state)
     zn_store_close(a);
 }
 
+/* A FETCH may name any queue: what is read ahead for them is bounded. */
+static void
+test_store_sqlite_ready_queues_bounded(void **state)
+{
+    struct fx *f = *state;
+    struct zn_err err = {0};
+    char path[PATH_MAX], queue[16];
+    struct zn_store *st = sqlite_open_in(f, path, sizeof(path));
+
+    push_ok(st, "a", "q7", T0);
+    OK(st->ops->begin(st, &err));
+    for (int i = 0; i < 1000; i++) {
+        snprintf(queue, sizeof(queue), "q%d", i);
+        fetch_expect(st, queue, i == 7 ? "a" : NULL, T0);
+        assert_true(zn__sqlite_of(st)->nready <= 256);
+    }
+    push_ok(st, "b", "q7", T0 + 1);
+    fetch_expect(st, "q7", "b", T0 + 2);
+    OK(st->ops->commit(st, &err));
+    zn_store_close(st);
+}
+
 #define TEST(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -806,6 +828,7 @@ main(void)
         TEST(test_store_sqlite_damaged_row_is_eio),
         TEST(test_store_sqlite_pause_seen_across_handles),
         TEST(test_store_sqlite_ready_jobs_follow_other_handles),
+        TEST(test_store_sqlite_ready_queues_bounded),
     };
 
     /* Damaged rows fail fetches on purpose; keep their log lines out. */

@@ -317,6 +317,9 @@ test_worker_handler_exec_status(void **state)
     const char *sig[] = {"/bin/sh", "-c", "echo dying >&2; kill -SEGV $$",
                          NULL};
     const char *none[] = {"/nonexistent/prog", "--x", NULL};
+    /* SIGPIPE is blocked in the worker while it starts the command. */
+    const char *pipe_sig[] = {"/bin/sh", "-c", "kill -PIPE $$; exit 0",
+                              NULL};
     struct zn_handler_result res;
     pid_t pgid = 0;
 
@@ -337,6 +340,8 @@ test_worker_handler_exec_status(void **state)
     run_exec(sig, 10, -1, &res, NULL);
     assert_string_equal(res.errtype, "SIGSEGV");
     assert_string_equal(res.message, "dying");
+    run_exec(pipe_sig, 10, -1, &res, NULL);
+    assert_string_equal(res.errtype, "SIGPIPE");
     run_exec(none, 10, -1, &res, NULL);
     assert_string_equal(res.errtype, "exit 127");
     assert_string_equal(res.message, "cannot execute '/nonexistent/prog': "
