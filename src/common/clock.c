@@ -44,22 +44,6 @@ real_now(void *ctx)
 
 const struct zn_clock zn_clock_real = {real_now, NULL};
 
-void
-zn_clock_format(int64_t ms, char *out, size_t size)
-{
-    time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int msec = (int)(ms - (int64_t)sec * 1000);
-    struct tm tm;
-
-    if (!gmtime_r(&sec, &tm)) {
-        snprintf(out, size, "1970-01-01T00:00:00.000Z");
-        return;
-    }
-    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, msec);
-}
-
 /* Reads exactly n decimal digits. */
 static int
 digits(const char **p, int n, int *out)
@@ -90,6 +74,89 @@ days_from_civil(int y, int m, int d)
     doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + doe - 719468;
+}
+
+/* y-m-d of day z from 1970-01-01: the inverse of days_from_civil. */
+static void
+civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    int64_t era, doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* Writes v (0 <= v < 10^n) as n digits. */
+static char *
+put_digits(char *p, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
+/*
+ * By hand, not gmtime_r and snprintf: every job a FETCH hands out has its
+ * times formatted. Years outside 0..9999 are not RFC 3339; they are
+ * written as snprintf's %04d would, and 1970 when out of time_t's range.
+ */
+void
+zn_clock_format(int64_t ms, char *out, size_t size)
+{
+    int64_t sec = ms / 1000, days, y;
+    int msec = (int)(ms % 1000), rest, m, d;
+    char buf[32], *p = buf;
+
+    if (msec < 0) {
+        msec += 1000;
+        sec--;
+    }
+    days = sec / 86400;
+    rest = (int)(sec % 86400);
+    if (rest < 0) {
+        rest += 86400;
+        days--;
+    }
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999) {
+        struct tm tm;
+        time_t t = (time_t)sec;
+
+        if (!gmtime_r(&t, &tm))
+            snprintf(out, size, "1970-01-01T00:00:00.000Z");
+        else
+            snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+        return;
+    }
+    p = put_digits(p, y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, rest / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, rest / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, rest % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, msec, 3);
+    *p++ = 'Z';
+    if (size > 0) {
+        size_t n = (size_t)(p - buf) < size ? (size_t)(p - buf) : size - 1;
+
+        memcpy(out, buf, n);
+        out[n] = '\0';
+    }
 }
 
 int

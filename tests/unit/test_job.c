@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -1386,6 +1387,58 @@ test_job_clock_parse_accepts_rfc3339(void **state)
     }
 }
 
+/* What zn_clock_format wrote with gmtime_r and snprintf. */
+static void
+format_by_libc(int64_t ms, char *out, size_t size)
+{
+    time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int msec = (int)(ms - (int64_t)sec * 1000);
+    struct tm tm;
+
+    assert_non_null(gmtime_r(&sec, &tm));
+    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, msec);
+}
+
+static void
+test_job_clock_format_as_libc(void **state)
+{
+    static const int64_t fixed[] = {
+        0, 1, -1, 999, -999, 1000, -1000, -1001, 86399999, -86400000,
+        -86400001, 951782400000LL, 951868799999LL, 1709208000000LL,
+        4107542400000LL, -62167219200000LL, 253402300799999LL,
+        -2208988800001LL, 1767225660000LL,
+    };
+    char got[64], want[64];
+    uint64_t x = 88172645463325252ULL;
+
+    (void)state;
+    for (size_t i = 0; i < ZN_ARRAY_LEN(fixed) + 200000; i++) {
+        int64_t ms;
+
+        if (i < ZN_ARRAY_LEN(fixed)) {
+            ms = fixed[i];
+        } else {
+            /* xorshift over years 0..9999 */
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ms = -62167219200000LL +
+                 (int64_t)(x % (253402300800000ULL + 62167219200000ULL));
+        }
+        zn_clock_format(ms, got, sizeof(got));
+        format_by_libc(ms, want, sizeof(want));
+        if (strcmp(got, want) != 0)
+            fail_msg("%lld: got %s, want %s", (long long)ms, got, want);
+    }
+    /* Out of RFC 3339's years, and cut to the room given. */
+    zn_clock_format(253402300800000LL, got, sizeof(got));
+    assert_string_equal(got, "10000-01-01T00:00:00.000Z");
+    zn_clock_format(0, got, 11);
+    assert_string_equal(got, "1970-01-01");
+}
+
 static void
 test_job_clock_parse_rejects_non_rfc3339(void **state)
 {
@@ -1491,6 +1544,7 @@ main(void)
         cmocka_unit_test(test_job_dup_is_deep),
         cmocka_unit_test(test_job_state_names),
         cmocka_unit_test(test_job_clock_parse_accepts_rfc3339),
+        cmocka_unit_test(test_job_clock_format_as_libc),
         cmocka_unit_test(test_job_clock_parse_rejects_non_rfc3339),
         cmocka_unit_test(test_job_clock_parse_duration),
     };
