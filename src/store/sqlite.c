@@ -452,6 +452,7 @@ sq_begin(struct zn_store *st, struct zn_err *err)
         return zn_err_set(err, ZN_ESTATE, "cannot begin on '%s': a "
                           "transaction is already open", s->path);
     zn__sqlite_tally_abort(s);
+    s->version_read = false;
     rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_BEGIN],
                         "begin a transaction on", err);
     /* Pushes answered before a failed commit come first. */
@@ -871,16 +872,22 @@ paused_load(struct zn__sqlite *s, struct zn_err *err)
 /*
  * Makes the paused cache current. data_version changes when another
  * connection commits, for instance `zenith pause` run on the file while
- * the server is up, so such a change is seen by the next fetch.
+ * the server is up, so such a change is seen by the next fetch. None can
+ * commit inside a transaction of ours (BEGIN IMMEDIATE holds the write
+ * lock): once read there, it holds until the transaction ends.
  */
 static int
 paused_refresh(struct zn__sqlite *s, struct zn_err *err)
 {
     sqlite3_stmt *q = s->stmt[ZN__SQLITE_DATA_VERSION];
-    int rc = zn__sqlite_step(s, q, "read from", err);
+    int rc;
 
+    if (s->version_read && s->paused_ok && !sqlite3_get_autocommit(s->db))
+        return 0;
+    rc = zn__sqlite_step(s, q, "read from", err);
     if (rc < 0)
         return rc;
+    s->version_read = !sqlite3_get_autocommit(s->db);
     if (rc == SQLITE_ROW && sqlite3_column_int64(q, 0) != s->data_version) {
         s->data_version = sqlite3_column_int64(q, 0);
         s->paused_ok = false;

@@ -91,6 +91,7 @@ struct zn__sqlite {
     size_t npaused;
     bool paused_ok;
     int64_t data_version;
+    bool version_read;    /* data_version was read in the open transaction */
     /*
      * Changes to queue_counts and counters kept in memory, written at most
      * once a second (sqlite_count.c says which set is which).
