@@ -733,7 +733,7 @@ push_one(struct zn__sqlite *s, struct zn__sqlite_journal *j,
     if (rc == 0 && !refused->code)
         rc = insert_tags(s, j, job, err);
     if (rc == 0 && !refused->code && job->state == ZN_STATE_ENQUEUED)
-        zn__sqlite_ready_pushed(s, job);
+        zn__sqlite_ready_pushed(s, job, now);
     if (j && (rc < 0 || refused->code))
         zn__sqlite_journal_undo(j, mark);
     else if (j)

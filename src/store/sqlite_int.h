@@ -325,8 +325,12 @@ int zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err);
 /* The transaction rolled back: the held jobs are ready again. */
 void zn__sqlite_held_discard(struct zn__sqlite *s);
 
-/* job became ready: a buffer it would come before is dropped. */
-void zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job);
+/*
+ * job was pushed ready at now: it joins the buffer of its queue when that
+ * holds every ready job; a buffer it would come before is dropped.
+ */
+void zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job,
+                             int64_t now);
 
 /* Jobs became ready or went: every buffer is dropped. */
 void zn__sqlite_ready_drop(struct zn__sqlite *s);

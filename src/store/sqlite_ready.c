@@ -10,7 +10,10 @@
  *
  *   ready  for each queue fetched from, its next ready jobs in fetch order
  *          (up to READY_ROWS, and READY_BYTES of payload in all queues),
- *          read by one statement. A fetch hands out the first.
+ *          read by one statement. A fetch hands out the first. While a
+ *          buffer holds every ready job of its queue, a job pushed there
+ *          joins it as its row reads back: workers that keep up with
+ *          their producers are served without a read.
  *   held   the jobs handed out since the last settle, each with its lease,
  *          and once ACKed the end of its attempt. settle writes them: a job
  *          fetched and ACKed in one batch goes from enqueued to done with
@@ -24,6 +27,8 @@
  *     set, none is outside it. Every write that makes a job ready or
  *     removes one calls zn__sqlite_ready_pushed or zn__sqlite_ready_drop;
  *     a commit by another connection drops them all (paused_refresh);
+ *   - a job in a buffer equals what its row reads back (row_copy follows
+ *     insert_bind for the jobs a push adds);
  *   - held is empty while no transaction is open: outside one, a fetch
  *     settles before it returns;
  *   - every op but push, fetch and finish settles first, so what it reads
@@ -107,17 +112,57 @@ fetched_before(const struct zn_job *a, const struct zn_job *b)
     return a->seq < b->seq;
 }
 
+/* The job as its row reads back (see insert_bind in sqlite.c). */
+static struct zn_job *
+row_copy(const struct zn_job *job, int64_t now)
+{
+    struct zn_job *d = zn_job_dup(job);
+
+    if (!d)
+        return NULL;
+    if (!d->args && !(d->args = strdup("[]"))) {
+        zn_job_free(d);
+        return NULL;
+    }
+    if (d->enqueued_at == 0)
+        d->enqueued_at = now;
+    d->updated_at = now;
+    return d;
+}
+
+/*
+ * A buffer that holds every ready job of its queue keeps doing so: the
+ * new job joins it at its end when there is room. Else the buffer goes
+ * (it would come before the last one) or no longer holds all.
+ */
 void
-zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job)
+zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job,
+                        int64_t now)
 {
     struct zn__sqlite_ready *r = buffer_of(s, job->queue);
+    struct zn_job *copy;
 
     if (!r)
         return;
-    if (r->head == r->n || fetched_before(job, r->jobs[r->n - 1]))
+    if (r->head < r->n && fetched_before(job, r->jobs[r->n - 1])) {
         buffer_remove(s, r);
-    else
+        return;
+    }
+    if (!r->all)
+        return;
+    if (r->head == r->n)
+        r->head = r->n = 0;
+    if (!r->jobs)
+        r->jobs = malloc(READY_ROWS * sizeof(*r->jobs));
+    copy = r->jobs && r->n < READY_ROWS && s->ready_bytes <= READY_BYTES
+               ? row_copy(job, now)
+               : NULL;
+    if (!copy) {
         r->all = false;
+        return;
+    }
+    r->jobs[r->n++] = copy;
+    s->ready_bytes += payload_bytes(copy);
 }
 
 /* Reads the next ready jobs of queue into a new buffer, *out. */

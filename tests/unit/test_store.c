@@ -1755,6 +1755,76 @@ test_store_transaction_fetch_follows_changes(void **state)
     expect_stats_true(st);
 }
 
+/* A job with every field set, ready, its enqueue time left to the store. */
+static struct zn_job *
+job_full(const char *jid)
+{
+    struct zn_job *j = job_make(jid, "q", "send_mail", 7);
+    char args[64];
+
+    /* Args of its own: unique_for would refuse an equal job. */
+    snprintf(args, sizeof(args), "[\"%s\",{\"k\":1}]", jid);
+    free(j->args);
+    j->args = strdup(args);
+    j->custom = strdup("{\"trace\":\"abc\"}");
+    job_tag(j, "red");
+    job_tag(j, "bl\"ue \xc3\xa9");
+    j->backoff[0] = 10;
+    j->backoff[1] = 30;
+    j->nbackoff = 2;
+    j->retry = 5;
+    j->reserve_for = 120;
+    j->unique_for = 30;
+    j->backtrace_lines = 8;
+    j->created_at = T0 - 5;
+    j->enqueued_at = 0;
+    return j;
+}
+
+/* A fetched job, and the same job read back by get, encode alike. */
+static void
+expect_fetched_is_row(struct zn_store *st, const char *jid, int64_t now)
+{
+    struct zn_job *f = fetch_from(st, "q", "w1", now), *g;
+    char *a, *b;
+
+    assert_non_null(f);
+    assert_string_equal(f->jid, jid);
+    g = get_job(st, jid);
+    a = zn_job_encode(f, true);
+    b = zn_job_encode(g, true);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    assert_int_equal(f->seq, g->seq);
+    assert_int_equal(f->enqueued_at, now - 1);
+    assert_int_equal(f->updated_at, now);
+    free(a);
+    free(b);
+    zn_job_free(f);
+    zn_job_free(g);
+}
+
+/*
+ * In a transaction a job may come from memory: pushed while the store
+ * held every ready job of its queue. It must be the job its row holds.
+ */
+static void
+test_store_transaction_fetched_job_is_its_row(void **state)
+{
+    struct zn_store *st = st_of(state);
+    struct zn_err err = {0};
+
+    assert_int_equal(push_job(st, job_full("cold"), T0 + 1, NULL, NULL), 0);
+    OK(st->ops->begin(st, &err));
+    expect_fetched_is_row(st, "cold", T0 + 2);
+    fetch_expect(st, "q", NULL, T0 + 3);
+    assert_int_equal(push_job(st, job_full("warm"), T0 + 4, NULL, NULL), 0);
+    expect_fetched_is_row(st, "warm", T0 + 5);
+    OK(st->ops->commit(st, &err));
+    expect_stats_true(st);
+}
+
 /* A lease and its ACK in a transaction are seen by every query. */
 static void
 test_store_transaction_leases_are_seen(void **state)
@@ -2068,6 +2138,7 @@ static const struct CMUnitTest generic_tests[] = {
     GENERIC(test_store_flush_everything),
     GENERIC(test_store_rollback_discards_writes),
     GENERIC(test_store_transaction_fetch_follows_changes),
+    GENERIC(test_store_transaction_fetched_job_is_its_row),
     GENERIC(test_store_transaction_leases_are_seen),
     GENERIC(test_store_transaction_rollback_hands_out_again),
     GENERIC(test_store_commit_keeps_writes),
