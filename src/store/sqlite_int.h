@@ -307,7 +307,8 @@ int zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
                            struct zn_err *err);
 
 /*
- * Ends the attempt of a held job as o says, when o is its first ACK: 1.
+ * Ends the attempt of a held job as o says, when o is its first ACK (an
+ * outcome of "ok" or none, no error): 1.
  * 0 when jid is not held, or when it was and the held jobs were written
  * (settled) for the finish to find its row. ZN_ESTATE when o->worker is
  * set and another worker holds the lease.
@@ -318,7 +319,10 @@ int zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
 
 /*
  * Writes the held jobs (in an op of its own: never inside another op's
- * savepoint). On failure they are forgotten: their rows say ready still.
+ * savepoint). On failure in the caller's transaction they stay held, and
+ * the next settle (the commit's, at the latest) tries again; the caller
+ * rolls back a commit that fails. In an op's own transaction they are
+ * forgotten: their rows say ready still.
  */
 int zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err);
 

@@ -197,8 +197,12 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
             break;
         }
         rc = zn__sqlite_row_job(s, q, &job, err);
-        if (rc < 0)
+        if (rc < 0) {
+            /* A bad row fails the fetch that reaches it, not those before. */
+            if (r->n > 0)
+                rc = SQLITE_ROW;
             break;
+        }
         r->jobs[r->n++] = job;
         s->ready_bytes += payload_bytes(job);
     }
@@ -311,7 +315,8 @@ zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
     if (!h)
         return 0;
     /* Anything but a first ACK is for the row: write it first. */
-    if (h->acked || o->next != ZN_STATE_DONE)
+    if (h->acked || o->next != ZN_STATE_DONE || o->errtype || o->message ||
+        (o->outcome && strcmp(o->outcome, "ok") != 0))
         return zn__sqlite_settle(s, err);
     if (o->worker && strcmp(o->worker, h->worker) != 0)
         return zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its "
@@ -406,8 +411,18 @@ zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err)
             rc = held_write(s, &s->held[i], err);
         rc = zn__sqlite_tx_close(s, tx, rc, "write leases to", err);
     }
-    /* On failure the jobs are still ready, and are handed out again. */
-    zn__sqlite_held_discard(s);
+    if (rc == 0 || sqlite3_get_autocommit(s->db)) {
+        /* Written, or gone with the op's own transaction: still ready. */
+        zn__sqlite_held_discard(s);
+    }
+    /*
+     * Failed inside the caller's transaction: the leases and ACKs stay
+     * held, and every op that settles fails until a settle succeeds, the
+     * commit too, which the caller then rolls back. A read of jobs_ready
+     * comes after a settle: the buffers go, none may skip a held job.
+     */
+    if (rc < 0)
+        zn__sqlite_ready_drop(s);
     return rc;
 }
 

@@ -1893,6 +1893,19 @@ test_store_transaction_leases_are_seen(void **state)
     assert_int_equal(get_state(st, "a"), ZN_STATE_WORKING);
     assert_int_equal(get_state(st, "b"), ZN_STATE_DONE);
     expect_stats_true(st);
+
+    /* An ACK with an outcome of its own keeps it. */
+    push_ok(st, "c", "q", 5, T0 + 30);
+    OK(st->ops->begin(st, &err));
+    fetch_expect(st, "q", "c", T0 + 31);
+    o.outcome = "skipped";
+    o.worker = NULL;
+    OK(st->ops->finish(st, "c", T0 + 32, &o, &err));
+    OK(st->ops->attempts(st, "c", &a, &n, &err));
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].outcome, "skipped");
+    zn_attempts_free(a, n);
+    OK(st->ops->commit(st, &err));
 }
 
 /* A rolled back fetch and ACK leave the job ready, with no attempt. */

@@ -805,6 +805,107 @@ test_store_sqlite_ready_queues_bounded(void **state)
     zn_store_close(st);
 }
 
+static int
+fetch_rc(struct zn_store *st, const char *wid, int64_t now)
+{
+    struct zn_job *job = NULL;
+    struct zn_err err = {0};
+    int rc = st->ops->fetch(st, (const char *const[]){"q"}, 1, wid, now,
+                            &job, &err);
+
+    zn_job_free(job);
+    return rc;
+}
+
+/*
+ * Leases that cannot be written (here a trigger refuses one attempt row)
+ * fail the transaction: no lease or ACK of it is lost while it goes on,
+ * no job is handed out twice, and its rollback leaves the jobs ready.
+ */
+static void
+test_store_sqlite_unwritable_leases_fail_the_transaction(void **state)
+{
+    struct fx *f = *state;
+    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok",
+                                 .cpu_ms = -1, .rss_kb = -1};
+    struct zn_store_counters c;
+    struct zn_err err = {0};
+    struct zn_job *job = NULL;
+    char path[PATH_MAX];
+    struct zn_store *st = sqlite_open_in(f, path, sizeof(path));
+
+    push_ok(st, "a", "q", T0);
+    push_ok(st, "b", "q", T0);
+    push_ok(st, "c", "q", T0);
+    sqlite_exec(path, "CREATE TRIGGER poison BEFORE INSERT ON attempts"
+                      " WHEN NEW.worker = 'bad'"
+                      " BEGIN SELECT RAISE(ABORT, 'poison'); END");
+    OK(st->ops->begin(st, &err));
+    fetch_expect(st, "q", "a", T0 + 1);
+    OK(st->ops->finish(st, "a", T0 + 2, &o, &err));
+    assert_int_equal(fetch_rc(st, "bad", T0 + 3), 0);
+    assert_true(st->ops->get(st, "c", &job, &err) < 0);
+    assert_true(fetch_rc(st, "w2", T0 + 4) < 0);
+    assert_true(st->ops->commit(st, &err) < 0);
+    st->ops->rollback(st);
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 3);
+    OK(st->ops->counters(st, &c, &err));
+    assert_int_equal(c.processed, 0);
+
+    /* Outside a transaction the fetch alone fails; the job stays ready. */
+    assert_true(fetch_rc(st, "bad", T0 + 5) < 0);
+    fetch_expect(st, "q", "a", T0 + 6);
+    fetch_expect(st, "q", "b", T0 + 7);
+    fetch_expect(st, "q", "c", T0 + 8);
+    zn_store_close(st);
+}
+
+/* A lease that cannot even begin to be written leaves its job ready. */
+static void
+test_store_sqlite_locked_lease_keeps_the_job(void **state)
+{
+    struct fx *f = *state;
+    char path[PATH_MAX];
+    struct zn_store *a = sqlite_open_in(f, path, sizeof(path));
+    sqlite3 *db = NULL;
+
+    push_ok(a, "x", "q", T0);
+    push_ok(a, "y", "q", T0);
+    push_ok(a, "z", "q", T0);
+    fetch_expect(a, "q", "x", T0);
+    sqlite3_busy_timeout(zn__sqlite_of(a)->db, 0);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_true(fetch_rc(a, "w1", T0 + 1) < 0);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    fetch_expect(a, "q", "y", T0 + 2);
+    fetch_expect(a, "q", "z", T0 + 3);
+    fetch_expect(a, "q", NULL, T0 + 4);
+    zn_store_close(a);
+}
+
+/* A damaged row fails the fetch that reaches it, not those before it. */
+static void
+test_store_sqlite_damaged_row_after_good_ones(void **state)
+{
+    struct fx *f = *state;
+    char path[PATH_MAX];
+    struct zn_store *st = sqlite_open_in(f, path, sizeof(path));
+
+    push_ok(st, "x", "q", T0);
+    push_ok(st, "y", "q", T0);
+    push_ok(st, "z", "q", T0);
+    sqlite_exec(path, "UPDATE jobs SET attempts = -5 WHERE jid = 'z'");
+    fetch_expect(st, "q", "x", T0);
+    fetch_expect(st, "q", "y", T0);
+    assert_int_equal(fetch_rc(st, "w1", T0), ZN_EIO);
+    assert_int_equal(fetch_rc(st, "w1", T0), ZN_EIO);
+    zn_store_close(st);
+}
+
 #define TEST(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -829,6 +930,9 @@ main(void)
         TEST(test_store_sqlite_pause_seen_across_handles),
         TEST(test_store_sqlite_ready_jobs_follow_other_handles),
         TEST(test_store_sqlite_ready_queues_bounded),
+        TEST(test_store_sqlite_unwritable_leases_fail_the_transaction),
+        TEST(test_store_sqlite_locked_lease_keeps_the_job),
+        TEST(test_store_sqlite_damaged_row_after_good_ones),
     };
 
     /* Damaged rows fail fetches on purpose; keep their log lines out. */
