@@ -309,9 +309,24 @@ spawn_files(posix_spawn_file_actions_t *fa, int in, int out, int err)
     return -1;
 }
 
+/* errno of an execve that the command's file caused (the job's fault). */
+static bool
+exec_fault(int e)
+{
+    switch (e) {
+    case E2BIG: case EACCES: case EINVAL: case EISDIR: case ELIBBAD:
+    case ELOOP: case ENAMETOOLONG: case ENOENT: case ENOEXEC: case ENOTDIR:
+    case EPERM: case ETXTBSY:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /*
- * Starts the command, or sets exec_errno when it cannot be executed (the
- * job fails with it). A failure of ours (no pipe, no process) is an error.
+ * Starts the command, or sets exec_errno when its file cannot be executed
+ * (the job fails with it). A failure of ours (no pipe, no process, no
+ * memory) is an error.
  */
 static int
 spawn(struct child *c, char *const *argv, char *const *envp,
@@ -340,7 +355,7 @@ spawn(struct child *c, char *const *argv, char *const *envp,
     rc = posix_spawn(&c->pid, argv[0], &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
-    if (rc == EAGAIN) {
+    if (rc != 0 && !exec_fault(rc)) {
         errno = rc;
         goto fail;
     }
