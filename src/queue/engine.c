@@ -191,6 +191,12 @@ zn_engine_commit(struct zn_engine *e, struct zn_err *err)
     if (rc < 0) {
         e->st->ops->rollback(e->st);
         touched_reset(e);
+        /*
+         * Pushes answered from the store's journal come back with its next
+         * transaction, into queues no longer listed: that commit wakes
+         * every waiting fetcher.
+         */
+        e->touched_all = true;
         ZN_LOG(ZN_ERROR, "store.commit_failed",
                ZN_STR("error", err ? err->msg : ""));
         return rc;
