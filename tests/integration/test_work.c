@@ -9,10 +9,7 @@
  */
 #include "compat.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -28,6 +24,7 @@
 
 #include "common/clock.h"
 #include "harness.h"
+#include "support/httpd.h"
 
 struct fx {
     struct zn_srv srv;
@@ -161,72 +158,6 @@ assert_dead(struct fx *f, const char *jid, const char *errtype,
 
 /* ---- a one-request HTTP server ----------------------------------------- */
 
-struct httpd {
-    int lfd;
-    int port;
-    int status;
-    const char *body;
-    pthread_t th;
-    char request[8192];
-};
-
-static void *
-httpd_main(void *arg)
-{
-    struct httpd *d = arg;
-    char head[256];
-    size_t len = 0;
-    int fd = accept(d->lfd, NULL, NULL);
-
-    if (fd < 0)
-        return NULL;
-    /* The worker's request is small: read until its JSON body closes. */
-    while (len + 1 < sizeof(d->request)) {
-        ssize_t n = recv(fd, d->request + len, sizeof(d->request) - len - 1,
-                         0);
-        const char *body;
-
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        d->request[len] = '\0';
-        body = strstr(d->request, "\r\n\r\n");
-        if (body && d->request[len - 1] == '}')
-            break;
-    }
-    snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n"
-             "Connection: close\r\n\r\n", d->status, strlen(d->body));
-    send(fd, head, strlen(head), MSG_NOSIGNAL);
-    send(fd, d->body, strlen(d->body), MSG_NOSIGNAL);
-    close(fd);
-    return NULL;
-}
-
-static void
-httpd_start(struct httpd *d, int status, const char *body)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t sl = sizeof(sin);
-
-    memset(d, 0, sizeof(*d));
-    d->status = status;
-    d->body = body;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(d->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(d->lfd, 4), 0);
-    assert_int_equal(getsockname(d->lfd, (struct sockaddr *)&sin, &sl), 0);
-    d->port = ntohs(sin.sin_port);
-    assert_int_equal(pthread_create(&d->th, NULL, httpd_main, d), 0);
-}
-
-static void
-httpd_join(struct httpd *d)
-{
-    pthread_join(d->th, NULL);
-    close(d->lfd);
-}
-
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -314,11 +245,11 @@ static void
 test_work_webhook(void **state)
 {
     struct fx *f = *state;
-    struct httpd ok, down;
+    struct zn_test_httpd ok, down;
     char cfg[512];
 
-    httpd_start(&ok, 200, "{\"ok\":true}");
-    httpd_start(&down, 500, "maintenance");
+    zn_test_httpd_start(&ok, 200, "{\"ok\":true}");
+    zn_test_httpd_start(&down, 500, "maintenance");
     snprintf(cfg, sizeof(cfg),
              "[job \"hook-ok\"]\nurl = http://127.0.0.1:%d/in\n"
              "[job \"hook-down\"]\nurl = http://127.0.0.1:%d/in\n",
@@ -327,8 +258,8 @@ test_work_webhook(void **state)
     push(f, "{\"jid\":\"w1\",\"jobtype\":\"hook-ok\",\"args\":[42]}");
     push(f, "{\"jid\":\"w2\",\"jobtype\":\"hook-down\",\"retry\":0}");
     work(f, "2");
-    httpd_join(&ok);
-    httpd_join(&down);
+    zn_test_httpd_join(&ok);
+    zn_test_httpd_join(&down);
     assert_state(f, "w1", "done");
     assert_non_null(strstr(ok.request, "POST /in HTTP/1.1"));
     assert_non_null(strstr(ok.request, "\"args\":[42]"));

@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +28,7 @@
 #include "worker/exec.h"
 #include "worker/handler.h"
 #include "worker/webhook.h"
+#include "support/httpd.h"
 
 static int64_t
 scaled_ms(int64_t base)
@@ -463,89 +463,6 @@ test_worker_handler_exec_leftovers_killed(void **state)
 
 /* ---- webhook ------------------------------------------------------------ */
 
-struct httpd {
-    int lfd;
-    int port;
-    pthread_t th;
-    int status;            /* reply status; 0: never answer */
-    const char *body;
-    char request[16384];   /* what came in, headers and body */
-    size_t len;
-};
-
-/* True once the request's headers and Content-Length bytes are in. */
-static bool
-request_complete(const struct httpd *d)
-{
-    const char *end = strstr(d->request, "\r\n\r\n");
-    const char *cl = strstr(d->request, "Content-Length: ");
-
-    if (!end)
-        return false;
-    return !cl || d->len >= (size_t)(end + 4 - d->request) +
-                                (size_t)strtol(cl + 16, NULL, 10);
-}
-
-static void *
-httpd_main(void *arg)
-{
-    struct httpd *d = arg;
-    char reply[1024];
-    int fd = accept(d->lfd, NULL, NULL);
-    ssize_t n = 1;
-
-    if (fd < 0)
-        return NULL;
-    while (!request_complete(d) && d->len + 1 < sizeof(d->request)) {
-        n = recv(fd, d->request + d->len, sizeof(d->request) - d->len - 1, 0);
-        if (n <= 0)
-            break;
-        d->len += (size_t)n;
-        d->request[d->len] = '\0';
-    }
-    if (d->status) {
-        snprintf(reply, sizeof(reply), "HTTP/1.1 %d X\r\nContent-Length: "
-                 "%zu\r\nConnection: close\r\n\r\n", d->status,
-                 strlen(d->body));
-        send(fd, reply, strlen(reply), MSG_NOSIGNAL);
-        send(fd, d->body, strlen(d->body), MSG_NOSIGNAL);
-    } else {
-        /* Silent: wait for the client to give up and close. */
-        char c;
-
-        while (recv(fd, &c, 1, 0) > 0)
-            ;
-    }
-    close(fd);
-    return NULL;
-}
-
-static void
-httpd_start(struct httpd *d, int status, const char *body)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t sl = sizeof(sin);
-
-    memset(d, 0, sizeof(*d));
-    d->status = status;
-    d->body = body;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(d->lfd >= 0);
-    assert_int_equal(bind(d->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(d->lfd, 4), 0);
-    assert_int_equal(getsockname(d->lfd, (struct sockaddr *)&sin, &sl), 0);
-    d->port = ntohs(sin.sin_port);
-    assert_int_equal(pthread_create(&d->th, NULL, httpd_main, d), 0);
-}
-
-static void
-httpd_join(struct httpd *d)
-{
-    pthread_join(d->th, NULL);
-    close(d->lfd);
-}
-
 static void
 run_webhook(int port, int timeout_s, struct zn_handler_result *res)
 {
@@ -569,12 +486,12 @@ static void
 test_worker_handler_webhook_ok(void **state)
 {
     struct zn_handler_result res;
-    struct httpd d;
+    struct zn_test_httpd d;
 
     (void)state;
-    httpd_start(&d, 204, "");
+    zn_test_httpd_start(&d, 204, "");
     run_webhook(d.port, 10, &res);
-    httpd_join(&d);
+    zn_test_httpd_join(&d);
     assert_true(res.ok);
     assert_true(strncmp(d.request, "POST /hooks/zenith HTTP/1.1\r\n", 29) == 0);
     assert_non_null(strstr(d.request, "Content-Type: application/json\r\n"));
@@ -587,15 +504,15 @@ test_worker_handler_webhook_error_status(void **state)
 {
     struct zn_handler_result res;
     char body[2048];
-    struct httpd d;
+    struct zn_test_httpd d;
 
     (void)state;
     memset(body, 'b', sizeof(body) - 1);
     body[sizeof(body) - 1] = '\0';
     memcpy(body, "down for maintenance", 20);
-    httpd_start(&d, 503, body);
+    zn_test_httpd_start(&d, 503, body);
     run_webhook(d.port, 10, &res);
-    httpd_join(&d);
+    zn_test_httpd_join(&d);
     assert_false(res.ok);
     assert_string_equal(res.errtype, "http 503");
     assert_true(strncmp(res.message, "HTTP 503: down for maintenance", 30)
@@ -630,13 +547,13 @@ static void
 test_worker_handler_webhook_timeout(void **state)
 {
     struct zn_handler_result res;
-    struct httpd d;
+    struct zn_test_httpd d;
     int64_t t0 = zn_clock_mono_ms();
 
     (void)state;
-    httpd_start(&d, 0, "");
+    zn_test_httpd_start(&d, 0, "");
     run_webhook(d.port, 1, &res);
-    httpd_join(&d);
+    zn_test_httpd_join(&d);
     assert_true(zn_clock_mono_ms() - t0 < scaled_ms(3000));
     assert_string_equal(res.errtype, "timeout");
     assert_string_equal(res.message, "job ran past its timeout of 1 s");
