@@ -39,6 +39,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -816,6 +817,40 @@ fwp_crew_end(struct crew *w)
  * to the end, then reaped; exit 0 is success. Simpler than zenith's (no
  * timeout, no environment of its own): it only has to run /bin/true.
  */
+extern char **environ;
+
+/* Starts path with stdin from in, stderr to err: 0 or an errno. */
+static int
+spawn(pid_t *pid, const char *path, char *const *argv, int in, int err)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t dfl;
+    int rc;
+
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return ENOMEM;
+    if (posix_spawnattr_init(&at) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return ENOMEM;
+    }
+    rc = posix_spawn_file_actions_adddup2(&fa, in, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, err, 2);
+    if (rc == 0)
+        rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+                                               POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(&at, &dfl);
+    if (rc == 0)
+        rc = posix_spawn(pid, path, &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
 static int
 run_exec(const char *body, size_t len, struct zn_err *err)
 {
@@ -829,26 +864,20 @@ run_exec(const char *body, size_t len, struct zn_err *err)
 
     if (pipe(in) < 0 || pipe(out) < 0)
         goto fail;
-    pid = fork();
-    if (pid == 0) {
-        struct sigaction sa = {.sa_handler = SIG_DFL};
-
-        sigaction(SIGPIPE, &sa, NULL);
-        setpgid(0, 0);
-        if (dup2(in[0], 0) < 0 || dup2(out[1], 2) < 0)
-            _exit(127);
-        close(in[0]);
-        close(in[1]);
-        close(out[0]);
-        close(out[1]);
-        execv(path, argv);
-        _exit(127);
+    for (int k = 0; k < 2; k++) {
+        fcntl(in[k], F_SETFD, FD_CLOEXEC);
+        fcntl(out[k], F_SETFD, FD_CLOEXEC);
     }
+    /* As zenith work starts a command: posix_spawn, its own group. */
+    n = spawn(&pid, path, argv, in[0], out[1]);
     close(in[0]);
     close(out[1]);
     in[0] = out[1] = -1;
-    if (pid < 0)
+    if (n != 0) {
+        errno = (int)n;
         goto fail;
+    }
+    n = 1;
     /* EPIPE is no error: a command need not read its stdin. */
     while (off < len && (n > 0 || errno == EINTR)) {
         n = write(in[1], body + off, len - off);
