@@ -811,12 +811,6 @@ fwp_crew_end(struct crew *w)
     (void)w;
 }
 
-/*
- * The exec handler of a beanstalkd worker, as zenith's: EXEC_PATH without
- * a shell in its own process group, the job on its stdin, its stderr read
- * to the end, then reaped; exit 0 is success. Simpler than zenith's (no
- * timeout, no environment of its own): it only has to run /bin/true.
- */
 extern char **environ;
 
 /* Starts path with stdin from in, stderr to err: 0 or an errno. */
@@ -851,6 +845,12 @@ spawn(pid_t *pid, const char *path, char *const *argv, int in, int err)
     return rc;
 }
 
+/*
+ * The exec handler of a beanstalkd worker, as zenith's: EXEC_PATH without
+ * a shell in its own process group, the job on its stdin, its stderr read
+ * to the end, then reaped; exit 0 is success. Simpler than zenith's (no
+ * timeout, no environment of its own): it only has to run /bin/true.
+ */
 static int
 run_exec(const char *body, size_t len, struct zn_err *err)
 {
