@@ -856,7 +856,7 @@ run_exec(const char *body, size_t len, struct zn_err *err)
 {
     static char path[] = EXEC_PATH;
     char *argv[] = {path, NULL};
-    int in[2] = {-1, -1}, out[2] = {-1, -1}, status;
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, status, rc;
     char buf[512];
     size_t off = 0;
     ssize_t n = 1;
@@ -869,15 +869,14 @@ run_exec(const char *body, size_t len, struct zn_err *err)
         fcntl(out[k], F_SETFD, FD_CLOEXEC);
     }
     /* As zenith work starts a command: posix_spawn, its own group. */
-    n = spawn(&pid, path, argv, in[0], out[1]);
+    rc = spawn(&pid, path, argv, in[0], out[1]);
     close(in[0]);
     close(out[1]);
     in[0] = out[1] = -1;
-    if (n != 0) {
-        errno = (int)n;
+    if (rc != 0) {
+        errno = rc;
         goto fail;
     }
-    n = 1;
     /* EPIPE is no error: a command need not read its stdin. */
     while (off < len && (n > 0 || errno == EINTR)) {
         n = write(in[1], body + off, len - off);

@@ -105,7 +105,7 @@ put_digits(char *p, int64_t v, int n)
 /*
  * By hand, not gmtime_r and snprintf: every job a FETCH hands out has its
  * times formatted. Years outside 0..9999 are not RFC 3339; they are
- * written as snprintf's %04d would, and 1970 when out of time_t's range.
+ * written as %04d writes them.
  */
 void
 zn_clock_format(int64_t ms, char *out, size_t size)
@@ -126,15 +126,9 @@ zn_clock_format(int64_t ms, char *out, size_t size)
     }
     civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999) {
-        struct tm tm;
-        time_t t = (time_t)sec;
-
-        if (!gmtime_r(&t, &tm))
-            snprintf(out, size, "1970-01-01T00:00:00.000Z");
-        else
-            snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+        snprintf(out, size, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 (long long)y, m, d, rest / 3600, rest / 60 % 60, rest % 60,
+                 msec);
         return;
     }
     p = put_digits(p, y, 4);

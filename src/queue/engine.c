@@ -192,9 +192,9 @@ zn_engine_commit(struct zn_engine *e, struct zn_err *err)
         e->st->ops->rollback(e->st);
         touched_reset(e);
         /*
-         * Pushes answered from the store's journal come back with its next
-         * transaction, into queues no longer listed: that commit wakes
-         * every waiting fetcher.
+         * The journaled pushes this rollback dropped come back with the
+         * next begin, into queues no longer in touched: the next commit
+         * wakes every fetcher.
          */
         e->touched_all = true;
         ZN_LOG(ZN_ERROR, "store.commit_failed",

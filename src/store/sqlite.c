@@ -12,7 +12,8 @@
  * holds (a million waiting jobs cost a fetch a few more B-tree levels).
  * Each one holds the jobs of one state, so a state change touches few of
  * them: a fetch moves an entry from jobs_ready to jobs_lease, nothing
- * more. A push writes three pages: the row, the jid index, jobs_ready.
+ * more (a job fetched and ACKed in one batch goes straight to jobs_done).
+ * A push writes three pages: the row, the jid index, jobs_ready.
  *   jobs_ready   (queue, priority DESC, enqueued_at)        fetch (FIFO by
  *                WHERE enqueued                             enqueue time);
  *                                                           oldest waiting
@@ -31,10 +32,12 @@
  * A fetch reads the next ready jobs of a queue through jobs_ready, many
  * at a time, and hands them out from memory; in the caller's transaction
  * their leases and ACKs are written in batches (sqlite_ready.c), so a job
- * fetched and ACKed between two commits costs one update of its row.
+ * fetched and ACKed between two commits costs one update of its row and
+ * one attempt row.
  *
  * Invariants: state is one of enum zn_job_state; worker is set exactly
- * while a job is working; every attempt a fetch starts has its row;
+ * while a job is working; every attempt a fetch starts has its row once
+ * settled (sqlite_ready.c);
  * queue_counts plus the changes pending in memory equal the jobs table.
  * The leases held in memory (sqlite_ready.c) are written before any op
  * but push, fetch and finish reads or writes a row, and before a commit.
@@ -49,6 +52,9 @@
  *
  * Each write op is atomic on its own: it runs in its own transaction in
  * autocommit mode, or in a savepoint inside the caller's transaction.
+ * Inside a transaction a fetch and a first ACK only change memory;
+ * zn__sqlite_settle writes the held jobs in one savepoint, and when that
+ * fails the transaction fails.
  * The hot statements are prepared once at open and reused.
  *
  * Non-goals: sharing one handle between threads (open one per thread).
@@ -252,6 +258,22 @@ zn__sqlite_writable(struct zn__sqlite *s, const char *what, struct zn_err *err)
         return 0;
     return zn_err_set(err, ZN_ESTATE, "cannot %s '%s': the store is open "
                       "read-only", what, s->path);
+}
+
+int
+zn__sqlite_write_begin(struct zn__sqlite *s, const char *what,
+                       struct zn_err *err)
+{
+    int rc = zn__sqlite_writable(s, what, err);
+
+    return rc < 0 ? rc : zn__sqlite_settle(s, err);
+}
+
+int
+zn__sqlite_lease_elsewhere(const char *jid, struct zn_err *err)
+{
+    return zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its lease "
+                      "passed to another worker", jid);
 }
 
 static void
@@ -969,8 +991,7 @@ working(struct zn__sqlite *s, const char *jid, const char *worker,
         name = sqlite3_column_text(q, 3);
         if (rc >= 0 && worker &&
             (!name || strcmp((const char *)name, worker) != 0))
-            rc = zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its "
-                            "lease passed to another worker", jid);
+            rc = zn__sqlite_lease_elsewhere(jid, err);
     } else if (rc == SQLITE_DONE) {
         rc = zn_err_set(err, ZN_ENOTFOUND, "cannot finish job '%s': no such "
                         "working job", jid);
@@ -1029,6 +1050,7 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
     char queue[ZN_QUEUE_NAME_MAX + 1];
     int64_t seq = 0;
     int n = 0;
+    bool acked = false;
     enum zn__sqlite_tx tx;
     int rc;
 
@@ -1038,12 +1060,13 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
                           jid ? jid : "", zn_job_state_name(o->next));
     rc = zn__sqlite_writable(s, "finish a job in", err);
     /*
-     * An ACK of a job handed out in this transaction stays in memory; the
-     * other held jobs stay so too, whatever the outcome of this one.
+     * A first ACK of a held job ends its attempt in memory; any other
+     * finish of a held job settles first, so working() finds its row. A
+     * job that is not held does not depend on the held ones.
      */
     if (rc == 0)
-        rc = zn__sqlite_held_ack(s, jid, now, o, err);
-    if (rc == 1)
+        rc = zn__sqlite_held_ack(s, jid, now, o, &acked, err);
+    if (rc == 0 && acked)
         return 0;
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "finish a job in", err);
@@ -1075,10 +1098,8 @@ sq_extend(struct zn_store *st, const char *jid, int64_t lease_until,
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
     sqlite3_stmt *q = s->stmt[ZN__SQLITE_EXTEND];
-    int rc = zn__sqlite_writable(s, "extend a lease in", err);
+    int rc = zn__sqlite_write_begin(s, "extend a lease in", err);
 
-    if (rc == 0)
-        rc = zn__sqlite_settle(s, err);
     if (rc < 0)
         return rc;
     bind_text(q, 1, jid);
@@ -1201,9 +1222,7 @@ sq_promote(struct zn_store *st, int64_t now, size_t limit, size_t *moved,
     int rc;
 
     *moved = 0;
-    rc = zn__sqlite_writable(s, "promote jobs in", err);
-    if (rc == 0)
-        rc = zn__sqlite_settle(s, err);
+    rc = zn__sqlite_write_begin(s, "promote jobs in", err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "promote jobs in", err);
     if (rc < 0)
@@ -1248,9 +1267,7 @@ sq_set_paused(struct zn_store *st, const char *queue, bool paused,
     if (!queue || !zn_job_queue_name_valid(queue, strlen(queue)))
         return zn_err_set(err, ZN_EINVAL, "queue: '%s' does not match "
                           "[A-Za-z0-9_.:-]{1,100}", queue ? queue : "");
-    rc = zn__sqlite_writable(s, "pause a queue in", err);
-    if (rc == 0)
-        rc = zn__sqlite_settle(s, err);
+    rc = zn__sqlite_write_begin(s, "pause a queue in", err);
     if (rc < 0)
         return rc;
     s->sync_due = true; /* an administrative change: see lazy_sync */
@@ -1268,9 +1285,7 @@ sq_flush(struct zn_store *st, struct zn_err *err)
     enum zn__sqlite_tx tx;
     int rc;
 
-    rc = zn__sqlite_writable(s, "flush", err);
-    if (rc == 0)
-        rc = zn__sqlite_settle(s, err);
+    rc = zn__sqlite_write_begin(s, "flush", err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "flush", err);
     if (rc < 0)

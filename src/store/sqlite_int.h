@@ -1,8 +1,11 @@
 /*
  * sqlite_int.h - what the files of the sqlite store share: the handle
  * with its prepared statements, and the error and transaction helpers
- * (sqlite.c); the row readers and the filtered queries (sqlite_query.c).
- * Only src/store/sqlite*.c include it.
+ * (sqlite.c); the row readers and the filtered queries (sqlite_query.c);
+ * the counts (sqlite_count.c), the schema and checkpointer
+ * (sqlite_schema.c), the push journal (sqlite_journal.c) and the fetches
+ * served from memory (sqlite_ready.c). Only src/store/sqlite*.c (and the
+ * store's own tests) include it.
  */
 #ifndef ZN_STORE_SQLITE_INT_H
 #define ZN_STORE_SQLITE_INT_H
@@ -297,10 +300,15 @@ int zn__sqlite_journal_replay(
 
 /* sqlite_ready.c: fetches served from memory (see there). */
 
+/* Read-ahead buffers kept at once: FETCH may name any queue. */
+#define ZN__SQLITE_READY_QUEUES 256
+
 /*
  * Hands out the next ready job of queue, leased to wid: *out (the
  * caller's), or NULL when the queue has none. The lease is held in memory
- * until zn__sqlite_settle.
+ * until zn__sqlite_settle. A buffer read first settles the held jobs:
+ * that settle's error, or one of the read (ZN_EIO for a bad row first in
+ * line, ZN_ENOMEM), is returned.
  */
 int zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
                            const char *wid, int64_t now, struct zn_job **out,
@@ -308,14 +316,21 @@ int zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
 
 /*
  * Ends the attempt of a held job as o says, when o is its first ACK (an
- * outcome of "ok" or none, no error): 1.
- * 0 when jid is not held, or when it was and the held jobs were written
- * (settled) for the finish to find its row. ZN_ESTATE when o->worker is
- * set and another worker holds the lease.
+ * outcome of "ok" or none, no error): *acked. Else, when jid is held, the
+ * held jobs are settled for the finish to find its row (the settle's
+ * error is returned). ZN_ESTATE when o->worker is set and another worker
+ * holds the lease.
  */
 int zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
-                        const struct zn_store_outcome *o,
+                        const struct zn_store_outcome *o, bool *acked,
                         struct zn_err *err);
+
+/* ZN_ESTATE: the lease of job jid passed to another worker. */
+int zn__sqlite_lease_elsewhere(const char *jid, struct zn_err *err);
+
+/* zn__sqlite_writable, then zn__sqlite_settle: what a write op starts with. */
+int zn__sqlite_write_begin(struct zn__sqlite *s, const char *what,
+                           struct zn_err *err);
 
 /*
  * Writes the held jobs (in an op of its own: never inside another op's

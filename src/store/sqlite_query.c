@@ -527,9 +527,7 @@ zn__sqlite_retry_dead(struct zn_store *st, const struct zn_store_query *q,
     int rc;
 
     *n = 0;
-    rc = zn__sqlite_writable(s, "retry jobs in", err);
-    if (rc == 0)
-        rc = zn__sqlite_settle(s, err);
+    rc = zn__sqlite_write_begin(s, "retry jobs in", err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "retry jobs in", err);
     if (rc < 0)
@@ -594,9 +592,7 @@ zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
     int rc;
 
     *n = 0;
-    rc = zn__sqlite_writable(s, "remove jobs from", err);
-    if (rc == 0)
-        rc = zn__sqlite_settle(s, err);
+    rc = zn__sqlite_write_begin(s, "remove jobs from", err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "remove jobs from", err);
     if (rc < 0)

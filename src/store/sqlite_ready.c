@@ -1,16 +1,15 @@
 /*
  * sqlite_ready.c - fetches served from memory, their writes batched.
  *
- * A fetch used to cost a search of jobs_ready, an update of the row, an
- * attempt row and a savepoint, and its ACK as much again: ten statements
- * a job, most of the server's time in a drain. Inside the engine's
- * transaction none of it has to reach the tables before the commit. A
- * crash loses that transaction anyway, and its jobs are then still ready
- * and fetched again, as at-least-once allows. So:
+ * Inside the engine's transaction a fetch and its ACK need not reach the
+ * tables before the commit: a crash loses that transaction anyway, and
+ * its jobs are then still ready and fetched again, as at-least-once
+ * allows. So a job costs a share of one read and, fetched and ACKed
+ * between two commits, one update and one attempt row:
  *
- *   ready  for each queue fetched from, its next ready jobs in fetch order
- *          (up to READY_ROWS, and READY_BYTES of payload in all queues),
- *          read by one statement. A fetch hands out the first. While a
+ *   ready  for each queue fetched from (at most ZN__SQLITE_READY_QUEUES),
+ *          its next ready jobs in fetch order (up to READY_ROWS, and
+ *          READY_BYTES of payload in all queues), read by one statement. A fetch hands out the first. While a
  *          buffer holds every ready job of its queue, a job pushed there
  *          joins it as its row reads back: workers that keep up with
  *          their producers are served without a read.
@@ -51,9 +50,6 @@
 
 /* Payload (args and custom) the buffers may hold, all queues together. */
 #define READY_BYTES (4u << 20)
-
-/* Buffers kept at once: FETCH may name any queue, empty ones too. */
-#define READY_QUEUES 256
 
 /* Jobs held before a fetch settles them, without waiting for a commit. */
 #define HELD_MAX 1024
@@ -152,9 +148,7 @@ zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job,
         return;
     if (r->head == r->n)
         r->head = r->n = 0;
-    if (!r->jobs)
-        r->jobs = malloc(READY_ROWS * sizeof(*r->jobs));
-    copy = r->jobs && r->n < READY_ROWS && s->ready_bytes <= READY_BYTES
+    copy = r->n < READY_ROWS && s->ready_bytes <= READY_BYTES
                ? row_copy(job, now)
                : NULL;
     if (!copy) {
@@ -175,14 +169,18 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
     struct zn_job *job;
     int rc;
 
-    if (s->ready_bytes > READY_BYTES || s->nready == READY_QUEUES)
+    if (s->ready_bytes > READY_BYTES || s->nready == ZN__SQLITE_READY_QUEUES)
         zn__sqlite_ready_drop(s);
     grown = realloc(s->ready, (s->nready + 1) * sizeof(*grown));
     if (!grown)
         return zn__sqlite_nomem(s, "fetch from", err);
     s->ready = grown;
-    r = &grown[s->nready++];
+    r = &grown[s->nready];
     memset(r, 0, sizeof(*r));
+    r->jobs = malloc(READY_ROWS * sizeof(*r->jobs));
+    if (!r->jobs)
+        return zn__sqlite_nomem(s, "fetch from", err);
+    s->nready++;
     memcpy(r->queue, queue, strlen(queue) + 1);
     sqlite3_bind_text(q, 1, queue, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 2, READY_ROWS + 1);
@@ -192,10 +190,6 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
             break;
         if (r->n == READY_ROWS || s->ready_bytes > READY_BYTES)
             break;
-        if (!r->jobs && !(r->jobs = malloc(READY_ROWS * sizeof(*r->jobs)))) {
-            rc = zn__sqlite_nomem(s, "fetch from", err);
-            break;
-        }
         rc = zn__sqlite_row_job(s, q, &job, err);
         if (rc < 0) {
             /* A bad row fails the fetch that reaches it, not those before. */
@@ -216,31 +210,26 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
     return 0;
 }
 
-/* Room for one more held job. */
-static int
-held_reserve(struct zn__sqlite *s, struct zn_err *err)
-{
-    struct zn__sqlite_held *grown;
-    size_t cap = s->cap_held ? s->cap_held * 2 : 64;
-
-    if (s->nheld < s->cap_held)
-        return 0;
-    grown = realloc(s->held, cap * sizeof(*grown));
-    if (!grown)
-        return zn__sqlite_nomem(s, "fetch from", err);
-    s->held = grown;
-    s->cap_held = cap;
-    return 0;
-}
-
 /* Leases job (taken from a buffer) to wid: job and held change alike. */
 static int
 held_add(struct zn__sqlite *s, struct zn_job *job, const char *wid,
          int64_t now, struct zn_err *err)
 {
-    struct zn__sqlite_held *h = &s->held[s->nheld];
-    char *worker = strdup(wid), *copy = strdup(wid);
+    struct zn__sqlite_held *h;
+    char *worker, *copy;
 
+    if (s->nheld == s->cap_held) {
+        size_t cap = s->cap_held ? s->cap_held * 2 : 64;
+
+        h = realloc(s->held, cap * sizeof(*h));
+        if (!h)
+            return zn__sqlite_nomem(s, "fetch from", err);
+        s->held = h;
+        s->cap_held = cap;
+    }
+    h = &s->held[s->nheld];
+    worker = strdup(wid);
+    copy = strdup(wid);
     if (!worker || !copy) {
         free(worker);
         free(copy);
@@ -279,18 +268,17 @@ zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
     r = buffer_of(s, queue);
     if (r && r->head == r->n && r->all)
         return 0;
-    if (s->nheld >= HELD_MAX || !r || r->head == r->n) {
-        /* The read must not meet the jobs held: their rows say ready. */
+    /* A read must not meet the jobs held: their rows say ready. */
+    if (s->nheld >= HELD_MAX || !r || r->head == r->n)
         rc = zn__sqlite_settle(s, err);
-        r = rc == 0 ? buffer_of(s, queue) : NULL;
-    }
-    if (rc == 0 && (!r || (r->head == r->n && !r->all))) {
+    if (rc < 0)
+        return rc;
+    /* A settle that succeeds leaves the buffers as they were. */
+    if (!r || r->head == r->n) {
         if (r)
             buffer_remove(s, r);
         rc = buffer_fill(s, queue, &r, err);
     }
-    if (rc == 0)
-        rc = held_reserve(s, err);
     if (rc < 0 || r->head == r->n)
         return rc;
     job = r->jobs[r->head];
@@ -305,10 +293,12 @@ zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
 
 int
 zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
-                    const struct zn_store_outcome *o, struct zn_err *err)
+                    const struct zn_store_outcome *o, bool *acked,
+                    struct zn_err *err)
 {
     struct zn__sqlite_held *h = NULL;
 
+    *acked = false;
     for (size_t i = s->nheld; i-- > 0 && !h;)
         if (strcmp(s->held[i].jid, jid) == 0)
             h = &s->held[i];
@@ -319,13 +309,13 @@ zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
         (o->outcome && strcmp(o->outcome, "ok") != 0))
         return zn__sqlite_settle(s, err);
     if (o->worker && strcmp(o->worker, h->worker) != 0)
-        return zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its "
-                          "lease passed to another worker", jid);
+        return zn__sqlite_lease_elsewhere(jid, err);
     h->acked = true;
     h->ended_at = now;
     h->cpu_ms = o->cpu_ms;
     h->rss_kb = o->rss_kb;
-    return 1;
+    *acked = true;
+    return 0;
 }
 
 /* The update of a held job's row, which must say ready still. */

@@ -273,40 +273,48 @@ spawn_attr(posix_spawnattr_t *at)
 {
     static const int dfl[] = {SIGTERM, SIGINT, SIGTSTP, SIGPIPE};
     sigset_t none, defaults;
+    int rc = posix_spawnattr_init(at);
 
+    if (rc != 0)
+        return rc;
     sigemptyset(&none);
     sigemptyset(&defaults);
     for (size_t i = 0; i < ZN_ARRAY_LEN(dfl); i++)
         sigaddset(&defaults, dfl[i]);
-    if (posix_spawnattr_init(at) != 0)
-        return -1;
     /*
      * The worker handles, blocks or ignores signals the command must not
      * inherit: their defaults, and an empty mask.
      */
-    if (posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP |
-                                         POSIX_SPAWN_SETSIGMASK |
-                                         POSIX_SPAWN_SETSIGDEF) == 0 &&
-        posix_spawnattr_setpgroup(at, 0) == 0 &&
-        posix_spawnattr_setsigmask(at, &none) == 0 &&
-        posix_spawnattr_setsigdefault(at, &defaults) == 0)
-        return 0;
-    posix_spawnattr_destroy(at);
-    return -1;
+    rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP |
+                                          POSIX_SPAWN_SETSIGMASK |
+                                          POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0)
+        rc = posix_spawnattr_setpgroup(at, 0);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(at, &none);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(at, &defaults);
+    if (rc != 0)
+        posix_spawnattr_destroy(at);
+    return rc;
 }
 
 /* Its stdin, stdout and stderr. */
 static int
 spawn_files(posix_spawn_file_actions_t *fa, int in, int out, int err)
 {
-    if (posix_spawn_file_actions_init(fa) != 0)
-        return -1;
-    if (posix_spawn_file_actions_adddup2(fa, in, 0) == 0 &&
-        posix_spawn_file_actions_adddup2(fa, out, 1) == 0 &&
-        posix_spawn_file_actions_adddup2(fa, err, 2) == 0)
-        return 0;
-    posix_spawn_file_actions_destroy(fa);
-    return -1;
+    int rc = posix_spawn_file_actions_init(fa);
+
+    if (rc != 0)
+        return rc;
+    rc = posix_spawn_file_actions_adddup2(fa, in, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(fa, out, 1);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(fa, err, 2);
+    if (rc != 0)
+        posix_spawn_file_actions_destroy(fa);
+    return rc;
 }
 
 /* errno of an execve that the command's file caused (the job's fault). */
@@ -337,7 +345,6 @@ spawn(struct child *c, char *const *argv, char *const *envp,
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
 
-    c->pid = -1;
     if (make_pipe(in) < 0 || make_pipe(er) < 0)
         goto fail;
     step = "open /dev/null";
@@ -345,21 +352,21 @@ spawn(struct child *c, char *const *argv, char *const *envp,
     if (devnull < 0)
         goto fail;
     step = "start a process";
-    errno = ENOMEM;
-    if (spawn_attr(&at) < 0)
-        goto fail;
-    if (spawn_files(&fa, in[0], devnull, er[1]) < 0) {
+    rc = spawn_attr(&at);
+    if (rc != 0)
+        goto fail_rc;
+    rc = spawn_files(&fa, in[0], devnull, er[1]);
+    if (rc == 0) {
+        rc = posix_spawn(&c->pid, argv[0], &fa, &at, argv, envp);
+        posix_spawn_file_actions_destroy(&fa);
+    } else {
         posix_spawnattr_destroy(&at);
-        goto fail;
+        goto fail_rc;
     }
-    rc = posix_spawn(&c->pid, argv[0], &fa, &at, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
-    if (rc != 0 && !exec_fault(rc)) {
-        errno = rc;
-        goto fail;
-    }
     if (rc != 0) {
+        if (!exec_fault(rc))
+            goto fail_rc;
         c->pid = -1;
         c->exec_errno = rc;
     }
@@ -373,6 +380,7 @@ spawn(struct child *c, char *const *argv, char *const *envp,
     return 0;
 fail:
     rc = errno;
+fail_rc:
     c->pid = -1;
     for (int i = 0; i < 2; i++) {
         close_fd(&in[i]);
@@ -673,14 +681,14 @@ zn_exec_run(const struct zn_handler *h, const struct zn_handler_job *job,
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     rc = spawn(c, h->argv, env, err);
     free_env(env);
-    if (rc == 0 && c->pid > 0) {
-        if (job->spawn_cb)
-            job->spawn_cb(job->spawn_ctx, c->pid);
-        write_stdin(c);
-        supervise(c, job);
-        reap(c);
-    }
     if (rc == 0) {
+        if (c->pid > 0) {
+            if (job->spawn_cb)
+                job->spawn_cb(job->spawn_ctx, c->pid);
+            write_stdin(c);
+            supervise(c, job);
+            reap(c);
+        }
         stderr_text(c, res->trace, sizeof(res->trace));
         fill_result(c, h, job, res);
         close_fd(&c->in_fd);

@@ -1,6 +1,6 @@
 /*
  * exec.h - the `exec` handler: runs a configured command for each job,
- * without a shell (fork + execve), in a process group of its own.
+ * without a shell (posix_spawn), in a process group of its own.
  *
  * The child gets the job's JSON on stdin, its stdout on /dev/null, its
  * stderr on a pipe (the last 4 KiB are kept: the last 10 lines become the
@@ -47,8 +47,10 @@ void zn_exec_argv_free(char **argv);
  * including the child's CPU time and peak RSS. Blocks until the command
  * and its process group are gone: at most until job->deadline_ms plus
  * ZN_EXEC_KILL_GRACE_MS and the time to reap. SIGPIPE is blocked in the
- * calling thread while it runs. Returns a negative code only when the
- * worker cannot start the command (pipe, fork, memory).
+ * calling thread while it runs. A command whose file cannot be executed
+ * (not found, not executable...) fails the job as "exit 127". Returns a
+ * negative code only when the worker cannot start the command (pipe,
+ * process, memory).
  */
 int zn_exec_run(const struct zn_handler *h, const struct zn_handler_job *job,
                 struct zn_handler_result *res, struct zn_err *err);

@@ -76,8 +76,9 @@ struct zn_handler;
 /*
  * Runs one job and fills res (zeroed by the caller, cpu_ms and rss_kb set
  * to -1). Returns 0 with res filled, or a negative code with err when the
- * worker itself failed (cannot fork, out of memory): zn_handler_run turns
- * that into a failure of the job too ("worker error").
+ * worker itself failed (cannot start a process, out of memory):
+ * zn_handler_run turns that into a failure of the job too ("worker
+ * error").
  */
 typedef int zn_handler_run_cb(const struct zn_handler *h,
                               const struct zn_handler_job *job,

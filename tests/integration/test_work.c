@@ -156,8 +156,6 @@ assert_dead(struct fx *f, const char *jid, const char *errtype,
     json_decref(info);
 }
 
-/* ---- a one-request HTTP server ----------------------------------------- */
-
 /* ---- tests ------------------------------------------------------------- */
 
 static void

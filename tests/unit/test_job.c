@@ -1391,8 +1391,8 @@ test_job_clock_parse_accepts_rfc3339(void **state)
 static void
 format_by_libc(int64_t ms, char *out, size_t size)
 {
-    time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int msec = (int)(ms - (int64_t)sec * 1000);
+    time_t sec = (time_t)(ms / 1000 - (ms % 1000 < 0));
+    int msec = (int)(ms % 1000 < 0 ? ms % 1000 + 1000 : ms % 1000);
     struct tm tm;
 
     assert_non_null(gmtime_r(&sec, &tm));
@@ -1409,6 +1409,9 @@ test_job_clock_format_as_libc(void **state)
         -86400001, 951782400000LL, 951868799999LL, 1709208000000LL,
         4107542400000LL, -62167219200000LL, 253402300799999LL,
         -2208988800001LL, 1767225660000LL,
+        /* outside RFC 3339's years: as %04d writes them */
+        -62167219200001LL, -62198755200000LL, 253402300800000LL,
+        9223372036854775807LL, -9223372036854775807LL - 1,
     };
     char got[64], want[64];
     uint64_t x = 88172645463325252ULL;
