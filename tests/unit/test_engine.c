@@ -12,11 +12,10 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
-#include <unistd.h>
 
 #include "queue/engine.h"
 #include "store/sqlite.h"
+#include "support/files.h"
 
 struct fx {
     struct zn_store *st;
@@ -651,17 +650,6 @@ test_engine_fail_not_working(void **state)
     assert_int_equal(zn_engine_fail(f->e, "none", NULL, &fl, &err), ZN_ENOTFOUND);
 }
 
-static void
-exec_sql(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    sqlite3_close(db);
-}
-
 /*
  * A commit that fails rolls back pushes already answered from the store's
  * journal; they come back with the next transaction, and its commit wakes
@@ -670,26 +658,23 @@ exec_sql(const char *path, const char *sql)
 static void
 test_engine_failed_commit_wakes_fetchers_after(void **state)
 {
-    static const char *const files[] = {"", "-push", "-wal", "-shm"};
     struct fx *f = *state;
     struct zn_sqlite_opts so = {ZN_DURABILITY_FAST, false};
     struct zn_engine_config cfg;
-    const char *queues[] = {"q"}, *tmp = getenv("TMPDIR");
+    const char *queues[] = {"q"};
     char dir[512], path[600];
     struct zn_job *job = make_job("a", "q", 5), *b = make_job("b", "other", 5);
     struct zn_store *st;
     struct zn_engine *e;
     struct zn_err err, perr;
 
-    snprintf(dir, sizeof(dir), "%s/zn_test_engine.XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(dir));
+    zn_test_tmpdir(dir, sizeof(dir), "zn_test_engine");
     snprintf(path, sizeof(path), "%s/zenith.db", dir);
     zn_engine_config_default(&cfg);
     assert_int_equal(zn_store_sqlite_open(path, &so, &st, &err), 0);
     assert_int_equal(zn_engine_new(st, &cfg, &f->clock, &e, &err), 0);
     zn_engine_set_ready_cb(e, on_ready, f);
-    exec_sql(path, "CREATE TRIGGER poison BEFORE INSERT ON attempts"
+    zn_test_sqlite_exec(path, "CREATE TRIGGER poison BEFORE INSERT ON attempts"
                    " WHEN NEW.worker = 'bad'"
                    " BEGIN SELECT RAISE(ABORT, 'poison'); END");
 
@@ -701,7 +686,7 @@ test_engine_failed_commit_wakes_fetchers_after(void **state)
     assert_non_null(job);
     zn_job_free(job);
     assert_true(zn_engine_commit(e, &err) < 0);
-    exec_sql(path, "DROP TRIGGER poison");
+    zn_test_sqlite_exec(path, "DROP TRIGGER poison");
 
     f->ready_all = f->nready = 0;
     assert_int_equal(zn_engine_push(e, &b, 1, &perr), 0);
@@ -715,11 +700,7 @@ test_engine_failed_commit_wakes_fetchers_after(void **state)
     assert_int_equal(zn_engine_commit(e, &err), 0);
     zn_engine_free(e);
     zn_store_close(st);
-    for (size_t i = 0; i < ZN_ARRAY_LEN(files); i++) {
-        snprintf(path, sizeof(path), "%s/zenith.db%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    zn_test_rmdir(dir);
 }
 
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)

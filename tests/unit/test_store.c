@@ -10,7 +10,6 @@
  */
 #include "compat.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +23,7 @@
 
 #include "store/sqlite.h"
 #include "store/store.h"
+#include "support/files.h"
 
 #define T0 INT64_C(1700000000000)
 
@@ -89,36 +89,6 @@ ok_(int rc, const struct zn_err *err, const char *call)
 /* Asserts that call returned 0; needs a struct zn_err err in scope. */
 #define OK(call) ok_((call), &err, #call)
 
-static void
-make_dir(char *dir, size_t size)
-{
-    const char *tmp = getenv("TMPDIR");
-    int n = snprintf(dir, size, "%s/zn_test_store.XXXXXX",
-                     tmp && *tmp ? tmp : "/tmp");
-
-    assert_true(n > 0 && (size_t)n < size);
-    assert_non_null(mkdtemp(dir));
-}
-
-static void
-remove_dir(const char *dir)
-{
-    char path[PATH_MAX + 256];
-    struct dirent *d;
-    DIR *dp = opendir(dir);
-
-    if (!dp)
-        return;
-    for (d = readdir(dp); d; d = readdir(dp)) {
-        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-        unlink(path);
-    }
-    closedir(dp);
-    rmdir(dir);
-}
-
 static int
 setup(void **state)
 {
@@ -127,7 +97,7 @@ setup(void **state)
 
     assert_non_null(f);
     f->be = *state;
-    make_dir(f->dir, sizeof(f->dir));
+    zn_test_tmpdir(f->dir, sizeof(f->dir), "zn_test_store");
     OK(f->be->open(f->dir, false, &f->st, &err));
     *state = f;
     return 0;
@@ -139,7 +109,7 @@ teardown(void **state)
     struct fx *f = *state;
 
     zn_store_close(f->st);
-    remove_dir(f->dir);
+    zn_test_rmdir(f->dir);
     free(f);
     return 0;
 }

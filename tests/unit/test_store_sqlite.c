@@ -7,7 +7,6 @@
  */
 #include "compat.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +24,7 @@
 #include "common/log.h"
 #include "store/sqlite.h"
 #include "store/sqlite_int.h"
+#include "support/files.h"
 
 #define T0 INT64_C(1700000000000)
 
@@ -48,14 +48,9 @@ static int
 setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-    int n;
 
     assert_non_null(f);
-    n = snprintf(f->dir, sizeof(f->dir), "%s/zn_test_store_sqlite.XXXXXX",
-                 tmp && *tmp ? tmp : "/tmp");
-    assert_true(n > 0 && (size_t)n < sizeof(f->dir));
-    assert_non_null(mkdtemp(f->dir));
+    zn_test_tmpdir(f->dir, sizeof(f->dir), "zn_test_store_sqlite");
     *state = f;
     return 0;
 }
@@ -64,19 +59,8 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    char path[PATH_MAX + 256];
-    struct dirent *d;
-    DIR *dp = opendir(f->dir);
 
-    for (d = dp ? readdir(dp) : NULL; d; d = readdir(dp)) {
-        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", f->dir, d->d_name);
-        unlink(path);
-    }
-    if (dp)
-        closedir(dp);
-    rmdir(f->dir);
+    zn_test_rmdir(f->dir);
     free(f);
     return 0;
 }
@@ -137,17 +121,6 @@ count_of(struct zn_store *st, unsigned states)
 
     OK(st->ops->count(st, &q, &n, &err));
     return n;
-}
-
-static void
-sqlite_exec(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    sqlite3_close(db);
 }
 
 static struct zn_store *
@@ -238,7 +211,7 @@ test_store_sqlite_v1_data_survives(void **state)
     char path[PATH_MAX], sql[1024];
 
     db_path(f->dir, path, sizeof(path));
-    sqlite_exec(path, zn__sqlite_migration(1));
+    zn_test_sqlite_exec(path, zn__sqlite_migration(1));
     snprintf(sql, sizeof(sql),
              "INSERT INTO jobs (seq, jid, queue, jobtype, state, priority,"
              " args, retry, reserve_for, unique_for, backtrace_lines,"
@@ -249,7 +222,7 @@ test_store_sqlite_v1_data_survives(void **state)
              " INSERT INTO queue_counts VALUES ('q', 1, 1);"
              " PRAGMA user_version = 1;",
              (long long)T0, (long long)T0, (long long)T0, (long long)T0);
-    sqlite_exec(path, sql);
+    zn_test_sqlite_exec(path, sql);
 
     OK(zn_store_sqlite_open(path, NULL, &st, &err));
     assert_int_equal(sqlite_int(path, "PRAGMA user_version"),
@@ -516,7 +489,7 @@ test_store_sqlite_journal_covers_unsynced_commits(void **state)
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
     crash_after(path, ZN_DURABILITY_FULL, script);
     assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 2);
-    sqlite_exec(path, "DELETE FROM job_tags WHERE tag = 't-j1';"
+    zn_test_sqlite_exec(path, "DELETE FROM job_tags WHERE tag = 't-j1';"
                       " DELETE FROM jobs WHERE jid = 'j1';"
                       " UPDATE meta SET value = value - 1"
                       " WHERE name = 'journal_epoch'");
@@ -627,7 +600,7 @@ test_store_sqlite_newer_schema_refused(void **state)
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
              ZN_SCHEMA_VERSION + 1);
-    sqlite_exec(path, sql);
+    zn_test_sqlite_exec(path, sql);
     assert_int_equal(zn_store_sqlite_open(path, NULL, &st, &err),
                      ZN_ESTATE);
     assert_null(st);
@@ -647,7 +620,7 @@ test_store_sqlite_readonly_needs_current_schema(void **state)
     char path[PATH_MAX];
 
     db_path(f->dir, path, sizeof(path));
-    sqlite_exec(path, "PRAGMA user_version = 0");
+    zn_test_sqlite_exec(path, "PRAGMA user_version = 0");
     assert_int_equal(zn_store_sqlite_open(path, &ro, &st, &err), ZN_ESTATE);
     assert_non_null(strstr(err.msg, "zenith migrate"));
 }
@@ -710,12 +683,12 @@ test_store_sqlite_damaged_row_is_eio(void **state)
     size_t n;
 
     push_ok(st, "bad", "q", T0);
-    sqlite_exec(path, "UPDATE jobs SET state = 42 WHERE jid = 'bad'");
+    zn_test_sqlite_exec(path, "UPDATE jobs SET state = 42 WHERE jid = 'bad'");
     assert_int_equal(st->ops->get(st, "bad", &job, &err), ZN_EIO);
     assert_null(job);
     assert_non_null(strstr(err.msg, "column 'state' is out of range"));
 
-    sqlite_exec(path, "UPDATE jobs SET state = 1, tags = '{oops'");
+    zn_test_sqlite_exec(path, "UPDATE jobs SET state = 1, tags = '{oops'");
     assert_int_equal(st->ops->get(st, "bad", &job, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "column 'tags'"));
     /* A fetch that cannot read the row fails and keeps the job. */
@@ -724,13 +697,13 @@ test_store_sqlite_damaged_row_is_eio(void **state)
     assert_null(job);
     assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 1);
 
-    sqlite_exec(path, "UPDATE jobs SET tags = NULL, backoff = 'x,y'");
+    zn_test_sqlite_exec(path, "UPDATE jobs SET tags = NULL, backoff = 'x,y'");
     assert_int_equal(st->ops->get(st, "bad", &job, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "column 'backoff'"));
 
-    sqlite_exec(path, "UPDATE jobs SET backoff = NULL");
+    zn_test_sqlite_exec(path, "UPDATE jobs SET backoff = NULL");
     fetch_expect(st, "q", "bad", T0);
-    sqlite_exec(path, "UPDATE attempts SET worker = NULL");
+    zn_test_sqlite_exec(path, "UPDATE attempts SET worker = NULL");
     assert_int_equal(st->ops->attempts(st, "bad", &a, &n, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "column 'worker' is NULL"));
     zn_store_close(st);
@@ -797,7 +770,7 @@ test_store_sqlite_ready_queues_bounded(void **state)
     for (int i = 0; i < 1000; i++) {
         snprintf(queue, sizeof(queue), "q%d", i);
         fetch_expect(st, queue, i == 7 ? "a" : NULL, T0);
-        assert_true(zn__sqlite_of(st)->nready <= 256);
+        assert_true(zn__sqlite_of(st)->nready <= ZN__SQLITE_READY_QUEUES);
     }
     push_ok(st, "b", "q7", T0 + 1);
     fetch_expect(st, "q7", "b", T0 + 2);
@@ -837,7 +810,7 @@ test_store_sqlite_unwritable_leases_fail_the_transaction(void **state)
     push_ok(st, "a", "q", T0);
     push_ok(st, "b", "q", T0);
     push_ok(st, "c", "q", T0);
-    sqlite_exec(path, "CREATE TRIGGER poison BEFORE INSERT ON attempts"
+    zn_test_sqlite_exec(path, "CREATE TRIGGER poison BEFORE INSERT ON attempts"
                       " WHEN NEW.worker = 'bad'"
                       " BEGIN SELECT RAISE(ABORT, 'poison'); END");
     OK(st->ops->begin(st, &err));
@@ -898,7 +871,7 @@ test_store_sqlite_damaged_row_after_good_ones(void **state)
     push_ok(st, "x", "q", T0);
     push_ok(st, "y", "q", T0);
     push_ok(st, "z", "q", T0);
-    sqlite_exec(path, "UPDATE jobs SET attempts = -5 WHERE jid = 'z'");
+    zn_test_sqlite_exec(path, "UPDATE jobs SET attempts = -5 WHERE jid = 'z'");
     fetch_expect(st, "q", "x", T0);
     fetch_expect(st, "q", "y", T0);
     assert_int_equal(fetch_rc(st, "w1", T0), ZN_EIO);

@@ -1,0 +1,59 @@
+/*
+ * files.c - the tests' scratch directories and direct SQL (see files.h).
+ */
+#include "compat.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "files.h"
+
+void
+zn_test_tmpdir(char *dir, size_t size, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(dir, size, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp",
+                     name);
+
+    assert_true(n > 0 && (size_t)n < size);
+    assert_non_null(mkdtemp(dir));
+}
+
+void
+zn_test_rmdir(const char *dir)
+{
+    char path[PATH_MAX + 256];
+    struct dirent *d;
+    DIR *dp = opendir(dir);
+
+    if (!dp)
+        return;
+    for (d = readdir(dp); d; d = readdir(dp)) {
+        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+        unlink(path);
+    }
+    closedir(dp);
+    rmdir(dir);
+}
+
+void
+zn_test_sqlite_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_close(db);
+}

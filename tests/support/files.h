@@ -1,0 +1,21 @@
+/*
+ * files.h - the tests' scratch directories, and SQL run on a database
+ * file behind the store's back (to damage a row, or plant a trigger).
+ */
+#ifndef ZN_TEST_FILES_H
+#define ZN_TEST_FILES_H
+
+#include "compat.h"
+
+#include <stddef.h>
+
+/* Makes a fresh directory "$TMPDIR/<name>.XXXXXX" (TMPDIR: /tmp) in dir. */
+void zn_test_tmpdir(char *dir, size_t size, const char *name);
+
+/* Removes the files of dir, then dir. */
+void zn_test_rmdir(const char *dir);
+
+/* Runs sql on the database file at path; a failure fails the test. */
+void zn_test_sqlite_exec(const char *path, const char *sql);
+
+#endif
