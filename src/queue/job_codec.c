@@ -116,21 +116,24 @@ json_fail(const json_error_t *jerr, struct zn_err *err)
  * Compact JSON text of v in a malloc'd string, or NULL on allocation
  * failure. Not json_dumps: jansson 2.14 ignores a failed append while it
  * writes an object key, so under memory pressure json_dumps can return
- * success with a key missing. Measuring first and then writing into a
- * buffer of the right size leaves nothing to fail in between.
+ * success with a key missing. json_dumpb into a buffer (one on the stack
+ * first: most args are small, so most are written once) leaves nothing
+ * to fail in between.
  */
 static char *
 dump_compact(const json_t *v)
 {
-    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    char *s;
+    char small[512], *s;
+    size_t n = json_dumpb(v, small, sizeof(small), JSON_COMPACT);
 
     if (n == 0) /* never a valid length: the shortest JSON is "[]" */
         return NULL;
     s = malloc(n + 1);
     if (!s)
         return NULL;
-    if (json_dumpb(v, s, n, JSON_COMPACT) != n) {
+    if (n <= sizeof(small)) {
+        memcpy(s, small, n);
+    } else if (json_dumpb(v, s, n, JSON_COMPACT) != n) {
         free(s);
         return NULL;
     }

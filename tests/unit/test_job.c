@@ -162,6 +162,37 @@ test_job_parse_fills_every_field(void **state)
     zn_job_free(job);
 }
 
+/* Args and custom of any size come back as compact JSON, whole. */
+static void
+test_job_parse_keeps_long_blobs(void **state)
+{
+    /* Around dump_compact's 512-byte buffer: args add 6, custom 8. */
+    static const size_t sizes[] = {0, 480, 503, 504, 505, 506, 507, 4000};
+    char *json = malloc(16384), *want = malloc(8192), *pad = malloc(8192);
+
+    (void)state;
+    assert_non_null(json);
+    assert_non_null(want);
+    assert_non_null(pad);
+    for (size_t i = 0; i < ZN_ARRAY_LEN(sizes); i++) {
+        struct zn_job *job;
+
+        memset(pad, 'x', sizes[i]);
+        pad[sizes[i]] = '\0';
+        snprintf(json, 16384, "{\"jobtype\": \"t\", \"args\": [ \"%s\", 1 ],"
+                 " \"custom\": { \"k\": \"%s\" }}", pad, pad);
+        job = must_parse(json);
+        snprintf(want, 8192, "[\"%s\",1]", pad);
+        assert_string_equal(job->args, want);
+        snprintf(want, 8192, "{\"k\":\"%s\"}", pad);
+        assert_string_equal(job->custom, want);
+        zn_job_free(job);
+    }
+    free(json);
+    free(want);
+    free(pad);
+}
+
 static void
 test_job_parse_applies_defaults(void **state)
 {
@@ -1508,6 +1539,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_parse_fills_every_field),
+        cmocka_unit_test(test_job_parse_keeps_long_blobs),
         cmocka_unit_test(test_job_parse_applies_defaults),
         cmocka_unit_test(test_job_parse_null_means_default),
         cmocka_unit_test(test_job_parse_empty_times_mean_now),
