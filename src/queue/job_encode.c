@@ -80,8 +80,15 @@ add_quoted(struct out *o, const char *s)
     for (size_t i = 0; i < n && !o->failed;) {
         const char *esc = NULL;
         char u[8];
-        size_t len = zn_utf8_len(p + i, n - i);
+        size_t len;
 
+        /* Printable ASCII but the two that need escaping: most bytes. */
+        if (p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\') {
+            run++;
+            i++;
+            continue;
+        }
+        len = zn_utf8_len(p + i, n - i);
         if (len == 0) {
             o->failed = true;
             break;
@@ -231,6 +238,10 @@ scan_string(struct scan *s)
             } else {
                 return false;
             }
+            continue;
+        }
+        if (*s->p < 0x80) {
+            s->p++;
             continue;
         }
         len = zn_utf8_len(s->p, (size_t)(s->end - s->p));
