@@ -123,14 +123,15 @@ add_quoted(struct out *o, const char *s)
     add(o, "\"", 1);
 }
 
-/* ,"name": before each member but the first. */
+/* ,"name": before each member but the first; names are plain ASCII. */
 static void
 key(struct out *o, const char *name)
 {
     if (o->len > 1)
         add(o, ",", 1);
-    add_quoted(o, name);
-    add(o, ":", 1);
+    add(o, "\"", 1);
+    add_str(o, name);
+    add(o, "\":", 2);
 }
 
 static void
