@@ -4,6 +4,8 @@
 #include "compat.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/ini.h"
@@ -56,6 +58,24 @@ zn_ini_parse_file(const char *path, struct zn_ini_lines *lines,
     fclose(lines->fp);
     lines->fp = NULL;
     return rc;
+}
+
+int
+zn_ini_fail(struct zn_err *err, bool *failed, const char *path, int line,
+            const char *fmt, ...)
+{
+    char msg[ZN_ERR_MSG_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!*failed && line > 0)
+        zn_err_set(err, ZN_EINVAL, "%s:%d: %s", path, line, msg);
+    else if (!*failed)
+        zn_err_set(err, ZN_EINVAL, "%s: %s", path, msg);
+    *failed = true;
+    return 0;
 }
 
 int

@@ -47,6 +47,15 @@ int zn_ini_parse_file(const char *path, struct zn_ini_lines *lines,
                       struct zn_err *err);
 
 /*
+ * A reader's or handler's refusal: sets err to "PATH:LINE: <message>"
+ * ("PATH: <message>" when line is 0) unless *failed is set already (the
+ * first error is the one reported), then sets *failed. Returns 0, which
+ * tells inih to stop.
+ */
+int zn_ini_fail(struct zn_err *err, bool *failed, const char *path, int line,
+                const char *fmt, ...) ZN_PRINTF(5, 6);
+
+/*
  * What a run of zn_ini_parse_file comes to: when a reader or handler
  * failed, the error it set in err; else inih's result, as ZN_ENOMEM
  * "PATH: out of memory" or ZN_EINVAL "PATH:N: syntax error"; else 0.

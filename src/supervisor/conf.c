@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <ini.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,22 +113,9 @@ zn_supervisor_confs_release(struct zn_supervisor_confs *c)
 }
 
 /* Records "path:line: ..." and stops the reading; returns 0 (for inih). */
-ZN_PRINTF(3, 4) static int
-fail_at(struct ctx *c, int line, const char *fmt, ...)
-{
-    char msg[ZN_ERR_MSG_MAX];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (!c->failed && c->env)
-        zn_err_set(c->err, ZN_EINVAL, "%s: %s", c->path, msg);
-    else if (!c->failed)
-        zn_err_set(c->err, ZN_EINVAL, "%s:%d: %s", c->path, line, msg);
-    c->failed = true;
-    return 0;
-}
+#define FAIL_AT(c, line, ...)                                               \
+    zn_ini_fail((c)->err, &(c)->failed, (c)->path, (c)->env ? 0 : (line),   \
+                __VA_ARGS__)
 
 /* Checks the rules between the keys of the open block, then closes it. */
 static void
@@ -142,7 +128,7 @@ close_block(struct ctx *c)
     if (!s || c->failed)
         return;
     if (s->min_processes > s->max_processes) {
-        fail_at(c, s->line, "supervisor '%s': min_processes (%d) is more "
+        FAIL_AT(c, s->line, "supervisor '%s': min_processes (%d) is more "
                 "than max_processes (%d)", s->name, s->min_processes,
                 s->max_processes);
         return;
@@ -153,14 +139,14 @@ close_block(struct ctx *c)
     if (!(s->given & ZN_SUPERVISOR_GIVEN_PROCESSES))
         s->processes = s->max_processes;
     if (s->balance == ZN_SUPERVISOR_BALANCE_SIMPLE && s->processes < nq) {
-        fail_at(c, s->line, "supervisor '%s': balance = simple needs a "
+        FAIL_AT(c, s->line, "supervisor '%s': balance = simple needs a "
                 "process for each of its %d queues, processes is %d",
                 s->name, nq, s->processes);
         return;
     }
     if (s->balance == ZN_SUPERVISOR_BALANCE_AUTO &&
         (int64_t)s->min_processes * nq > s->max_processes)
-        fail_at(c, s->line, "supervisor '%s': balance = auto needs "
+        FAIL_AT(c, s->line, "supervisor '%s': balance = auto needs "
                 "min_processes (%d) for each of %d queues, more than "
                 "max_processes (%d)", s->name, s->min_processes, nq,
                 s->max_processes);
@@ -179,13 +165,13 @@ open_block(struct ctx *c, const char *hdr, size_t len)
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
     if (p >= end || *p != '"' || end - p < 2 || end[-1] != '"') {
-        fail_at(c, c->lines.lineno, "expected [supervisor \"NAME\"]");
+        FAIL_AT(c, c->lines.lineno, "expected [supervisor \"NAME\"]");
         return;
     }
     nlen = (size_t)(end - p - 2);
     if (nlen < 1 || nlen > ZN_SUPERVISOR_NAME_MAX ||
         !zn_job_queue_name_valid(p + 1, nlen)) {
-        fail_at(c, c->lines.lineno, "supervisor name must match "
+        FAIL_AT(c, c->lines.lineno, "supervisor name must match "
                 "[A-Za-z0-9_.:-]{1,%d}", ZN_SUPERVISOR_NAME_MAX);
         return;
     }
@@ -193,12 +179,12 @@ open_block(struct ctx *c, const char *hdr, size_t len)
     name[nlen] = '\0';
     for (size_t i = 0; i < c->out->n; i++)
         if (strcmp(c->out->v[i].name, name) == 0) {
-            fail_at(c, c->lines.lineno, "supervisor '%s' is declared twice (first "
+            FAIL_AT(c, c->lines.lineno, "supervisor '%s' is declared twice (first "
                     "at line %d)", name, c->out->v[i].line);
             return;
         }
     if (c->out->n == ZN_SUPERVISOR_MAX) {
-        fail_at(c, c->lines.lineno, "more than %d supervisors", ZN_SUPERVISOR_MAX);
+        FAIL_AT(c, c->lines.lineno, "more than %d supervisors", ZN_SUPERVISOR_MAX);
         return;
     }
     grown = realloc(c->out->v, (c->out->n + 1) * sizeof(*grown));
@@ -251,7 +237,7 @@ read_line_cb(char *str, int num, void *stream)
         return NULL;
     line = zn_ini_next_line(&c->lines, str, num, &too_long);
     if (too_long)
-        fail_at(c, c->lines.lineno, "line too long: the limit is %d bytes",
+        FAIL_AT(c, c->lines.lineno, "line too long: the limit is %d bytes",
                 num - 1);
     if (line && (h = zn_ini_header(line)))
         header(c, h);
@@ -272,11 +258,11 @@ set_queues(struct ctx *c, const char *v)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
 
         if (!zn_job_queue_name_valid(p, len))
-            return fail_at(c, c->lines.lineno, "supervisor '%s': queues: '%.*s' "
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': queues: '%.*s' "
                            "does not match [A-Za-z0-9_.:-]{1,100}", s->name,
                            (int)(len > 100 ? 100 : len), p);
         if (++n > 64)
-            return fail_at(c, c->lines.lineno, "supervisor '%s': queues: more "
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': queues: more "
                            "than 64", s->name);
         if (!comma)
             break;
@@ -304,7 +290,7 @@ set_number(struct ctx *c, const struct key_def *k, const char *v)
 
     if (k->type == K_DURATION) {
         if (zn_clock_parse_duration(v, &ms) < 0)
-            return fail_at(c, c->lines.lineno, "supervisor '%s': %s: '%s' is not "
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: '%s' is not "
                            "a duration like 90s, 15m, 2h", s->name, k->name,
                            v);
         n = ms;
@@ -313,11 +299,11 @@ set_number(struct ctx *c, const struct key_def *k, const char *v)
         n = strtoll(v, &end, 10);
         if (errno || end == v || *end || !(*v == '-' || (*v >= '0' &&
                                                          *v <= '9')))
-            return fail_at(c, c->lines.lineno, "supervisor '%s': %s: '%s' is not "
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: '%s' is not "
                            "a whole number", s->name, k->name, v);
     }
     if (n < k->min || n > k->max)
-        return fail_at(c, c->lines.lineno, "supervisor '%s': %s: %s is out of "
+        return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: %s is out of "
                        "range %lld..%lld", s->name, k->name, v,
                        (long long)k->min, (long long)k->max);
     if (k->type == K_DURATION || k->offset == OFF(memory_mb) ||
@@ -345,7 +331,7 @@ set_key(struct ctx *c, const char *name, const char *v)
         if (strcmp(keys[i].name, name) == 0)
             k = &keys[i];
     if (!k)
-        return fail_at(c, c->lines.lineno, "supervisor '%s': unknown key '%s'",
+        return FAIL_AT(c, c->lines.lineno, "supervisor '%s': unknown key '%s'",
                        s->name, name);
     switch (k->type) {
     case K_QUEUES:
@@ -361,17 +347,17 @@ set_key(struct ctx *c, const char *name, const char *v)
         else if (strcmp(v, "auto") == 0)
             s->balance = ZN_SUPERVISOR_BALANCE_AUTO;
         else
-            return fail_at(c, c->lines.lineno, "supervisor '%s': balance: '%s' is "
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': balance: '%s' is "
                            "not off, simple or auto", s->name, v);
         return 1;
     case K_BACKOFF:
         if (zn_job_parse_backoff(v, s->backoff, &s->nbackoff, &e) < 0)
-            return fail_at(c, c->lines.lineno, "supervisor '%s': %s", s->name,
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s", s->name,
                            e.msg);
         s->given |= ZN_SUPERVISOR_GIVEN_BACKOFF;
         return 1;
     }
-    return fail_at(c, c->lines.lineno, "supervisor '%s': %s: unknown type",
+    return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: unknown type",
                    s->name, name);
 }
 

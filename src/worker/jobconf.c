@@ -12,7 +12,6 @@
 #include "compat.h"
 
 #include <ini.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,20 +55,8 @@ section_release(struct section *s)
 }
 
 /* Records an error "path:line: ..." and stops the reading; returns 0. */
-ZN_PRINTF(3, 4) static int
-fail_at(struct ctx *c, int line, const char *fmt, ...)
-{
-    char msg[ZN_ERR_MSG_MAX];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (!c->failed)
-        zn_err_set(c->err, ZN_EINVAL, "%s:%d: %s", c->path, line, msg);
-    c->failed = true;
-    return 0;
-}
+#define FAIL_AT(c, line, ...)                                               \
+    zn_ini_fail((c)->err, &(c)->failed, (c)->path, (line), __VA_ARGS__)
 
 /* Lines counted and over-long ones refused (ini.h); notes headers. */
 static char *
@@ -83,7 +70,7 @@ read_line_cb(char *str, int num, void *stream)
         return NULL;
     line = zn_ini_next_line(&c->lines, str, num, &too_long);
     if (too_long)
-        fail_at(c, c->lines.lineno, "line too long: the limit is %d bytes",
+        FAIL_AT(c, c->lines.lineno, "line too long: the limit is %d bytes",
                 num - 1);
     if (line && zn_ini_header(line))
         c->header_line = c->lines.lineno;
@@ -102,7 +89,7 @@ finish_section(struct ctx *c)
         return 0;
     }
     if (!s->argv && !s->url) {
-        fail_at(c, s->line, "job '%s' needs a command or a url", s->name);
+        FAIL_AT(c, s->line, "job '%s' needs a command or a url", s->name);
         section_release(s);
         return 0;
     }
@@ -131,15 +118,15 @@ start_job(struct ctx *c, const char *section)
         p++;
     end = *p == '"' ? strchr(p + 1, '"') : NULL;
     if (!end || end[1] != '\0')
-        return fail_at(c, c->header_line, "section [%s]: expected "
+        return FAIL_AT(c, c->header_line, "section [%s]: expected "
                        "[job \"NAME\"]", section);
     len = (size_t)(end - p - 1);
     if (len < 1 || len > ZN_HANDLER_NAME_MAX)
-        return fail_at(c, c->header_line, "section [%s]: the job name must "
+        return FAIL_AT(c, c->header_line, "section [%s]: the job name must "
                        "be 1 to %d bytes", section, ZN_HANDLER_NAME_MAX);
     for (const char *q = p + 1; q < end; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f)
-            return fail_at(c, c->header_line, "section [%s]: the job name "
+            return FAIL_AT(c, c->header_line, "section [%s]: the job name "
                            "has a control character", section);
     c->sec.is_job = true;
     c->sec.line = c->header_line;
@@ -151,7 +138,7 @@ start_job(struct ctx *c, const char *section)
     }
     old = zn_handler_find(c->reg, c->sec.name);
     if (old && old->line > 0)
-        return fail_at(c, c->header_line, "job '%s' is declared twice "
+        return FAIL_AT(c, c->header_line, "job '%s' is declared twice "
                        "(first at line %d)", c->sec.name, old->line);
     return 1;
 }
@@ -184,7 +171,7 @@ set_timeout(struct ctx *c, const char *value)
 
     if (zn_clock_parse_duration(value, &ms) < 0 || ms % 1000 != 0 ||
         ms < 1000 || ms > TIMEOUT_MAX_S * 1000LL)
-        return fail_at(c, c->lines.lineno, "job '%s': timeout: '%s' is not a "
+        return FAIL_AT(c, c->lines.lineno, "job '%s': timeout: '%s' is not a "
                        "number of seconds from 1 to %d", c->sec.name, value,
                        TIMEOUT_MAX_S);
     c->sec.timeout_s = (int)(ms / 1000);
@@ -200,15 +187,15 @@ set_key(struct ctx *c, const char *name, const char *value)
     if (strcmp(name, "timeout") == 0)
         return set_timeout(c, value);
     if (strcmp(name, "command") != 0 && strcmp(name, "url") != 0)
-        return fail_at(c, c->lines.lineno, "job '%s': unknown key '%s' (expected "
+        return FAIL_AT(c, c->lines.lineno, "job '%s': unknown key '%s' (expected "
                        "command, url or timeout)", s->name, name);
     if (s->argv || s->url)
-        return fail_at(c, c->lines.lineno, "job '%s': %s: the job already has a "
+        return FAIL_AT(c, c->lines.lineno, "job '%s': %s: the job already has a "
                        "%s (one of command or url, once)", s->name, name,
                        s->argv ? "command" : "url");
     if (name[0] == 'u') {
         if (!zn_webhook_url_valid(value))
-            return fail_at(c, c->lines.lineno, "job '%s': url: must be an http:// "
+            return FAIL_AT(c, c->lines.lineno, "job '%s': url: must be an http:// "
                            "or https:// URL", s->name);
         s->url = strdup(value);
         if (s->url)
@@ -217,7 +204,7 @@ set_key(struct ctx *c, const char *name, const char *value)
     } else if (zn_exec_split(value, &s->argv, &e) == 0) {
         return 1;
     }
-    return fail_at(c, c->lines.lineno, "job '%s': %s: %s", s->name, name, e.msg);
+    return FAIL_AT(c, c->lines.lineno, "job '%s': %s: %s", s->name, name, e.msg);
 }
 
 static int
