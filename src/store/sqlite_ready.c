@@ -9,10 +9,11 @@
  *
  *   ready  for each queue fetched from (at most ZN__SQLITE_READY_QUEUES),
  *          its next ready jobs in fetch order (up to READY_ROWS, and
- *          READY_BYTES of payload in all queues), read by one statement. A fetch hands out the first. While a
- *          buffer holds every ready job of its queue, a job pushed there
- *          joins it as its row reads back: workers that keep up with
- *          their producers are served without a read.
+ *          READY_BYTES of payload in all queues), read by one statement.
+ *          A fetch hands out the first. While a buffer holds every ready
+ *          job of its queue, a job pushed there joins it as its row reads
+ *          back: workers that keep up with their producers are served
+ *          without a read.
  *   held   the jobs handed out since the last settle, each with its lease,
  *          and once ACKed the end of its attempt. settle writes them: a job
  *          fetched and ACKed in one batch goes from enqueued to done with
