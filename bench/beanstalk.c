@@ -319,21 +319,28 @@ request(struct zn_beanstalk *c, const char *req, char *line, size_t size,
     return rc < 0 ? rc : read_line(c, line, size, err);
 }
 
+/* The reply line to req must be want (plus a field). */
+static int
+expect(struct zn_beanstalk *c, const char *req, const char *line,
+       const char *want, struct zn_err *err)
+{
+    size_t wl = strlen(want);
+
+    if (strncmp(line, want, wl) != 0 || (line[wl] && line[wl] != ' '))
+        return zn_err_set(err, ZN_EPROTO, "'%s' from '%s': want %s, got "
+                          "'%s'", req, c->addr, want, line);
+    return 0;
+}
+
 /* One request whose only good reply is the line want (plus a field). */
 static int
 simple(struct zn_beanstalk *c, const char *req, const char *want,
        struct zn_err *err)
 {
     char line[LINE_MAX_BYTES];
-    size_t wl = strlen(want);
     int rc = request(c, req, line, sizeof(line), err);
 
-    if (rc < 0)
-        return rc;
-    if (strncmp(line, want, wl) != 0 || (line[wl] && line[wl] != ' '))
-        return zn_err_set(err, ZN_EPROTO, "'%s' from '%s': want %s, got "
-                          "'%s'", req, c->addr, want, line);
-    return 0;
+    return rc < 0 ? rc : expect(c, req, line, want, err);
 }
 
 static int
@@ -489,6 +496,26 @@ zn_beanstalk_delete(struct zn_beanstalk *c, uint64_t id, struct zn_err *err)
 
     snprintf(req, sizeof(req), "delete %llu\r\n", (unsigned long long)id);
     return simple(c, req, "DELETED", err);
+}
+
+int
+zn_beanstalk_delete_reserve(struct zn_beanstalk *c, uint64_t id,
+                            uint64_t *next, char **body, size_t *len,
+                            struct zn_err *err)
+{
+    char req[64], line[LINE_MAX_BYTES];
+    int rc;
+
+    snprintf(req, sizeof(req), "delete %llu\r\nreserve\r\n",
+             (unsigned long long)id);
+    rc = out_add(c, req, strlen(req), err);
+    if (rc == 0)
+        rc = zn_beanstalk_flush(c, err);
+    if (rc == 0)
+        rc = read_line(c, line, sizeof(line), err);
+    if (rc == 0)
+        rc = expect(c, "delete", line, "DELETED", err);
+    return rc < 0 ? rc : zn_beanstalk_reserve_recv(c, next, body, len, err);
 }
 
 int

@@ -87,6 +87,14 @@ int zn_beanstalk_delete(struct zn_beanstalk *c, uint64_t id,
                         struct zn_err *err);
 
 /*
+ * "delete ID" and "reserve" in one write, as zenith work sends its ACK
+ * with its next FETCH; then reads both replies (see reserve_recv).
+ */
+int zn_beanstalk_delete_reserve(struct zn_beanstalk *c, uint64_t id,
+                                uint64_t *next, char **body, size_t *len,
+                                struct zn_err *err);
+
+/*
  * "stats-tube TUBE" -> "OK <bytes>\r\n<YAML>\r\n": *yaml gets the YAML
  * (malloc'd, NUL-terminated; the caller frees it). ZN_EPROTO for
  * NOT_FOUND (a tube with no job, no watcher and no user does not exist).

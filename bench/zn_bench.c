@@ -932,12 +932,16 @@ bs_worker_main(const struct bench *b, int k, int ready_fd, int go_fd)
     while (read(go_fd, &x, 1) < 0 && errno == EINTR)
         ;
     close(go_fd);
+    /* Each delete goes with the next reserve, as zenith work's ACK goes
+     * with its next FETCH. */
+    if (zn_beanstalk_reserve(c.bs, &id, &body, &len, &err) < 0)
+        die("worker %d: %s", k, err.msg);
     for (;;) {
-        if (zn_beanstalk_reserve(c.bs, &id, &body, &len, &err) < 0 ||
-            (!noop && run_exec(body, len, &err) < 0) ||
-            zn_beanstalk_delete(c.bs, id, &err) < 0)
+        if (!noop && run_exec(body, len, &err) < 0)
             die("worker %d: %s", k, err.msg);
         free(body);
+        if (zn_beanstalk_delete_reserve(c.bs, id, &id, &body, &len, &err) < 0)
+            die("worker %d: %s", k, err.msg);
     }
 }
 
