@@ -268,7 +268,7 @@ struct ini_ctx {
     const char *path;
     struct zn_ini_lines lines; /* lineno: the line ini_cb was handed */
     struct zn_err *err;
-    int failed;
+    bool failed;
 };
 
 static char *
@@ -278,11 +278,9 @@ read_line_cb(char *str, int num, void *stream)
     bool too_long;
     char *line = zn_ini_next_line(&c->lines, str, num, &too_long);
 
-    if (too_long) {
-        zn_err_set(c->err, ZN_EINVAL, "%s:%d: line too long: the limit is "
-                   "%d bytes", c->path, c->lines.lineno, num - 1);
-        c->failed = 1;
-    }
+    if (too_long)
+        zn_ini_fail(c->err, &c->failed, c->path, c->lines.lineno,
+                    "line too long: the limit is %d bytes", num - 1);
     return line;
 }
 
@@ -300,14 +298,11 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
     if (!strncmp(section, "supervisor", 10) &&
         (section[10] == ' ' || section[10] == '\t' || section[10] == '"'))
         return 1;
-    if (strcmp(section, "") != 0 && strcmp(section, "server") != 0) {
-        zn_err_set(c->err, ZN_EINVAL, "%s: unknown section '%s'", where,
-                   section);
-        c->failed = 1;
-        return 0;
-    }
+    if (strcmp(section, "") != 0 && strcmp(section, "server") != 0)
+        return zn_ini_fail(c->err, &c->failed, c->path, c->lines.lineno,
+                           "unknown section '%s'", section);
     if (zn_config_set(c->cfg, name, value, where, c->err) < 0) {
-        c->failed = 1;
+        c->failed = true;
         return 0;
     }
     return 1;

@@ -155,8 +155,12 @@ member_time(struct out *o, const char *name, int64_t ms)
 {
     char buf[64];
 
+    /* Plain ASCII, written by us: nothing to escape. */
     zn_clock_format(ms, buf, sizeof(buf));
-    member_str(o, name, buf);
+    key(o, name);
+    add(o, "\"", 1);
+    add_str(o, buf);
+    add(o, "\"", 1);
 }
 
 /* Syntax scan of stored JSON text. */

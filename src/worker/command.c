@@ -2,8 +2,9 @@
  * command.c - the `zenith work` command, run as zenith-work: flags and
  * environment to struct zn_worker_opts, the handler registry from the
  * built-ins and the config file, then zn_worker_run. Exit status 0 after
- * a clean stop, 1 when the server cannot be reached or is lost, 2 for
- * usage and config errors, 3 when the watchdog ended a job (worker.h).
+ * a clean stop, 1 when the server cannot be reached, 2 for usage and
+ * config errors, 3 when the watchdog ended a job, 4 when the connection
+ * broke while working (worker/exit.h).
  */
 #include "compat.h"
 

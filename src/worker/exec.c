@@ -317,6 +317,26 @@ spawn_files(posix_spawn_file_actions_t *fa, int in, int out, int err)
     return rc;
 }
 
+/* posix_spawn with the attributes and files above: 0 or an error number. */
+static int
+start(pid_t *pid, char *const *argv, char *const *envp, int in, int out,
+      int err)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int rc = spawn_attr(&at);
+
+    if (rc != 0)
+        return rc;
+    rc = spawn_files(&fa, in, out, err);
+    if (rc == 0) {
+        rc = posix_spawn(pid, argv[0], &fa, &at, argv, envp);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    posix_spawnattr_destroy(&at);
+    return rc;
+}
+
 /* errno of an execve that the command's file caused (the job's fault). */
 static bool
 exec_fault(int e)
@@ -342,8 +362,6 @@ spawn(struct child *c, char *const *argv, char *const *envp,
 {
     int in[2] = {-1, -1}, er[2] = {-1, -1}, devnull = -1, rc;
     const char *step = "create a pipe";
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
 
     if (make_pipe(in) < 0 || make_pipe(er) < 0)
         goto fail;
@@ -352,21 +370,12 @@ spawn(struct child *c, char *const *argv, char *const *envp,
     if (devnull < 0)
         goto fail;
     step = "start a process";
-    rc = spawn_attr(&at);
-    if (rc != 0)
-        goto fail_rc;
-    rc = spawn_files(&fa, in[0], devnull, er[1]);
-    if (rc == 0) {
-        rc = posix_spawn(&c->pid, argv[0], &fa, &at, argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-    } else {
-        posix_spawnattr_destroy(&at);
-        goto fail_rc;
+    rc = start(&c->pid, argv, envp, in[0], devnull, er[1]);
+    if (rc != 0 && !exec_fault(rc)) {
+        errno = rc;
+        goto fail;
     }
-    posix_spawnattr_destroy(&at);
     if (rc != 0) {
-        if (!exec_fault(rc))
-            goto fail_rc;
         c->pid = -1;
         c->exec_errno = rc;
     }
@@ -380,7 +389,6 @@ spawn(struct child *c, char *const *argv, char *const *envp,
     return 0;
 fail:
     rc = errno;
-fail_rc:
     c->pid = -1;
     for (int i = 0; i < 2; i++) {
         close_fd(&in[i]);

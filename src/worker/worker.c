@@ -662,8 +662,6 @@ work_loop(struct worker *w, struct zn_err *err)
             return 0;
         zn_exec_reap_strays();
         rc = fetch(w, &job, err);
-        if (rc == ZN_EIO)
-            return ZN_WORKER_LOST;
         if (rc < 0 || rc == 2)
             return rc < 0 ? rc : 0;
         if (rc == 0)
@@ -675,8 +673,6 @@ work_loop(struct worker *w, struct zn_err *err)
         }
         rc = run_job(w, job, &last, err);
         free(job);
-        if (rc == ZN_EIO)
-            return ZN_WORKER_LOST;
         if (rc < 0 || last)
             return rc;
     }
@@ -859,6 +855,9 @@ run_threads(struct worker *w, struct zn_err *err)
            ZN_STR("server", w->o->server), ZN_STR("queues", w->fetch_arg),
            ZN_INT("pid", getpid()));
     rc = work_loop(w, err);
+    /* Only the connection gives ZN_EIO: a job may be on its way here. */
+    if (rc == ZN_EIO)
+        rc = ZN_WORKER_LOST;
     wake(w, 'x');
     pthread_join(w->beat_thread, NULL);
     give_back_signals(&saved);
