@@ -293,6 +293,7 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
 {
     static const char what[] = "roll back";
     struct zn_err e;
+    bool gone;
     int rc = 0;
 
     s->paused_ok = false;
@@ -302,10 +303,10 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
     else
         zn__sqlite_tally_drop(s);
     /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
-    if (s->journal && (tx == ZN__SQLITE_TX_OWN ||
-                       sqlite3_get_autocommit(s->db)))
+    gone = tx == ZN__SQLITE_TX_OWN || sqlite3_get_autocommit(s->db);
+    if (gone && s->journal)
         zn__sqlite_journal_rolled_back(s->journal);
-    if (tx == ZN__SQLITE_TX_OWN || sqlite3_get_autocommit(s->db))
+    if (gone)
         zn__sqlite_held_discard(s);
     if (sqlite3_get_autocommit(s->db)) {
         zn__sqlite_tally_abort(s);
@@ -330,6 +331,8 @@ zn__sqlite_tx_open(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
     int rc;
 
     *tx = own ? ZN__SQLITE_TX_OWN : ZN__SQLITE_TX_NESTED;
+    if (own)
+        s->version_read = false; /* another connection may have committed */
     rc = zn__sqlite_run(s, s->stmt[own ? ZN__SQLITE_BEGIN
                                        : ZN__SQLITE_SAVEPOINT], what, err);
     if (rc == 0)
@@ -934,21 +937,32 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
          struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
+    bool own = sqlite3_get_autocommit(s->db);
     struct zn_job *job = NULL;
+    enum zn__sqlite_tx tx;
     int rc;
 
     *out = NULL;
     if (!wid)
         return zn_err_set(err, ZN_EINVAL, "cannot fetch: no worker id");
     rc = zn__sqlite_writable(s, "fetch from", err);
-    if (rc == 0)
-        rc = paused_refresh(s, err);
+    /*
+     * Outside a transaction the fetch is one of its own, its lease written
+     * at once: read and written under the write lock, so no other
+     * connection commits in between.
+     */
+    if (rc == 0 && own)
+        rc = zn__sqlite_tx_open(s, &tx, "fetch from", err);
+    if (rc < 0)
+        return rc;
+    rc = paused_refresh(s, err);
     for (size_t i = 0; i < nq && !job && rc == 0; i++)
         if (queues[i] && !paused_has(s, queues[i]))
             rc = zn__sqlite_ready_fetch(s, queues[i], wid, now, &job, err);
-    /* Outside a transaction the lease is written at once. */
-    if (rc == 0 && sqlite3_get_autocommit(s->db))
+    if (rc == 0 && own)
         rc = zn__sqlite_settle(s, err);
+    if (own)
+        rc = zn__sqlite_tx_close(s, tx, rc, "fetch from", err);
     if (rc < 0) {
         zn_job_free(job);
         return rc;

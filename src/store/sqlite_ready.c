@@ -123,8 +123,7 @@ row_copy(const struct zn_job *job, int64_t now)
     }
     if (d->enqueued_at == 0)
         d->enqueued_at = now;
-    d->updated_at = now;
-    return d;
+    return d; /* insert_job set updated_at already */
 }
 
 /*
