@@ -23,6 +23,12 @@
  * args, custom and a failure's backtrace are kept as compact JSON text and
  * embedded as they are on encode.
  *
+ * Most jobs are plain JSON (common/json_plain.h) with none of our own
+ * fields: parse_plain reads those without building a tree, and gives up
+ * on anything else, errors included, which the tree reader then reads
+ * and words. Both must make the same job of any text parse_plain reads
+ * (tests/fuzz/fuzz_job.c compares them).
+ *
  * Non-goals: applying config defaults and making jids (the engine does
  * both), keeping the original spelling of numbers inside args.
  */
@@ -35,6 +41,7 @@
 #include <jansson.h>
 
 #include "common/clock.h"
+#include "common/json_plain.h"
 #include "queue/job.h"
 
 #define QUOTE_MAX 40                     /* bytes of a bad value shown */
@@ -420,6 +427,135 @@ zn_job_check_size(size_t len, const struct zn_job_limits *lim,
     return 0;
 }
 
+/* As read_time; false where read_time would fail. "" is not given. */
+static bool
+plain_time(const struct zn_json_val *v, int64_t *out)
+{
+    char text[64];
+
+    if (!v || (v->type == ZN_JSON_STRING && v->n == 0))
+        return true;
+    if (v->type != ZN_JSON_STRING || v->n >= sizeof(text))
+        return false;
+    memcpy(text, v->p, v->n);
+    text[v->n] = '\0';
+    return zn_clock_parse(text, out) == 0 && *out >= TIME_MIN_MS &&
+           *out <= TIME_MAX_MS;
+}
+
+/* As parse_numbers; false where it would fail. */
+static bool
+plain_ints(const struct zn_json_member *m, size_t n, struct zn_job *job)
+{
+    const struct {
+        const char *name;
+        int lo, hi;
+        int *out;
+    } ints[] = {
+        {"priority", 1, 9, &job->priority},
+        {"retry", -1, 1000, &job->retry},
+        {"reserve_for", 1, RESERVE_MAX, &job->reserve_for},
+    };
+
+    for (size_t i = 0; i < ZN_ARRAY_LEN(ints); i++) {
+        const struct zn_json_val *v = zn_json_plain_get(m, n, ints[i].name);
+
+        if (!v)
+            continue;
+        if (v->type != ZN_JSON_INT || v->i < ints[i].lo || v->i > ints[i].hi)
+            return false;
+        *ints[i].out = (int)v->i;
+    }
+    return true;
+}
+
+/* As parse_blobs without custom. */
+static bool
+plain_args(const struct zn_json_val *args, struct zn_job *job)
+{
+    if (!args) {
+        job->args = strdup("[]");
+        return job->args != NULL;
+    }
+    if (args->type != ZN_JSON_ARRAY)
+        return false;
+    job->args = malloc(args->n + 1);
+    if (!job->args)
+        return false;
+    zn_json_plain_compact(args, job->args);
+    return true;
+}
+
+static bool
+plain_names(const struct zn_json_member *m, size_t n,
+            const struct zn_job_limits *lim, struct zn_job *job)
+{
+    const struct zn_json_val *jid = zn_json_plain_get(m, n, "jid");
+    const struct zn_json_val *type = zn_json_plain_get(m, n, "jobtype");
+    const struct zn_json_val *queue = zn_json_plain_get(m, n, "queue");
+
+    if (jid && (jid->type != ZN_JSON_STRING ||
+                !zn_job_jid_valid(jid->p, jid->n)))
+        return false;
+    if (!type || type->type != ZN_JSON_STRING || type->n == 0 ||
+        type->n > lim->max_jobtype)
+        return false;
+    if (queue && (queue->type != ZN_JSON_STRING ||
+                  !zn_job_queue_name_valid(queue->p, queue->n)))
+        return false;
+    if (jid) {
+        memcpy(job->jid, jid->p, jid->n);
+        job->jid[jid->n] = '\0';
+    }
+    if (queue) {
+        memcpy(job->queue, queue->p, queue->n);
+        job->queue[queue->n] = '\0';
+    } else {
+        memcpy(job->queue, "default", sizeof("default"));
+    }
+    job->jobtype = strndup(type->p, type->n);
+    return job->jobtype != NULL;
+}
+
+/*
+ * The job of a plain text that holds none of our own fields and no
+ * "custom" (null counts as absent, as in member()), when it is valid:
+ * then *out is set. False in every other case, out of memory included;
+ * the tree reader then reads the text.
+ */
+static bool
+parse_plain(const char *json, size_t len, const struct zn_job_limits *lim,
+            int64_t now_ms, struct zn_job **out)
+{
+    static const char *const tree_only[] = {
+        "custom", "tags", "backoff", "unique_for", "timeout", "backtrace",
+    };
+    struct zn_json_member m[ZN_JSON_PLAIN_KEYS];
+    struct zn_job *job;
+    size_t n;
+
+    if (!zn_json_plain_object(json, len, m, &n))
+        return false;
+    for (size_t i = 0; i < ZN_ARRAY_LEN(tree_only); i++)
+        if (zn_json_plain_get(m, n, tree_only[i]))
+            return false;
+    job = zn_job_new();
+    if (!job)
+        return false;
+    job->created_at = now_ms;
+    if (plain_names(m, n, lim, job) &&
+        plain_time(zn_json_plain_get(m, n, "at"), &job->at) &&
+        plain_time(zn_json_plain_get(m, n, "created_at"),
+                   &job->created_at) &&
+        plain_ints(m, n, job) &&
+        plain_args(zn_json_plain_get(m, n, "args"), job)) {
+        *out = job;
+        return true;
+    }
+    zn_job_free(job);
+    return false;
+}
+
 int
 zn_job_parse(const char *json, size_t len, const struct zn_job_limits *lim,
              int64_t now_ms, struct zn_job **out, struct zn_err *err)
@@ -436,6 +572,8 @@ zn_job_parse(const char *json, size_t len, const struct zn_job_limits *lim,
     rc = zn_job_check_size(len, lim, err);
     if (rc < 0)
         return rc;
+    if (parse_plain(json, len, lim, now_ms, out))
+        return 0;
     /* DECODE_ANY so that "42" gets our message, not jansson's. */
     root = json_loadb(json, len, JSON_DECODE_ANY, &jerr);
     if (!root)

@@ -383,6 +383,57 @@ test_job_parse_keeps_args_compact_and_exact(void **state)
     zn_job_free(job);
 }
 
+/*
+ * zn_job_parse reads plain JSON without jansson's tree (job_codec.c): the
+ * tree reader alone must make the same job of each text, plain or not.
+ */
+static void
+test_job_parse_plain_as_tree(void **state)
+{
+    static const char *const texts[] = {
+        "{\"jobtype\":\"x\"}",
+        "{\"jid\":\"j-1\",\"jobtype\":\"noop\",\"queue\":\"q\",\"args\":[]}",
+        " { \"jobtype\" : \"caf\xc3\xa9\" , \"args\" : [ 1 , { \"a\" :"
+        " [ true , null ] } , \"s t\" ] } ",
+        "{\"jobtype\":\"x\",\"at\":\"2026-01-02T03:04:06Z\",\"created_at\":"
+        "\"2025-12-31T23:59:59.500Z\",\"priority\":9,\"retry\":-1,"
+        "\"reserve_for\":86400}",
+        "{\"jobtype\":\"x\",\"at\":\"\",\"created_at\":\"\",\"queue\":null,"
+        "\"args\":null,\"jid\":null,\"priority\":null}",
+        "{\"jobtype\":\"x\",\"custom\":null,\"tags\":null,\"backoff\":null}",
+        "{\"jobtype\":\"x\",\"enqueued_at\":\"any\",\"failure\":{\"message\":"
+        "\"m\"},\"other\":[1.5]}",
+        "{\"jobtype\":\"x\",\"at\":\"1969-01-01T00:00:00Z\"}",
+        /* outside plain JSON or our fields: the tree reader reads these */
+        "{\"jobtype\":\"x\",\"args\":[1.5,-0,\"\\u00e9\"]}",
+        "{\"jobtype\":\"x\",\"custom\":{\"tags\":[\"a\"]}}",
+        "{\"jobtype\":\"x\",\"tags\":[\"a\"],\"backoff\":\"1,2\"}",
+        "{\"jobtype\":\"a\",\"jobtype\":\"b\"}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ZN_ARRAY_LEN(texts); i++) {
+        struct zn_job *job = must_parse(texts[i]), *tree = NULL;
+        json_t *root = json_loads(texts[i], 0, NULL);
+        struct zn_err err = {0, ""};
+        char *a, *b;
+
+        assert_non_null(root);
+        assert_int_equal(zn_job_parse_json(root, NULL, NOW_MS, &tree, &err),
+                         0);
+        a = zn_job_encode(job, true);
+        b = zn_job_encode(tree, true);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        zn_job_free(tree);
+        zn_job_free(job);
+        json_decref(root);
+    }
+}
+
 static void
 test_job_parse_reads_only_len_bytes(void **state)
 {
@@ -1549,6 +1600,7 @@ main(void)
         cmocka_unit_test(test_job_parse_ignores_unknown_and_state_fields),
         cmocka_unit_test(test_job_parse_duplicate_keys_last_wins),
         cmocka_unit_test(test_job_parse_keeps_args_compact_and_exact),
+        cmocka_unit_test(test_job_parse_plain_as_tree),
         cmocka_unit_test(test_job_parse_reads_only_len_bytes),
         cmocka_unit_test(test_job_parse_rejects_each_bad_field),
         cmocka_unit_test(test_job_parse_rejects_long_strings),

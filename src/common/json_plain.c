@@ -1,0 +1,257 @@
+/*
+ * json_plain.c - see json_plain.h.
+ *
+ * A recursive descent over the grammar of RFC 8259 that gives up (returns
+ * false) at the first thing outside plain JSON. Strings are checked for
+ * UTF-8 as jansson checks them (common/utf8.c); an integer of at most
+ * DIGITS_MAX digits cannot overflow int64_t, so longer ones are left to
+ * jansson, which refuses those that do.
+ */
+#include "compat.h"
+
+#include <string.h>
+
+#include "common/json_plain.h"
+#include "common/utf8.h"
+
+#define DIGITS_MAX 18
+
+struct scan {
+    const char *p, *end;
+};
+
+struct span {
+    const char *p;
+    size_t n;
+};
+
+static bool read_value(struct scan *s, int depth, struct zn_json_val *v);
+
+static bool
+is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Skips whitespace; true when a byte is left to read. */
+static bool
+skip_space(struct scan *s)
+{
+    while (s->p < s->end && is_space(*s->p))
+        s->p++;
+    return s->p < s->end;
+}
+
+/* s->p is at the opening quote. */
+static bool
+read_string(struct scan *s, struct zn_json_val *v)
+{
+    const unsigned char *p = (const unsigned char *)s->p + 1;
+    const unsigned char *end = (const unsigned char *)s->end;
+    size_t len;
+
+    while (p < end) {
+        if (*p == '"') {
+            v->type = ZN_JSON_STRING;
+            v->p = s->p + 1;
+            v->n = (size_t)((const char *)p - v->p);
+            s->p = (const char *)p + 1;
+            return true;
+        }
+        if (*p == '\\' || *p < 0x20)
+            return false;
+        len = *p < 0x80 ? 1 : zn_utf8_len(p, (size_t)(end - p));
+        if (len == 0)
+            return false;
+        p += len;
+    }
+    return false;
+}
+
+/* s->p is at '-' or a digit. */
+static bool
+read_int(struct scan *s, struct zn_json_val *v)
+{
+    const char *p = s->p, *first;
+    bool neg = *p == '-';
+    int64_t i = 0;
+
+    if (neg)
+        p++;
+    first = p;
+    while (p < s->end && *p >= '0' && *p <= '9') {
+        if (p - first == DIGITS_MAX)
+            return false;
+        i = i * 10 + (*p - '0');
+        p++;
+    }
+    /* "-", leading zeros and "-0" (which jansson writes back as 0) */
+    if (p == first || (*first == '0' && (p - first > 1 || neg)))
+        return false;
+    /* A real: jansson writes it back its own way. */
+    if (p < s->end && (*p == '.' || *p == 'e' || *p == 'E'))
+        return false;
+    v->type = ZN_JSON_INT;
+    v->p = s->p;
+    v->n = (size_t)(p - s->p);
+    v->i = neg ? -i : i;
+    s->p = p;
+    return true;
+}
+
+static bool
+read_word(struct scan *s, const char *word, enum zn_json_type type,
+          struct zn_json_val *v)
+{
+    size_t n = strlen(word);
+
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return false;
+    v->type = type;
+    v->p = s->p;
+    v->n = n;
+    s->p += n;
+    return true;
+}
+
+/* After a member or an element: true at ',' (skipped), false at close. */
+static bool
+next_item(struct scan *s, char close, bool *ok)
+{
+    *ok = skip_space(s) && (*s->p == ',' || *s->p == close);
+    if (!*ok)
+        return false;
+    return *s->p++ == ',';
+}
+
+/*
+ * s->p is at '{'. When m is not NULL the members go there (the top
+ * level); every level checks its keys are distinct.
+ */
+static bool
+read_object(struct scan *s, int depth, struct zn_json_member *m, size_t *n,
+            struct zn_json_val *v)
+{
+    struct span keys[ZN_JSON_PLAIN_KEYS];
+    struct zn_json_val key, val;
+    const char *start = s->p++;
+    size_t nkeys = 0;
+    bool more, ok = true;
+
+    if (depth > ZN_JSON_PLAIN_DEPTH || !skip_space(s))
+        return false;
+    more = *s->p != '}';
+    if (!more)
+        s->p++;
+    while (more) {
+        if (*s->p != '"' || !read_string(s, &key) ||
+            nkeys == ZN_JSON_PLAIN_KEYS)
+            return false;
+        for (size_t i = 0; i < nkeys; i++)
+            if (keys[i].n == key.n && memcmp(keys[i].p, key.p, key.n) == 0)
+                return false;
+        if (!skip_space(s) || *s->p++ != ':' || !skip_space(s) ||
+            !read_value(s, depth, &val))
+            return false;
+        if (m)
+            m[nkeys] = (struct zn_json_member){key.p, key.n, val};
+        keys[nkeys++] = (struct span){key.p, key.n};
+        more = next_item(s, '}', &ok);
+        if (more && !skip_space(s))
+            return false;
+    }
+    if (n)
+        *n = nkeys;
+    *v = (struct zn_json_val){ZN_JSON_OBJECT, start,
+                              (size_t)(s->p - start), 0};
+    return ok;
+}
+
+/* s->p is at '['. */
+static bool
+read_array(struct scan *s, int depth, struct zn_json_val *v)
+{
+    struct zn_json_val elem;
+    const char *start = s->p++;
+    bool more, ok = true;
+
+    if (depth > ZN_JSON_PLAIN_DEPTH || !skip_space(s))
+        return false;
+    more = *s->p != ']';
+    if (!more)
+        s->p++;
+    while (more) {
+        if (!read_value(s, depth, &elem))
+            return false;
+        more = next_item(s, ']', &ok);
+        if (more && !skip_space(s))
+            return false;
+    }
+    *v = (struct zn_json_val){ZN_JSON_ARRAY, start, (size_t)(s->p - start),
+                              0};
+    return ok;
+}
+
+/* s->p is at the value's first byte. */
+static bool
+read_value(struct scan *s, int depth, struct zn_json_val *v)
+{
+    switch (*s->p) {
+    case '"':
+        return read_string(s, v);
+    case '{':
+        return read_object(s, depth + 1, NULL, NULL, v);
+    case '[':
+        return read_array(s, depth + 1, v);
+    case 't':
+        return read_word(s, "true", ZN_JSON_TRUE, v);
+    case 'f':
+        return read_word(s, "false", ZN_JSON_FALSE, v);
+    case 'n':
+        return read_word(s, "null", ZN_JSON_NULL, v);
+    default:
+        return (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) &&
+               read_int(s, v);
+    }
+}
+
+bool
+zn_json_plain_object(const char *text, size_t len,
+                     struct zn_json_member m[ZN_JSON_PLAIN_KEYS], size_t *n)
+{
+    struct scan s = {text, text + len};
+    struct zn_json_val v;
+
+    if (!skip_space(&s) || *s.p != '{' || !read_object(&s, 1, m, n, &v))
+        return false;
+    return !skip_space(&s);
+}
+
+const struct zn_json_val *
+zn_json_plain_get(const struct zn_json_member *m, size_t n, const char *key)
+{
+    size_t klen = strlen(key);
+
+    for (size_t i = 0; i < n; i++)
+        if (m[i].klen == klen && memcmp(m[i].key, key, klen) == 0)
+            return m[i].v.type == ZN_JSON_NULL ? NULL : &m[i].v;
+    return NULL;
+}
+
+size_t
+zn_json_plain_compact(const struct zn_json_val *v, char *out)
+{
+    bool in_string = false;
+    size_t n = 0;
+
+    /* Plain strings hold no backslash: every quote opens or closes one. */
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->p[i] == '"')
+            in_string = !in_string;
+        else if (!in_string && is_space(v->p[i]))
+            continue;
+        out[n++] = v->p[i];
+    }
+    out[n] = '\0';
+    return n;
+}
