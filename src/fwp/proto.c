@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "common/json_plain.h"
 #include "fwp/proto.h"
 #include "queue/job.h"
 
@@ -544,13 +545,60 @@ parse_report(const char *verb, const char *json, size_t len, json_t **obj,
     return rc;
 }
 
+/* As get_usage's field; false where it would fail. */
+static bool
+plain_usage(const struct zn_json_member *m, size_t n, const char *key,
+            int64_t *out)
+{
+    const struct zn_json_val *v = zn_json_plain_get(m, n, key);
+
+    if (!v)
+        return true;
+    if (v->type != ZN_JSON_INT || v->i < 0)
+        return false;
+    *out = v->i;
+    return true;
+}
+
+/*
+ * An ACK in plain JSON (common/json_plain.h) with a valid jid and usage,
+ * read without jansson's tree. False for anything else, which
+ * parse_report then reads and words.
+ */
+static bool
+plain_ack(const char *json, size_t len, struct zn_fwp_ack *out)
+{
+    struct zn_json_member m[ZN_JSON_PLAIN_KEYS];
+    const struct zn_json_val *jid;
+    size_t n;
+
+    if (!json || !zn_json_plain_object(json, len, m, &n))
+        return false;
+    jid = zn_json_plain_get(m, n, "jid");
+    if (!jid || jid->type != ZN_JSON_STRING ||
+        !zn_job_jid_valid(jid->p, jid->n))
+        return false;
+    out->cpu_ms = -1;
+    out->rss_kb = -1;
+    if (!plain_usage(m, n, "cpu_ms", &out->cpu_ms) ||
+        !plain_usage(m, n, "rss_kb", &out->rss_kb))
+        return false;
+    memcpy(out->jid, jid->p, jid->n);
+    out->jid[jid->n] = '\0';
+    return true;
+}
+
 int
 zn_fwp_parse_ack(const char *json, size_t len, struct zn_fwp_ack *out,
                  struct zn_err *err)
 {
     json_t *obj = NULL;
-    int rc = parse_report("ACK", json, len, &obj, out->jid, &out->cpu_ms,
-                          &out->rss_kb, err);
+    int rc;
+
+    if (plain_ack(json, len, out))
+        return 0;
+    rc = parse_report("ACK", json, len, &obj, out->jid, &out->cpu_ms,
+                      &out->rss_kb, err);
 
     json_decref(obj);
     return rc;
