@@ -141,13 +141,29 @@ member_str(struct out *o, const char *name, const char *v)
     add_quoted(o, v);
 }
 
+/* v in decimal, as "%lld" writes it: snprintf was a tenth of an encode. */
+static void
+add_int(struct out *o, long long v)
+{
+    char buf[24];
+    size_t i = sizeof(buf);
+    /* In unsigned arithmetic: -LLONG_MIN does not fit a long long. */
+    unsigned long long u = v < 0 ? 0 - (unsigned long long)v
+                                 : (unsigned long long)v;
+
+    do
+        buf[--i] = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0)
+        buf[--i] = '-';
+    add(o, buf + i, sizeof(buf) - i);
+}
+
 static void
 member_int(struct out *o, const char *name, long long v)
 {
-    char buf[24];
-
     key(o, name);
-    add(o, buf, (size_t)snprintf(buf, sizeof(buf), "%lld", v));
+    add_int(o, v);
 }
 
 static void
@@ -389,14 +405,13 @@ add_lists(struct out *o, const struct zn_job *job)
         add(o, "]", 1);
     }
     if (job->nbackoff) {
-        char buf[24];
-
         key(o, "backoff");
         add(o, "[", 1);
-        for (size_t i = 0; i < job->nbackoff; i++)
-            add(o, buf, (size_t)snprintf(buf, sizeof(buf), "%s%ld",
-                                         i ? "," : "",
-                                         (long)job->backoff[i]));
+        for (size_t i = 0; i < job->nbackoff; i++) {
+            if (i)
+                add(o, ",", 1);
+            add_int(o, job->backoff[i]);
+        }
         add(o, "]", 1);
     }
 }

@@ -10,6 +10,7 @@
  */
 #include "compat.h"
 
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -879,6 +880,31 @@ test_job_encode_minimal(void **state)
     zn_job_free(job);
 }
 
+/* Integers are written as "%d" writes them, at both ends of int. */
+static void
+test_job_encode_ints(void **state)
+{
+    struct zn_job *job = must_parse("{\"jobtype\":\"x\"}");
+    char *s;
+
+    (void)state;
+    job->priority = INT_MIN;
+    job->retry = -1;
+    job->reserve_for = INT_MAX;
+    job->unique_for = 10;
+    job->backoff[0] = 0;
+    job->backoff[1] = -7;
+    job->backoff[2] = INT32_MAX;
+    job->nbackoff = 3;
+    s = zn_job_encode(job, false);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"priority\":-2147483648,\"retry\":-1,"
+                              "\"reserve_for\":2147483647,\"backoff\":"
+                              "[0,-7,2147483647],\"unique_for\":10}"));
+    free(s);
+    zn_job_free(job);
+}
+
 static void
 test_job_encode_full(void **state)
 {
@@ -1611,6 +1637,7 @@ main(void)
         cmocka_unit_test(test_job_parse_reports_json_position),
         cmocka_unit_test(test_job_codec_survives_allocation_failures),
         cmocka_unit_test(test_job_encode_minimal),
+        cmocka_unit_test(test_job_encode_ints),
         cmocka_unit_test(test_job_encode_full),
         cmocka_unit_test(test_job_encode_retry_state),
         cmocka_unit_test(test_job_encode_dead_state),
