@@ -9,6 +9,7 @@
  */
 #include "compat.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "common/json_plain.h"
@@ -167,12 +168,17 @@ read_object(struct scan *s, int depth, struct zn_json_member *m, size_t *n,
     return ok;
 }
 
-/* s->p is at '['. */
+/*
+ * s->p is at '['. When out is not NULL the elements go there (the top
+ * level), at most max of them; *n counts them when not NULL.
+ */
 static bool
-read_array(struct scan *s, int depth, struct zn_json_val *v)
+read_array(struct scan *s, int depth, struct zn_json_val *out, size_t max,
+           size_t *n, struct zn_json_val *v)
 {
     struct zn_json_val elem;
     const char *start = s->p++;
+    size_t nelem = 0;
     bool more, ok = true;
 
     if (depth > ZN_JSON_PLAIN_DEPTH || !skip_space(s))
@@ -181,12 +187,17 @@ read_array(struct scan *s, int depth, struct zn_json_val *v)
     if (!more)
         s->p++;
     while (more) {
-        if (!read_value(s, depth, &elem))
+        if (!read_value(s, depth, &elem) || nelem == max)
             return false;
+        if (out)
+            out[nelem] = elem;
+        nelem++;
         more = next_item(s, ']', &ok);
         if (more && !skip_space(s))
             return false;
     }
+    if (n)
+        *n = nelem;
     *v = (struct zn_json_val){ZN_JSON_ARRAY, start, (size_t)(s->p - start),
                               0};
     return ok;
@@ -202,7 +213,7 @@ read_value(struct scan *s, int depth, struct zn_json_val *v)
     case '{':
         return read_object(s, depth + 1, NULL, NULL, v);
     case '[':
-        return read_array(s, depth + 1, v);
+        return read_array(s, depth + 1, NULL, SIZE_MAX, NULL, v);
     case 't':
         return read_word(s, "true", ZN_JSON_TRUE, v);
     case 'f':
@@ -223,6 +234,19 @@ zn_json_plain_object(const char *text, size_t len,
     struct zn_json_val v;
 
     if (!skip_space(&s) || *s.p != '{' || !read_object(&s, 1, m, n, &v))
+        return false;
+    return !skip_space(&s);
+}
+
+bool
+zn_json_plain_array(const char *text, size_t len, struct zn_json_val *out,
+                    size_t max, size_t *n)
+{
+    struct scan s = {text, text + len};
+    struct zn_json_val v;
+
+    if (!skip_space(&s) || *s.p != '[' ||
+        !read_array(&s, 1, out, max, n, &v))
         return false;
     return !skip_space(&s);
 }

@@ -5,7 +5,7 @@
  * distinct, nesting at most ZN_JSON_PLAIN_DEPTH deep.
  *
  * It finds, without allocating, where the members of one top-level object
- * are. A text outside plain JSON is not an error here: the caller hands it
+ * (or the elements of one top-level array) are. A text outside plain JSON is not an error here: the caller hands it
  * to jansson, which reads all of JSON and words the errors. So a plain
  * text must read exactly as jansson reads it, and the compact form of a
  * value must be what json_dumpb(JSON_COMPACT) writes for it;
@@ -50,6 +50,13 @@ struct zn_json_member {
 bool zn_json_plain_object(const char *text, size_t len,
                           struct zn_json_member m[ZN_JSON_PLAIN_KEYS],
                           size_t *n);
+
+/*
+ * The same for one plain array: its elements, in order, are out[0..*n),
+ * or only counted when out is NULL. False too when it has more than max.
+ */
+bool zn_json_plain_array(const char *text, size_t len,
+                         struct zn_json_val *out, size_t max, size_t *n);
 
 /*
  * The value of member key (NUL-terminated), or NULL when absent. JSON null

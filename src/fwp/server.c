@@ -46,6 +46,7 @@
 #include <sodium.h>
 
 #include "common/clock.h"
+#include "common/json_plain.h"
 #include "common/log.h"
 #include "fwp/server_int.h"
 
@@ -319,44 +320,127 @@ cmd_push(struct conn *c, const struct zn_fwp_cmd *cmd)
 }
 
 /*
- * Parses every element of arr into jobs[] (the good ones, *ok of them);
+ * A PUSHB batch: its elements as the plain reader found them
+ * (common/json_plain.h), or as jansson's tree when the text is not plain
+ * JSON. Each plain element goes through zn_job_parse, as PUSH's job does.
+ */
+struct batch {
+    struct zn_json_val *plain; /* n elements, or NULL */
+    json_t *arr;
+    size_t n;
+};
+
+/* 0, ZN_ENOMEM, or ZN_EINVAL with the reply's message in msg. */
+static int
+batch_read(const struct zn_fwp_cmd *cmd, size_t max_payload,
+           struct batch *b, char *msg, size_t size)
+{
+    json_error_t jerr;
+    size_t n;
+
+    memset(b, 0, sizeof(*b));
+    /* Over the limit, a job's size is its tree's (pushb_tree_job). */
+    if (cmd->arg_len <= max_payload &&
+        zn_json_plain_array(cmd->arg, cmd->arg_len, NULL, PUSHB_MAX, &n)) {
+        b->plain = calloc(n ? n : 1, sizeof(*b->plain));
+        if (!b->plain)
+            return ZN_ENOMEM;
+        zn_json_plain_array(cmd->arg, cmd->arg_len, b->plain, n, &b->n);
+        return 0;
+    }
+    b->arr = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
+    b->n = json_array_size(b->arr);
+    if (!b->arr)
+        snprintf(msg, size, "PUSHB: invalid JSON at line %d column %d: %s",
+                 jerr.line, jerr.column, jerr.text);
+    else if (!json_is_array(b->arr) || b->n > PUSHB_MAX)
+        snprintf(msg, size, "PUSHB: must be a JSON array of at most %d "
+                 "jobs", PUSHB_MAX);
+    else
+        return 0;
+    return ZN_EINVAL;
+}
+
+static void
+batch_release(struct batch *b)
+{
+    free(b->plain);
+    json_decref(b->arr);
+}
+
+/* Element i of a tree batch as a job. */
+static int
+pushb_tree_job(json_t *el, size_t arg_len, const struct zn_job_limits *lim,
+               int64_t now, struct zn_job **job, struct zn_err *err)
+{
+    int rc = 0;
+
+    /* Only a batch over the limit can hold a job over it. */
+    if (arg_len > lim->max_payload)
+        rc = zn_job_check_size(json_dumpb(el, NULL, 0, JSON_COMPACT |
+                                                           JSON_ENCODE_ANY),
+                               lim, err);
+    return rc < 0 ? rc : zn_job_parse_json(el, lim, now, job, err);
+}
+
+/* Lists element i as refused: under its jid when it has one, else "#i". */
+static int
+pushb_refuse(const struct batch *b, size_t i, const char *msg,
+             json_t *refused)
+{
+    struct zn_json_member m[ZN_JSON_PLAIN_KEYS];
+    const struct zn_json_val *v = NULL;
+    char key[32], *dup = NULL;
+    const char *name = key;
+    json_t *jid;
+    size_t n;
+    int rc;
+
+    snprintf(key, sizeof(key), "#%zu", i);
+    if (b->plain) {
+        if (zn_json_plain_object(b->plain[i].p, b->plain[i].n, m, &n))
+            v = zn_json_plain_get(m, n, "jid");
+        if (v && v->type == ZN_JSON_STRING) {
+            name = dup = strndup(v->p, v->n);
+            if (!dup)
+                return ZN_ENOMEM;
+        }
+    } else {
+        jid = json_object_get(json_array_get(b->arr, i), "jid");
+        if (json_is_string(jid))
+            name = json_string_value(jid);
+    }
+    rc = json_object_set_new(refused, name, json_string(msg)) < 0
+             ? ZN_ENOMEM : 0;
+    free(dup);
+    return rc;
+}
+
+/*
+ * Parses every element of b into jobs[] (the good ones, *ok of them);
  * the refused ones go into refused as "jid" (or "#index"): "reason".
  * Returns 0 or ZN_ENOMEM.
  */
 static int
-pushb_parse(struct conn *c, json_t *arr, size_t arg_len, struct zn_job **jobs,
-            size_t *ok, json_t *refused)
+pushb_parse(struct conn *c, const struct batch *b, size_t arg_len,
+            struct zn_job **jobs, size_t *ok, json_t *refused)
 {
     const struct zn_engine_config *cfg = zn_engine_config(c->srv->engine);
     int64_t now = zn_engine_now(c->srv->engine);
     struct zn_err perr;
-    json_t *el;
-    size_t i;
 
-    json_array_foreach(arr, i, el) {
-        json_t *jid = json_object_get(el, "jid");
-        char key[32];
-        int rc = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = b->plain
+                     ? zn_job_parse(b->plain[i].p, b->plain[i].n,
+                                    &cfg->limits, now, &jobs[*ok], &perr)
+                     : pushb_tree_job(json_array_get(b->arr, i), arg_len,
+                                      &cfg->limits, now, &jobs[*ok], &perr);
 
-        /* Only a batch over the limit can hold a job over it. */
-        if (arg_len > cfg->limits.max_payload)
-            rc = zn_job_check_size(json_dumpb(el, NULL, 0, JSON_COMPACT |
-                                                               JSON_ENCODE_ANY),
-                                   &cfg->limits, &perr);
         if (rc == 0)
-            rc = zn_job_parse_json(el, &cfg->limits, now, &jobs[*ok], &perr);
-        if (rc == 0) {
             (*ok)++;
-        } else if (rc == ZN_ENOMEM) {
+        else if (rc == ZN_ENOMEM ||
+                 pushb_refuse(b, i, perr.msg, refused) < 0)
             return ZN_ENOMEM;
-        } else {
-            snprintf(key, sizeof(key), "#%zu", i);
-            if (json_object_set_new(refused,
-                                    json_is_string(jid) ? json_string_value(jid)
-                                                        : key,
-                                    json_string(perr.msg)) < 0)
-                return ZN_ENOMEM;
-        }
     }
     return 0;
 }
@@ -368,29 +452,25 @@ pushb_parse(struct conn *c, json_t *arr, size_t arg_len, struct zn_job **jobs,
 static void
 cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
 {
+    const struct zn_engine_config *cfg = zn_engine_config(c->srv->engine);
     struct zn_job **jobs = NULL;
     struct zn_err *errs = NULL;
-    json_error_t jerr;
-    json_t *arr, *refused = json_object();
-    size_t n, ok = 0;
+    struct batch b;
+    json_t *refused = json_object();
+    size_t ok = 0;
     char *text = NULL, *reply = NULL, msg[300];
+    int rc = batch_read(cmd, cfg->limits.max_payload, &b, msg, sizeof(msg));
 
-    arr = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
-    n = json_array_size(arr);
-    if (!json_is_array(arr) || n > PUSHB_MAX) {
-        if (!arr)
-            snprintf(msg, sizeof(msg), "PUSHB: invalid JSON at line %d "
-                     "column %d: %s", jerr.line, jerr.column, jerr.text);
-        else
-            snprintf(msg, sizeof(msg), "PUSHB: must be a JSON array of at "
-                     "most %d jobs", PUSHB_MAX);
+    if (rc == ZN_EINVAL) {
         reply_err(c, msg);
         goto done;
     }
-    jobs = calloc(n ? n : 1, sizeof(*jobs));
-    errs = calloc(n ? n : 1, sizeof(*errs));
+    if (rc == 0) {
+        jobs = calloc(b.n ? b.n : 1, sizeof(*jobs));
+        errs = calloc(b.n ? b.n : 1, sizeof(*errs));
+    }
     if (!jobs || !errs || !refused ||
-        pushb_parse(c, arr, cmd->arg_len, jobs, &ok, refused) < 0)
+        pushb_parse(c, &b, cmd->arg_len, jobs, &ok, refused) < 0)
         goto oom;
     if (ok && c->srv->push_cb)
         c->srv->push_cb(c->srv->push_ctx, jobs, ok);
@@ -418,7 +498,7 @@ done:
     free(errs);
     free(text);
     json_decref(refused);
-    json_decref(arr);
+    batch_release(&b);
 }
 
 /* Tries to hand c a job; true when it got one (or an error was sent). */

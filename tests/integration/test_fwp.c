@@ -173,6 +173,25 @@ test_fwp_pushb_reports_refused(void **state)
     json_decref(r);
     assert_non_null(strstr(zn_srv_call_err(f->p, "PUSHB", "{\"a\":1}"),
                            "array"));
+    /*
+     * Without a jid, a refused job is named by its index, whether the
+     * batch is plain JSON (read in place) or not (the 1.5: jansson).
+     */
+    for (int i = 0; i < 2; i++) {
+        r = parse(zn_srv_call(f->p, "PUSHB", i == 0
+            ? "[5,{\"jid\":null,\"jobtype\":\"x\",\"priority\":0},"
+              "{\"jid\":\"b4\",\"jobtype\":\"x\",\"args\":[1]}]"
+            : "[5,{\"jid\":null,\"jobtype\":\"x\",\"priority\":0},"
+              "{\"jid\":\"b5\",\"jobtype\":\"x\",\"args\":[1.5]}]"));
+        assert_int_equal(json_object_size(r), 2);
+        assert_non_null(strstr(json_string_value(json_object_get(r, "#0")),
+                               "object"));
+        assert_non_null(strstr(json_string_value(json_object_get(r, "#1")),
+                               "priority"));
+        json_decref(r);
+    }
+    assert_string_equal(fetch_jid(f->w, "default"), "b4");
+    assert_string_equal(fetch_jid(f->w, "default"), "b5");
 }
 
 static void

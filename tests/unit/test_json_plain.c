@@ -149,6 +149,32 @@ test_json_plain_limits(void **state)
     assert_false(plain(keys, m, &n));
 }
 
+static void
+test_json_plain_array(void **state)
+{
+    const char *text = " [ {\"a\":1} ,5,\"s\",[],{} ] ";
+    struct zn_json_val el[5];
+    size_t n;
+
+    (void)state;
+    assert_true(zn_json_plain_array(text, strlen(text), NULL, 5, &n));
+    assert_int_equal(n, 5);
+    assert_true(zn_json_plain_array(text, strlen(text), el, 5, &n));
+    assert_int_equal(n, 5);
+    assert_int_equal(el[0].type, ZN_JSON_OBJECT);
+    assert_int_equal(el[0].n, strlen("{\"a\":1}"));
+    assert_int_equal(el[1].i, 5);
+    assert_int_equal(el[2].type, ZN_JSON_STRING);
+    assert_int_equal(el[3].type, ZN_JSON_ARRAY);
+    assert_int_equal(el[4].type, ZN_JSON_OBJECT);
+    /* one more than max, an element outside plain JSON, not an array */
+    assert_false(zn_json_plain_array(text, strlen(text), el, 4, &n));
+    assert_false(zn_json_plain_array("[1,{\"a\":1.5}]", 13, NULL, 5, &n));
+    assert_false(zn_json_plain_array("{}", 2, NULL, 5, &n));
+    assert_true(zn_json_plain_array("[]", 2, NULL, 0, &n));
+    assert_int_equal(n, 0);
+}
+
 /* The compact form of a value is what jansson writes for it. */
 static void
 test_json_plain_compact_as_jansson(void **state)
@@ -192,6 +218,7 @@ main(void)
         cmocka_unit_test(test_json_plain_gives_up),
         cmocka_unit_test(test_json_plain_prefixes),
         cmocka_unit_test(test_json_plain_limits),
+        cmocka_unit_test(test_json_plain_array),
         cmocka_unit_test(test_json_plain_compact_as_jansson),
     };
 
