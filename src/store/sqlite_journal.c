@@ -166,27 +166,42 @@ zn__sqlite_journal_begin(struct zn__sqlite_journal *j)
     put(j, header, sizeof(header));
 }
 
+/* A value's param and type, then n bytes of it: one reserve for all. */
+static char *
+put_value(struct zn__sqlite_journal *j, int param, enum zn__sqlite_jtype type,
+          size_t n)
+{
+    char *p;
+
+    if (!reserve(j, 2 + n))
+        return NULL;
+    p = j->buf + j->len;
+    p[0] = (char)param;
+    p[1] = (char)type;
+    j->len += 2 + n;
+    return p + 2;
+}
+
 void
 zn__sqlite_journal_int(struct zn__sqlite_journal *j, int param, int64_t v)
 {
-    unsigned char tag[2] = {(unsigned char)param, ZN__SQLITE_JINT};
+    char *p = put_value(j, param, ZN__SQLITE_JINT, sizeof(v));
 
-    put(j, tag, sizeof(tag));
-    put(j, &v, sizeof(v));
+    if (p)
+        memcpy(p, &v, sizeof(v));
 }
 
 void
 zn__sqlite_journal_text(struct zn__sqlite_journal *j, int param,
                         const char *v)
 {
-    unsigned char tag[2] = {(unsigned char)param,
-                            v ? ZN__SQLITE_JTEXT : ZN__SQLITE_JNULL};
     uint32_t n = v ? (uint32_t)strlen(v) : 0;
+    char *p = v ? put_value(j, param, ZN__SQLITE_JTEXT, sizeof(n) + n)
+                : put_value(j, param, ZN__SQLITE_JNULL, 0);
 
-    put(j, tag, sizeof(tag));
-    if (v) {
-        put(j, &n, sizeof(n));
-        put(j, v, n);
+    if (p && v) {
+        memcpy(p, &n, sizeof(n));
+        memcpy(p + sizeof(n), v, n);
     }
 }
 
