@@ -314,7 +314,7 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
     }
     if (tx == ZN__SQLITE_TX_OWN) {
         rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_ROLLBACK], what, &e);
-    } else {
+    } else if (tx == ZN__SQLITE_TX_NESTED) {
         rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_ROLLBACK_TO], what, &e);
         if (rc == 0)
             rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], what, &e);
@@ -340,6 +340,18 @@ zn__sqlite_tx_open(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
     return rc;
 }
 
+/* Inside the caller's transaction one statement is atomic by itself. */
+int
+zn__sqlite_tx_open_one(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
+                       const char *what, struct zn_err *err)
+{
+    if (sqlite3_get_autocommit(s->db))
+        return zn__sqlite_tx_open(s, tx, what, err);
+    *tx = ZN__SQLITE_TX_STMT;
+    zn__sqlite_tally_begin(s, false);
+    return 0;
+}
+
 int
 zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
                     const char *what, struct zn_err *err)
@@ -347,7 +359,8 @@ zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
     if (rc == 0 && tx == ZN__SQLITE_TX_OWN) {
         rc = zn__sqlite_commit(s, false, what, err);
     } else if (rc == 0) {
-        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], what, err);
+        if (tx == ZN__SQLITE_TX_NESTED)
+            rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], what, err);
         if (rc == 0)
             zn__sqlite_tally_keep(s);
     }
@@ -785,7 +798,10 @@ sq_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
     if (n == 0)
         return 0;
     rc = zn__sqlite_writable(s, "push into", &err);
-    if (rc == 0)
+    /* A job without tags is one INSERT. */
+    if (rc == 0 && n == 1 && jobs[0]->ntags == 0)
+        rc = zn__sqlite_tx_open_one(s, &tx, "push into", &err);
+    else if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "push into", &err);
     if (rc == 0) {
         for (size_t i = 0; i < n && rc == 0; i++) {

@@ -125,8 +125,12 @@ struct zn__sqlite {
     size_t nheld, cap_held;
 };
 
-/* How an op made itself atomic: its own transaction or a savepoint. */
-enum zn__sqlite_tx { ZN__SQLITE_TX_OWN, ZN__SQLITE_TX_NESTED };
+/*
+ * How an op made itself atomic: its own transaction, a savepoint, or
+ * (inside the caller's transaction) the one statement it writes with.
+ */
+enum zn__sqlite_tx { ZN__SQLITE_TX_OWN, ZN__SQLITE_TX_NESTED,
+                     ZN__SQLITE_TX_STMT };
 
 extern const struct zn_store_ops zn__sqlite_ops;
 
@@ -168,6 +172,9 @@ int zn__sqlite_tx_open(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
                        const char *what, struct zn_err *err);
 int zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
                         const char *what, struct zn_err *err);
+/* The same for an op that writes with one statement: no savepoint. */
+int zn__sqlite_tx_open_one(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
+                           const char *what, struct zn_err *err);
 
 /* One integer of table meta into *v (0 when the row is missing). */
 int zn__sqlite_meta_get(struct zn__sqlite *s, const char *name, int64_t *v,

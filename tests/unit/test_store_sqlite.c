@@ -368,6 +368,7 @@ test_store_sqlite_checkpointer_bounds_wal(void **state)
  * Runs the steps of script in a child on the store at path, then the
  * child dies without closing it, as under kill -9:
  *   + JID   push JID (tag "t-JID")      S  sync (the journal)
+ *   * JID   push JID (no tag)           ! JID  push JID, which must fail
  *   B       begin                       C  commit
  *   - JID   remove JID
  */
@@ -395,6 +396,8 @@ crash_after(const char *path, enum zn_durability durability,
                 snprintf(tag, sizeof(tag), "t-%s", a);
                 rc = child_push(st, a, tag);
                 break;
+            case '*': rc = child_push(st, a, NULL); break;
+            case '!': rc = child_push(st, a, NULL) < 0 ? 0 : -1; break;
             case '-': {
                 struct zn_store_query q = {.jid = a};
 
@@ -498,6 +501,45 @@ test_store_sqlite_journal_covers_unsynced_commits(void **state)
     assert_int_equal(jid_count(path, "j0"), 1);
     assert_int_equal(jid_count(path, "j1"), 1);
     assert_int_equal(jid_count(path, "j2"), 1);
+}
+
+/*
+ * A push whose one INSERT fails inside the transaction (a trigger refuses
+ * it) takes nothing with it: the pushes around it stay, with their
+ * counts, and the journal has no record of it.
+ */
+static void
+test_store_sqlite_failed_push_leaves_the_rest(void **state)
+{
+    static const char *const script[] = {
+        "B", "* a", "! bad", "* b", "S", NULL,
+    };
+    struct fx *f = *state;
+    struct zn_store *st;
+    struct zn_err err = {0};
+    char path[PATH_MAX];
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    zn_test_sqlite_exec(path, "CREATE TRIGGER poison BEFORE INSERT ON jobs"
+                      " WHEN NEW.jid LIKE 'bad%'"
+                      " BEGIN SELECT RAISE(ABORT, 'poison'); END");
+    crash_after(path, ZN_DURABILITY_FULL, script);
+    st = sqlite_open_in(f, path, sizeof(path));
+    assert_int_equal(count_of(st, 0), 2);
+    OK(st->ops->begin(st, &err));
+    push_ok(st, "c", "q", T0);
+    assert_true(child_push(st, "bad2", NULL) < 0);
+    push_ok(st, "d", "q", T0);
+    OK(st->ops->commit(st, &err));
+    assert_int_equal(count_of(st, 0), 4);
+    assert_int_equal(stat_of(st, "q", ZN_STATE_ENQUEUED), 4);
+    fetch_expect(st, "q", "a", T0 + 1);
+    fetch_expect(st, "q", "b", T0 + 2);
+    fetch_expect(st, "q", "c", T0 + 3);
+    fetch_expect(st, "q", "d", T0 + 4);
+    fetch_expect(st, "q", NULL, T0 + 5);
+    zn_store_close(st);
+    assert_int_equal(jid_count(path, "bad"), 0);
 }
 
 /*
@@ -893,6 +935,7 @@ main(void)
         TEST(test_store_sqlite_journal_replays_synced_pushes),
         TEST(test_store_sqlite_journal_covers_unsynced_commits),
         TEST(test_store_sqlite_journal_emptied_after_replay),
+        TEST(test_store_sqlite_failed_push_leaves_the_rest),
         TEST(test_store_sqlite_journal_keeps_committed_removals),
         TEST(test_store_sqlite_journal_torn_record),
         TEST(test_store_sqlite_journal_of_another_database),
