@@ -27,11 +27,12 @@
  * so the journal ends where the epochs go down.
  *
  * At open, and after a commit failed, the records of the stored epoch and
- * later are inserted again (sqlite.c, replay). The journal ends at the first record
- * whose checksum, epoch or version does not match: a write cut short by a
- * crash, or an older epoch's record past the newer ones. The checksum
- * covers the database's journal id (table meta), so a journal left beside
- * another database file matches nothing in it.
+ * later are inserted again (sqlite.c, replay). The journal ends at the
+ * first record whose checksum or epoch does not match: a write cut short
+ * by a crash, or an older epoch's record past the newer ones. A record of
+ * another version and of an epoch not stored yet stops the open instead.
+ * The checksum covers the database's journal id (table meta), so a journal
+ * left beside another database file matches nothing in it.
  *
  *   record:  u32 len | u32 version | i64 epoch | u64 sum | payload
  *   payload: values, each u8 param | u8 type | int: i64, text: u32 n + n
@@ -41,8 +42,9 @@
  * Integers are in the machine's order: the journal never leaves it.
  *
  * To change the record: bump JOURNAL_VERSION. Records of another version
- * are not replayed, so a clean stop (which leaves none) must come before
- * the upgrade; say so in the release notes.
+ * are not replayed: an open that finds some not stored yet fails and says
+ * what to do. A clean stop (which leaves none) before the upgrade avoids
+ * that; say so in the release notes.
  *
  * Non-goals: read-only handles and databases in memory have no journal;
  * a push outside the engine's transaction commits at once and needs none.
@@ -50,6 +52,7 @@
 #include "compat.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,6 +418,25 @@ payload_values(struct zn__sqlite_journal_rec *r, const char *p, size_t len)
 }
 
 /*
+ * A whole record of another format. Of a committed epoch it is an old
+ * record past the end: the journal ends. Else it holds pushes that were
+ * answered and are not in the database: refusing to open says so, where
+ * going on would drop them.
+ */
+static int
+other_version(const struct zn__sqlite_journal *j, uint32_t version,
+              int64_t epoch, struct zn_err *err)
+{
+    if (epoch < j->epoch)
+        return 1;
+    return zn_err_set(err, ZN_ESTATE, "cannot replay the journal '%s': its "
+                      "pushes are in format %" PRIu32 ", this zenith reads "
+                      "format %d; run the zenith that wrote them once to "
+                      "store them, or remove the file to drop them",
+                      j->path, version, JOURNAL_VERSION);
+}
+
+/*
  * The record at off into r: 0, 1 when the journal ends there (logged when
  * a record of this epoch was cut short or damaged), or ZN_EIO/ZN_ENOMEM.
  */
@@ -434,10 +456,12 @@ record_read(struct zn__sqlite_journal *j, off_t off, off_t size,
     memcpy(&version, header + 4, 4);
     memcpy(&epoch, header + 8, 8);
     memcpy(&sum, header + 16, 8);
-    if (epoch < r->last_epoch || version != JOURNAL_VERSION || len == 0)
+    if (epoch < r->last_epoch || len == 0)
         return 1;
     if (len > size - off - HEADER_LEN)
         goto damaged;
+    if (version != JOURNAL_VERSION)
+        return other_version(j, version, epoch, err);
     if (len > r->payload_cap) {
         char *p = realloc(r->payload, len);
 

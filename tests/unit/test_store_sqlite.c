@@ -7,6 +7,7 @@
  */
 #include "compat.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -608,6 +609,44 @@ test_store_sqlite_journal_torn_record(void **state)
     assert_int_equal(jid_count(path, "j1"), 0);
 }
 
+/*
+ * Pushes journaled in another format, not stored yet, stop the open with
+ * a message that says what to do; nothing is dropped without a word.
+ */
+static void
+test_store_sqlite_journal_of_another_version(void **state)
+{
+    static const char *const script[] = {"B", "+ j0", "+ j1", "S", NULL};
+    struct zn_sqlite_opts opts = {ZN_DURABILITY_FULL, false};
+    struct fx *f = *state;
+    struct zn_store *st = NULL;
+    struct zn_err err = {0};
+    char path[PATH_MAX], journal[PATH_MAX + 8];
+    uint32_t version, other = 2;
+    int fd;
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    crash_after(path, ZN_DURABILITY_FULL, script);
+    snprintf(journal, sizeof(journal), "%s-push", path);
+    fd = open(journal, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &version, 4, 4), 4);
+    assert_int_equal(pwrite(fd, &other, 4, 4), 4);
+    assert_int_equal(zn_store_sqlite_open(path, &opts, &st, &err),
+                     ZN_ESTATE);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "in format 2, this zenith reads "
+                                    "format 1"));
+    assert_non_null(strstr(err.msg, "remove the file"));
+    /* The file is as it was: the zenith of its format could still read it. */
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 0);
+    assert_int_equal(pwrite(fd, &version, 4, 4), 4);
+    close(fd);
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    assert_int_equal(jid_count(path, "j0"), 1);
+    assert_int_equal(jid_count(path, "j1"), 1);
+}
+
 /* A journal left beside a new database file has nothing for it. */
 static void
 test_store_sqlite_journal_of_another_database(void **state)
@@ -936,6 +975,7 @@ main(void)
         TEST(test_store_sqlite_journal_covers_unsynced_commits),
         TEST(test_store_sqlite_journal_emptied_after_replay),
         TEST(test_store_sqlite_failed_push_leaves_the_rest),
+        TEST(test_store_sqlite_journal_of_another_version),
         TEST(test_store_sqlite_journal_keeps_committed_removals),
         TEST(test_store_sqlite_journal_torn_record),
         TEST(test_store_sqlite_journal_of_another_database),
