@@ -47,6 +47,7 @@
 #define CALL_TIMEOUT_MS 30000     /* per request; FETCH waits 2 s at most */
 #define BEAT_TIMEOUT_MS 5000
 #define FETCH_POLL_MS 35000
+#define FETCH_RETRY_MS 1000       /* after the server refused a FETCH */
 #define BACKSTOP_MS 10000         /* exec and webhook stop themselves */
 #define LEASE_MARGIN_MAX_MS 1000
 #define DEFAULT_TIMEOUT_S 300     /* a job without reserve_for */
@@ -646,6 +647,23 @@ fetch(struct worker *w, char **job, struct zn_err *err)
     return *job ? 1 : 0;
 }
 
+/*
+ * The server answered a FETCH with an error (its store failed, say): the
+ * connection is fine, so the worker waits and asks again, as Horizon's
+ * worker sleeps after an error. Terminate ends the wait at once (fetch
+ * then sees it); a lost connection ends the loop at the next FETCH.
+ */
+static void
+fetch_refused(struct worker *w, const struct zn_err *err)
+{
+    struct pollfd p = {.fd = w->cancel[0], .events = POLLIN};
+
+    ZN_LOG(ZN_WARN, "worker.fetch_refused", ZN_STR("wid", w->wid),
+           ZN_STR("error", err->msg), ZN_INT("retry_ms", FETCH_RETRY_MS));
+    while (poll(&p, 1, FETCH_RETRY_MS) < 0 && errno == EINTR)
+        ;
+}
+
 static int
 work_loop(struct worker *w, struct zn_err *err)
 {
@@ -662,6 +680,10 @@ work_loop(struct worker *w, struct zn_err *err)
             return 0;
         zn_exec_reap_strays();
         rc = fetch(w, &job, err);
+        if (rc == ZN_EPROTO) {
+            fetch_refused(w, err);
+            continue;
+        }
         if (rc < 0 || rc == 2)
             return rc < 0 ? rc : 0;
         if (rc == 0)

@@ -24,6 +24,7 @@
 
 #include "common/clock.h"
 #include "harness.h"
+#include "support/files.h"
 #include "support/httpd.h"
 
 struct fx {
@@ -383,6 +384,32 @@ test_work_server_lost(void **state)
     zn_srv_start(&f->srv, NULL); /* for the teardown's clean stop */
 }
 
+/*
+ * A FETCH the server refuses (here its store cannot read the job's row)
+ * does not end the worker: it waits, asks again, and runs the job once
+ * the row reads again.
+ */
+static void
+test_work_fetch_refused_goes_on(void **state)
+{
+    const char *extra[] = {"--max-jobs", "1", NULL};
+    struct fx *f = *state;
+    char path[PATH_MAX];
+
+    push(f, "{\"jid\":\"j1\",\"jobtype\":\"noop\"}");
+    zn_srv_db_path(&f->srv, path, sizeof(path));
+    zn_test_sqlite_exec(path, "UPDATE jobs SET tags = '{oops'");
+    start_worker(f, extra);
+    if (!zn_child_log_wait(&f->w, "\"event\":\"worker.fetch_refused\"",
+                           zn_test_ms(10000))) {
+        zn_child_dump_log(&f->w);
+        fail_msg("no FETCH was refused");
+    }
+    zn_test_sqlite_exec(path, "UPDATE jobs SET tags = NULL");
+    expect_exit(f, 0, 10000);
+    assert_state(f, "j1", "done");
+}
+
 static void
 test_work_sigtstp_quiets(void **state)
 {
@@ -504,6 +531,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_work_server_lost, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_work_fetch_refused_goes_on,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_work_sigtstp_quiets, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_work_beats_with_its_wid, setup,

@@ -53,6 +53,8 @@ zn_test_sqlite_exec(const char *path, const char *sql)
     sqlite3 *db = NULL;
 
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    /* A running server holds the write lock for a few ms at a time. */
+    sqlite3_busy_timeout(db, 5000);
     if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));
     sqlite3_close(db);
