@@ -29,8 +29,9 @@
  * At open, and after a commit failed, the records of the stored epoch and
  * later are inserted again (sqlite.c, replay). The journal ends at the
  * first record whose checksum or epoch does not match: a write cut short
- * by a crash, or an older epoch's record past the newer ones. A record of
- * another version and of an epoch not stored yet stops the open instead.
+ * by a crash, or an older epoch's record past the newer ones. A first
+ * record of another version and of an epoch not stored yet stops the open
+ * instead.
  * The checksum covers the database's journal id (table meta), so a journal
  * left beside another database file matches nothing in it.
  *
@@ -42,8 +43,8 @@
  * Integers are in the machine's order: the journal never leaves it.
  *
  * To change the record: bump JOURNAL_VERSION. Records of another version
- * are not replayed: an open that finds some not stored yet fails and says
- * what to do. A clean stop (which leaves none) before the upgrade avoids
+ * are not replayed: an open that finds them at the start, not stored yet,
+ * fails and says what to do. A clean stop (which leaves none) before the upgrade avoids
  * that; say so in the release notes.
  *
  * Non-goals: read-only handles and databases in memory have no journal;
@@ -418,10 +419,12 @@ payload_values(struct zn__sqlite_journal_rec *r, const char *p, size_t len)
 }
 
 /*
- * A whole record of another format. Of a committed epoch it is an old
- * record past the end: the journal ends. Else it holds pushes that were
- * answered and are not in the database: refusing to open says so, where
- * going on would drop them.
+ * The first record is of another format: another build wrote the journal
+ * since its last restart. (Further on, a header may be bytes of an older
+ * record written over, which end the journal.) Of a committed epoch, the
+ * journal ends there. Else it holds pushes that were answered and are not
+ * in the database: refusing to open says so, where going on would drop
+ * them.
  */
 static int
 other_version(const struct zn__sqlite_journal *j, uint32_t version,
@@ -461,7 +464,7 @@ record_read(struct zn__sqlite_journal *j, off_t off, off_t size,
     if (len > size - off - HEADER_LEN)
         goto damaged;
     if (version != JOURNAL_VERSION)
-        return other_version(j, version, epoch, err);
+        return off == 0 ? other_version(j, version, epoch, err) : 1;
     if (len > r->payload_cap) {
         char *p = realloc(r->payload, len);
 
