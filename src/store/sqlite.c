@@ -51,7 +51,8 @@
  * they share.
  *
  * Each write op is atomic on its own: it runs in its own transaction in
- * autocommit mode, or in a savepoint inside the caller's transaction.
+ * autocommit mode, or in a savepoint inside the caller's transaction (a
+ * push of one job without tags, one INSERT, needs none there).
  * Inside a transaction a fetch and a first ACK only change memory;
  * zn__sqlite_settle writes the held jobs in one savepoint, and when that
  * fails the transaction fails.
@@ -340,13 +341,17 @@ zn__sqlite_tx_open(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
     return rc;
 }
 
-/* Inside the caller's transaction one statement is atomic by itself. */
 int
 zn__sqlite_tx_open_one(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
                        const char *what, struct zn_err *err)
 {
+    int rc;
+
     if (sqlite3_get_autocommit(s->db))
         return zn__sqlite_tx_open(s, tx, what, err);
+    rc = zn__sqlite_tally_room(s, what, err);
+    if (rc < 0)
+        return rc;
     *tx = ZN__SQLITE_TX_STMT;
     zn__sqlite_tally_begin(s, false);
     return 0;

@@ -25,7 +25,7 @@
  *   tally[0..mark), counter     the ops of the open transaction that
  *                               succeeded;
  *   tally[mark..ntally), op_counter     the running op, dropped if it
- *                                       fails, as its savepoint is.
+ *                                       fails, as its writes are.
  * pend_in_tx: pend has been written in the open transaction (or voided by
  * a flush of the tables): it is cleared if that transaction commits, kept
  * if it rolls back. Nothing of the transaction's is pending while none is
@@ -130,6 +130,15 @@ zn__sqlite_tally(struct zn__sqlite *s, const char *queue, int state,
         return zn__sqlite_nomem(s, what, err);
     /* Only the running op's entries: a failed op must not touch others. */
     tally_add(s->tally, s->mark, &s->ntally, queue, len, state, n);
+    return 0;
+}
+
+int
+zn__sqlite_tally_room(struct zn__sqlite *s, const char *what,
+                      struct zn_err *err)
+{
+    if (tally_reserve(&s->tally, &s->cap_tally, s->ntally, 1) < 0)
+        return zn__sqlite_nomem(s, what, err);
     return 0;
 }
 

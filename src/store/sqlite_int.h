@@ -172,7 +172,14 @@ int zn__sqlite_tx_open(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
                        const char *what, struct zn_err *err);
 int zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
                         const char *what, struct zn_err *err);
-/* The same for an op that writes with one statement: no savepoint. */
+
+/*
+ * zn__sqlite_tx_open for an op that writes with one statement and can
+ * fail after it only in what tx_close undoes in memory: inside the
+ * caller's transaction the statement is atomic by itself, and the
+ * savepoint is left out. The op may then add one tally, which cannot fail
+ * (room for it is made here); nothing else may fail after the statement.
+ */
 int zn__sqlite_tx_open_one(struct zn__sqlite *s, enum zn__sqlite_tx *tx,
                            const char *what, struct zn_err *err);
 
@@ -372,6 +379,10 @@ void zn__sqlite_tally_begin(struct zn__sqlite *s, bool own_tx);
 /* Counts n more (n < 0: fewer) jobs of queue in state. ZN_ENOMEM. */
 int zn__sqlite_tally(struct zn__sqlite *s, const char *queue, int state,
                      int64_t n, const char *what, struct zn_err *err);
+
+/* Room for one more tally, so that the next zn__sqlite_tally succeeds. */
+int zn__sqlite_tally_room(struct zn__sqlite *s, const char *what,
+                          struct zn_err *err);
 
 /* The running op succeeded: its changes join the transaction's. */
 void zn__sqlite_tally_keep(struct zn__sqlite *s);

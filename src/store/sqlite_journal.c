@@ -28,10 +28,10 @@
  *
  * At open, and after a commit failed, the records of the stored epoch and
  * later are inserted again (sqlite.c, replay). The journal ends at the
- * first record whose checksum or epoch does not match: a write cut short
- * by a crash, or an older epoch's record past the newer ones. A first
- * record of another version and of an epoch not stored yet stops the open
- * instead.
+ * first record whose checksum, epoch or version does not match: a write
+ * cut short by a crash, or an older epoch's record past the newer ones.
+ * But a first record of another version, of an epoch not stored yet and
+ * whose checksum matches, stops the open: those pushes were answered.
  * The checksum covers the database's journal id (table meta), so a journal
  * left beside another database file matches nothing in it.
  *
@@ -42,10 +42,14 @@
  *
  * Integers are in the machine's order: the journal never leaves it.
  *
- * To change the record: bump JOURNAL_VERSION. Records of another version
- * are not replayed: an open that finds them at the start, not stored yet,
- * fails and says what to do. A clean stop (which leaves none) before the upgrade avoids
- * that; say so in the release notes.
+ * To change the record:
+ *  1. Bump JOURNAL_VERSION.
+ *  2. Keep the header (len, version, epoch, sum) and the sum's rule as
+ *     they are: an open checks the first record of another version by
+ *     them before it refuses to drop its pushes.
+ *  3. Say in the release notes that a clean stop (which leaves no record)
+ *     must come before the upgrade, else the new build refuses to open
+ *     until the old one has run once or the journal is removed.
  *
  * Non-goals: read-only handles and databases in memory have no journal;
  * a push outside the engine's transaction commits at once and needs none.
@@ -53,8 +57,8 @@
 #include "compat.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,12 +423,12 @@ payload_values(struct zn__sqlite_journal_rec *r, const char *p, size_t len)
 }
 
 /*
- * The first record is of another format: another build wrote the journal
- * since its last restart. (Further on, a header may be bytes of an older
- * record written over, which end the journal.) Of a committed epoch, the
- * journal ends there. Else it holds pushes that were answered and are not
- * in the database: refusing to open says so, where going on would drop
- * them.
+ * The first record, whose header and sum match this database, is of
+ * another format: another build wrote the journal since its last
+ * restart. (Further on, a header may be bytes of an older record written
+ * over, which end the journal.) Of a committed epoch, the journal ends
+ * there. Else it holds pushes that were answered and are not in the
+ * database: refusing to open says so, where going on would drop them.
  */
 static int
 other_version(const struct zn__sqlite_journal *j, uint32_t version,
@@ -461,10 +465,11 @@ record_read(struct zn__sqlite_journal *j, off_t off, off_t size,
     memcpy(&sum, header + 16, 8);
     if (epoch < r->last_epoch || len == 0)
         return 1;
+    /* Past the start: bytes of an older record written over. */
+    if (version != JOURNAL_VERSION && off > 0)
+        return 1;
     if (len > size - off - HEADER_LEN)
         goto damaged;
-    if (version != JOURNAL_VERSION)
-        return off == 0 ? other_version(j, version, epoch, err) : 1;
     if (len > r->payload_cap) {
         char *p = realloc(r->payload, len);
 
@@ -477,8 +482,11 @@ record_read(struct zn__sqlite_journal *j, off_t off, off_t size,
     rc = read_at(j->fd, r->payload, len, off + HEADER_LEN);
     if (rc != 0)
         goto end;
-    if (record_sum(j, epoch, r->payload, len) != sum ||
-        !payload_values(r, r->payload, len))
+    if (record_sum(j, epoch, r->payload, len) != sum)
+        goto damaged;
+    if (version != JOURNAL_VERSION)
+        return other_version(j, version, epoch, err);
+    if (!payload_values(r, r->payload, len))
         goto damaged;
     r->len = HEADER_LEN + (off_t)len;
     r->last_epoch = epoch;

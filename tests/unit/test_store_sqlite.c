@@ -617,7 +617,9 @@ static void
 test_store_sqlite_journal_of_another_version(void **state)
 {
     static const char *const script[] = {"B", "+ j0", "+ j1", "S", NULL};
+    static const char *const script2[] = {"B", "+ j2", "S", NULL};
     struct zn_sqlite_opts opts = {ZN_DURABILITY_FULL, false};
+    uint64_t zero = 0;
     struct fx *f = *state;
     struct zn_store *st = NULL;
     struct zn_err err = {0};
@@ -645,6 +647,16 @@ test_store_sqlite_journal_of_another_version(void **state)
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
     assert_int_equal(jid_count(path, "j0"), 1);
     assert_int_equal(jid_count(path, "j1"), 1);
+
+    /* Whose sum does not match this database: not its pushes, no refusal. */
+    crash_after(path, ZN_DURABILITY_FULL, script2);
+    fd = open(journal, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &other, 4, 4), 4);
+    assert_int_equal(pwrite(fd, &zero, 8, 16), 8);
+    close(fd);
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    assert_int_equal(jid_count(path, "j2"), 0);
 }
 
 /* A journal left beside a new database file has nothing for it. */
