@@ -53,7 +53,7 @@ read_string(struct scan *s, struct zn_json_val *v)
 
     while (p < end) {
         if (*p == '"') {
-            v->type = ZN_JSON_STRING;
+            v->type = ZN_JSON_PLAIN_STRING;
             v->p = s->p + 1;
             v->n = (size_t)((const char *)p - v->p);
             s->p = (const char *)p + 1;
@@ -92,7 +92,7 @@ read_int(struct scan *s, struct zn_json_val *v)
     /* A real: jansson writes it back its own way. */
     if (p < s->end && (*p == '.' || *p == 'e' || *p == 'E'))
         return false;
-    v->type = ZN_JSON_INT;
+    v->type = ZN_JSON_PLAIN_INT;
     v->p = s->p;
     v->n = (size_t)(p - s->p);
     v->i = neg ? -i : i;
@@ -101,7 +101,7 @@ read_int(struct scan *s, struct zn_json_val *v)
 }
 
 static bool
-read_word(struct scan *s, const char *word, enum zn_json_type type,
+read_word(struct scan *s, const char *word, enum zn_json_plain_type type,
           struct zn_json_val *v)
 {
     size_t n = strlen(word);
@@ -115,14 +115,34 @@ read_word(struct scan *s, const char *word, enum zn_json_type type,
     return true;
 }
 
-/* After a member or an element: true at ',' (skipped), false at close. */
+/*
+ * s->p is at an opening bracket: steps over it. False when too deep or
+ * cut short; *more unless the container is empty (then its close is
+ * stepped over too).
+ */
 static bool
-next_item(struct scan *s, char close, bool *ok)
+open_container(struct scan *s, int depth, char close, bool *more)
 {
-    *ok = skip_space(s) && (*s->p == ',' || *s->p == close);
-    if (!*ok)
+    s->p++;
+    if (depth > ZN_JSON_PLAIN_DEPTH || !skip_space(s))
         return false;
-    return *s->p++ == ',';
+    *more = *s->p != close;
+    if (!*more)
+        s->p++;
+    return true;
+}
+
+/*
+ * After a member or an element: *more at ',', which a byte must follow,
+ * not at close; both are stepped over. False at anything else.
+ */
+static bool
+next_item(struct scan *s, char close, bool *more)
+{
+    if (!skip_space(s) || (*s->p != ',' && *s->p != close))
+        return false;
+    *more = *s->p++ == ',';
+    return !*more || skip_space(s);
 }
 
 /*
@@ -135,15 +155,12 @@ read_object(struct scan *s, int depth, struct zn_json_member *m, size_t *n,
 {
     struct span keys[ZN_JSON_PLAIN_KEYS];
     struct zn_json_val key, val;
-    const char *start = s->p++;
+    const char *start = s->p;
     size_t nkeys = 0;
-    bool more, ok = true;
+    bool more;
 
-    if (depth > ZN_JSON_PLAIN_DEPTH || !skip_space(s))
+    if (!open_container(s, depth, '}', &more))
         return false;
-    more = *s->p != '}';
-    if (!more)
-        s->p++;
     while (more) {
         if (*s->p != '"' || !read_string(s, &key) ||
             nkeys == ZN_JSON_PLAIN_KEYS)
@@ -157,15 +174,14 @@ read_object(struct scan *s, int depth, struct zn_json_member *m, size_t *n,
         if (m)
             m[nkeys] = (struct zn_json_member){key.p, key.n, val};
         keys[nkeys++] = (struct span){key.p, key.n};
-        more = next_item(s, '}', &ok);
-        if (more && !skip_space(s))
+        if (!next_item(s, '}', &more))
             return false;
     }
     if (n)
         *n = nkeys;
-    *v = (struct zn_json_val){ZN_JSON_OBJECT, start,
+    *v = (struct zn_json_val){ZN_JSON_PLAIN_OBJECT, start,
                               (size_t)(s->p - start), 0};
-    return ok;
+    return true;
 }
 
 /*
@@ -177,30 +193,26 @@ read_array(struct scan *s, int depth, struct zn_json_val *out, size_t max,
            size_t *n, struct zn_json_val *v)
 {
     struct zn_json_val elem;
-    const char *start = s->p++;
+    const char *start = s->p;
     size_t nelem = 0;
-    bool more, ok = true;
+    bool more;
 
-    if (depth > ZN_JSON_PLAIN_DEPTH || !skip_space(s))
+    if (!open_container(s, depth, ']', &more))
         return false;
-    more = *s->p != ']';
-    if (!more)
-        s->p++;
     while (more) {
         if (!read_value(s, depth, &elem) || nelem == max)
             return false;
         if (out)
             out[nelem] = elem;
         nelem++;
-        more = next_item(s, ']', &ok);
-        if (more && !skip_space(s))
+        if (!next_item(s, ']', &more))
             return false;
     }
     if (n)
         *n = nelem;
-    *v = (struct zn_json_val){ZN_JSON_ARRAY, start, (size_t)(s->p - start),
-                              0};
-    return ok;
+    *v = (struct zn_json_val){ZN_JSON_PLAIN_ARRAY, start,
+                              (size_t)(s->p - start), 0};
+    return true;
 }
 
 /* s->p is at the value's first byte. */
@@ -215,11 +227,11 @@ read_value(struct scan *s, int depth, struct zn_json_val *v)
     case '[':
         return read_array(s, depth + 1, NULL, SIZE_MAX, NULL, v);
     case 't':
-        return read_word(s, "true", ZN_JSON_TRUE, v);
+        return read_word(s, "true", ZN_JSON_PLAIN_TRUE, v);
     case 'f':
-        return read_word(s, "false", ZN_JSON_FALSE, v);
+        return read_word(s, "false", ZN_JSON_PLAIN_FALSE, v);
     case 'n':
-        return read_word(s, "null", ZN_JSON_NULL, v);
+        return read_word(s, "null", ZN_JSON_PLAIN_NULL, v);
     default:
         return (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) &&
                read_int(s, v);
@@ -258,8 +270,17 @@ zn_json_plain_get(const struct zn_json_member *m, size_t n, const char *key)
 
     for (size_t i = 0; i < n; i++)
         if (m[i].klen == klen && memcmp(m[i].key, key, klen) == 0)
-            return m[i].v.type == ZN_JSON_NULL ? NULL : &m[i].v;
+            return m[i].v.type == ZN_JSON_PLAIN_NULL ? NULL : &m[i].v;
     return NULL;
+}
+
+const char *
+zn_json_plain_text(const struct zn_json_val *v, size_t *n)
+{
+    bool quoted = v->type == ZN_JSON_PLAIN_STRING;
+
+    *n = v->n + (quoted ? 2 : 0);
+    return quoted ? v->p - 1 : v->p;
 }
 
 size_t

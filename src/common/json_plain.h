@@ -5,11 +5,12 @@
  * distinct, nesting at most ZN_JSON_PLAIN_DEPTH deep.
  *
  * It finds, without allocating, where the members of one top-level object
- * (or the elements of one top-level array) are. A text outside plain JSON is not an error here: the caller hands it
- * to jansson, which reads all of JSON and words the errors. So a plain
- * text must read exactly as jansson reads it, and the compact form of a
- * value must be what json_dumpb(JSON_COMPACT) writes for it;
- * tests/fuzz/fuzz_job.c compares the two.
+ * (or the elements of one top-level array) are. A text outside plain JSON
+ * is not an error here: the caller hands it to jansson, which reads all of
+ * JSON and words the errors. So a plain text must read exactly as jansson
+ * reads it, and the compact form of a value must be what
+ * json_dumpb(JSON_COMPACT) writes for it; tests/fuzz/fuzz_job.c compares
+ * the two.
  */
 #ifndef ZN_COMMON_JSON_PLAIN_H
 #define ZN_COMMON_JSON_PLAIN_H
@@ -23,17 +24,22 @@
 #define ZN_JSON_PLAIN_DEPTH 16
 #define ZN_JSON_PLAIN_KEYS 32  /* members of any one object */
 
-enum zn_json_type {
-    ZN_JSON_STRING, ZN_JSON_INT, ZN_JSON_TRUE, ZN_JSON_FALSE, ZN_JSON_NULL,
-    ZN_JSON_ARRAY, ZN_JSON_OBJECT
+enum zn_json_plain_type {
+    ZN_JSON_PLAIN_STRING, ZN_JSON_PLAIN_INT, ZN_JSON_PLAIN_TRUE,
+    ZN_JSON_PLAIN_FALSE, ZN_JSON_PLAIN_NULL, ZN_JSON_PLAIN_ARRAY,
+    ZN_JSON_PLAIN_OBJECT
 };
 
-/* A value inside the text it was read from (nothing is copied). */
+/*
+ * A value inside the text it was read from (nothing is copied): p and n
+ * are its text, except that a string's are its bytes without the quotes
+ * (valid UTF-8, no escapes); i is an integer's value.
+ */
 struct zn_json_val {
-    enum zn_json_type type;
-    const char *p; /* a string's bytes without the quotes, valid UTF-8; */
-    size_t n;      /* an array's or object's text, bracket to bracket */
-    int64_t i;     /* an integer's value */
+    enum zn_json_plain_type type;
+    const char *p;
+    size_t n;
+    int64_t i;
 };
 
 struct zn_json_member {
@@ -59,11 +65,15 @@ bool zn_json_plain_array(const char *text, size_t len,
                          struct zn_json_val *out, size_t max, size_t *n);
 
 /*
- * The value of member key (NUL-terminated), or NULL when absent. JSON null
- * counts as absent: Faktory's Go client sends null for nil.
+ * The value of member key (NUL-terminated), or NULL when absent; it
+ * points into m. JSON null counts as absent: Faktory's Go client sends
+ * null for nil.
  */
 const struct zn_json_val *zn_json_plain_get(const struct zn_json_member *m,
                                             size_t n, const char *key);
+
+/* The whole JSON text of v, a string's quotes included: *n bytes. */
+const char *zn_json_plain_text(const struct zn_json_val *v, size_t *n);
 
 /*
  * Writes the text of v (an array or an object read by the reader) into

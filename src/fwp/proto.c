@@ -554,7 +554,7 @@ plain_usage(const struct zn_json_member *m, size_t n, const char *key,
 
     if (!v)
         return true;
-    if (v->type != ZN_JSON_INT || v->i < 0)
+    if (v->type != ZN_JSON_PLAIN_INT || v->i < 0)
         return false;
     *out = v->i;
     return true;
@@ -575,7 +575,7 @@ plain_ack(const char *json, size_t len, struct zn_fwp_ack *out)
     if (!json || !zn_json_plain_object(json, len, m, &n))
         return false;
     jid = zn_json_plain_get(m, n, "jid");
-    if (!jid || jid->type != ZN_JSON_STRING ||
+    if (!jid || jid->type != ZN_JSON_PLAIN_STRING ||
         !zn_job_jid_valid(jid->p, jid->n))
         return false;
     out->cpu_ms = -1;

@@ -345,7 +345,8 @@ batch_read(const struct zn_fwp_cmd *cmd, size_t max_payload,
         b->plain = calloc(n ? n : 1, sizeof(*b->plain));
         if (!b->plain)
             return ZN_ENOMEM;
-        zn_json_plain_array(cmd->arg, cmd->arg_len, b->plain, n, &b->n);
+        ZN_ASSERT(zn_json_plain_array(cmd->arg, cmd->arg_len, b->plain, n,
+                                      &b->n));
         return 0;
     }
     b->arr = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
@@ -400,7 +401,7 @@ pushb_refuse(const struct batch *b, size_t i, const char *msg,
     if (b->plain) {
         if (zn_json_plain_object(b->plain[i].p, b->plain[i].n, m, &n))
             v = zn_json_plain_get(m, n, "jid");
-        if (v && v->type == ZN_JSON_STRING) {
+        if (v && v->type == ZN_JSON_PLAIN_STRING) {
             name = dup = strndup(v->p, v->n);
             if (!dup)
                 return ZN_ENOMEM;
@@ -430,11 +431,13 @@ pushb_parse(struct conn *c, const struct batch *b, size_t arg_len,
     struct zn_err perr;
 
     for (size_t i = 0; i < b->n; i++) {
-        int rc = b->plain
-                     ? zn_job_parse(b->plain[i].p, b->plain[i].n,
-                                    &cfg->limits, now, &jobs[*ok], &perr)
-                     : pushb_tree_job(json_array_get(b->arr, i), arg_len,
-                                      &cfg->limits, now, &jobs[*ok], &perr);
+        size_t n = 0;
+        const char *text = b->plain ? zn_json_plain_text(&b->plain[i], &n)
+                                    : NULL;
+        int rc = text ? zn_job_parse(text, n, &cfg->limits, now, &jobs[*ok],
+                                     &perr)
+                      : pushb_tree_job(json_array_get(b->arr, i), arg_len,
+                                       &cfg->limits, now, &jobs[*ok], &perr);
 
         if (rc == 0)
             (*ok)++;

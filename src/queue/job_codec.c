@@ -48,6 +48,10 @@
 #define QUOTE_BUF (QUOTE_MAX + 4)        /* plus "..." and NUL */
 #define SECONDS_MAX 31536000             /* a year: backoff, unique_for */
 #define RESERVE_MAX 86400
+#define PRIORITY_MIN 1
+#define PRIORITY_MAX 9
+#define RETRY_MIN (-1)
+#define RETRY_MAX 1000
 #define TIME_MIN_MS (-62167219200000LL)  /* 0000-01-01T00:00:00.000Z */
 #define TIME_MAX_MS 253402300799999LL    /* 9999-12-31T23:59:59.999Z */
 
@@ -197,6 +201,13 @@ bad:
                       "%lld", label, lo, hi);
 }
 
+/* Outside these years the encoder's "%04d" would not parse again. */
+static bool
+time_in_range(int64_t ms)
+{
+    return ms >= TIME_MIN_MS && ms <= TIME_MAX_MS;
+}
+
 static int
 read_time(json_t *v, const char *label, int64_t *out, struct zn_err *err)
 {
@@ -211,8 +222,7 @@ read_time(json_t *v, const char *label, int64_t *out, struct zn_err *err)
     if (zn_clock_parse(s, &ms) < 0)
         return zn_err_set(err, ZN_EINVAL, "%s: '%s' is not an RFC 3339 time",
                           label, quote(s, q));
-    /* Outside these years the encoder's "%04d" would not parse again. */
-    if (ms < TIME_MIN_MS || ms > TIME_MAX_MS)
+    if (!time_in_range(ms))
         return zn_err_set(err, ZN_EINVAL, "%s: '%s' is outside the years "
                           "0000 to 9999 UTC", label, quote(s, q));
     *out = ms;
@@ -307,8 +317,8 @@ parse_numbers(const struct reader *r, struct zn_job *job)
         long long lo, hi;
         int *out;
     } ints[] = {
-        {"priority", 1, 9, &job->priority},
-        {"retry", -1, 1000, &job->retry},
+        {"priority", PRIORITY_MIN, PRIORITY_MAX, &job->priority},
+        {"retry", RETRY_MIN, RETRY_MAX, &job->retry},
         {"backtrace", 0, 1000, &job->backtrace_lines},
     };
     const char *label = "reserve_for";
@@ -433,14 +443,13 @@ plain_time(const struct zn_json_val *v, int64_t *out)
 {
     char text[64];
 
-    if (!v || (v->type == ZN_JSON_STRING && v->n == 0))
+    if (!v || (v->type == ZN_JSON_PLAIN_STRING && v->n == 0))
         return true;
-    if (v->type != ZN_JSON_STRING || v->n >= sizeof(text))
+    if (v->type != ZN_JSON_PLAIN_STRING || v->n >= sizeof(text))
         return false;
     memcpy(text, v->p, v->n);
     text[v->n] = '\0';
-    return zn_clock_parse(text, out) == 0 && *out >= TIME_MIN_MS &&
-           *out <= TIME_MAX_MS;
+    return zn_clock_parse(text, out) == 0 && time_in_range(*out);
 }
 
 /* As parse_numbers; false where it would fail. */
@@ -452,8 +461,8 @@ plain_ints(const struct zn_json_member *m, size_t n, struct zn_job *job)
         int lo, hi;
         int *out;
     } ints[] = {
-        {"priority", 1, 9, &job->priority},
-        {"retry", -1, 1000, &job->retry},
+        {"priority", PRIORITY_MIN, PRIORITY_MAX, &job->priority},
+        {"retry", RETRY_MIN, RETRY_MAX, &job->retry},
         {"reserve_for", 1, RESERVE_MAX, &job->reserve_for},
     };
 
@@ -462,7 +471,8 @@ plain_ints(const struct zn_json_member *m, size_t n, struct zn_job *job)
 
         if (!v)
             continue;
-        if (v->type != ZN_JSON_INT || v->i < ints[i].lo || v->i > ints[i].hi)
+        if (v->type != ZN_JSON_PLAIN_INT || v->i < ints[i].lo ||
+            v->i > ints[i].hi)
             return false;
         *ints[i].out = (int)v->i;
     }
@@ -477,7 +487,7 @@ plain_args(const struct zn_json_val *args, struct zn_job *job)
         job->args = strdup("[]");
         return job->args != NULL;
     }
-    if (args->type != ZN_JSON_ARRAY)
+    if (args->type != ZN_JSON_PLAIN_ARRAY)
         return false;
     job->args = malloc(args->n + 1);
     if (!job->args)
@@ -494,13 +504,13 @@ plain_names(const struct zn_json_member *m, size_t n,
     const struct zn_json_val *type = zn_json_plain_get(m, n, "jobtype");
     const struct zn_json_val *queue = zn_json_plain_get(m, n, "queue");
 
-    if (jid && (jid->type != ZN_JSON_STRING ||
+    if (jid && (jid->type != ZN_JSON_PLAIN_STRING ||
                 !zn_job_jid_valid(jid->p, jid->n)))
         return false;
-    if (!type || type->type != ZN_JSON_STRING || type->n == 0 ||
+    if (!type || type->type != ZN_JSON_PLAIN_STRING || type->n == 0 ||
         type->n > lim->max_jobtype)
         return false;
-    if (queue && (queue->type != ZN_JSON_STRING ||
+    if (queue && (queue->type != ZN_JSON_PLAIN_STRING ||
                   !zn_job_queue_name_valid(queue->p, queue->n)))
         return false;
     if (jid) {

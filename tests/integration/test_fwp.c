@@ -192,6 +192,16 @@ test_fwp_pushb_reports_refused(void **state)
     }
     assert_string_equal(fetch_jid(f->w, "default"), "b4");
     assert_string_equal(fetch_jid(f->w, "default"), "b5");
+    /* Strings are not jobs, even one that holds a job's text. */
+    r = parse(zn_srv_call(f->p, "PUSHB", "[\"x\",\"{}\",\"\"]"));
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+
+        snprintf(key, sizeof(key), "#%d", i);
+        assert_string_equal(json_string_value(json_object_get(r, key)),
+                            "job: must be a JSON object");
+    }
+    json_decref(r);
 }
 
 static void

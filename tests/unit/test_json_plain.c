@@ -37,22 +37,22 @@ test_json_plain_members(void **state)
     assert_true(plain(text, m, &n));
     assert_int_equal(n, 8);
     v = zn_json_plain_get(m, n, "s");
-    assert_int_equal(v->type, ZN_JSON_STRING);
+    assert_int_equal(v->type, ZN_JSON_PLAIN_STRING);
     assert_int_equal(v->n, 5);
     assert_memory_equal(v->p, "caf\xc3\xa9", 5);
     v = zn_json_plain_get(m, n, "i");
-    assert_int_equal(v->type, ZN_JSON_INT);
+    assert_int_equal(v->type, ZN_JSON_PLAIN_INT);
     assert_true(v->i == -123456789012345678LL);
-    assert_int_equal(zn_json_plain_get(m, n, "t")->type, ZN_JSON_TRUE);
-    assert_int_equal(zn_json_plain_get(m, n, "f")->type, ZN_JSON_FALSE);
+    assert_int_equal(zn_json_plain_get(m, n, "t")->type, ZN_JSON_PLAIN_TRUE);
+    assert_int_equal(zn_json_plain_get(m, n, "f")->type, ZN_JSON_PLAIN_FALSE);
     /* null reads as absent, as does a key that is not there */
     assert_null(zn_json_plain_get(m, n, "z"));
     assert_null(zn_json_plain_get(m, n, "missing"));
     v = zn_json_plain_get(m, n, "a");
-    assert_int_equal(v->type, ZN_JSON_ARRAY);
+    assert_int_equal(v->type, ZN_JSON_PLAIN_ARRAY);
     assert_int_equal(v->n, strlen("[ 1, [] ]"));
     assert_memory_equal(v->p, "[ 1, [] ]", v->n);
-    assert_int_equal(zn_json_plain_get(m, n, "o")->type, ZN_JSON_OBJECT);
+    assert_int_equal(zn_json_plain_get(m, n, "o")->type, ZN_JSON_PLAIN_OBJECT);
     assert_int_equal(zn_json_plain_get(m, n, "")->i, 0);
     assert_true(plain("{}", m, &n));
     assert_int_equal(n, 0);
@@ -111,10 +111,10 @@ static char *
 nested(int depth)
 {
     char *s = malloc(16 + 2 * (size_t)depth);
-    size_t n = 0;
+    size_t n = strlen("{\"a\":");
 
     assert_non_null(s);
-    n += (size_t)sprintf(s, "{\"a\":");
+    memcpy(s, "{\"a\":", n);
     for (int i = 1; i < depth; i++)
         s[n++] = '[';
     s[n++] = '1';
@@ -141,11 +141,12 @@ test_json_plain_limits(void **state)
     free(s);
     keys[len++] = '{';
     for (int i = 0; i < ZN_JSON_PLAIN_KEYS; i++)
-        len += (size_t)sprintf(keys + len, "%s\"k%d\":1", i ? "," : "", i);
-    strcpy(keys + len, "}");
+        len += (size_t)snprintf(keys + len, sizeof(keys) - len,
+                                "%s\"k%d\":1", i ? "," : "", i);
+    snprintf(keys + len, sizeof(keys) - len, "}");
     assert_true(plain(keys, m, &n));
     assert_int_equal(n, ZN_JSON_PLAIN_KEYS);
-    strcpy(keys + len, ",\"one more\":1}");
+    snprintf(keys + len, sizeof(keys) - len, ",\"one more\":1}");
     assert_false(plain(keys, m, &n));
 }
 
@@ -161,12 +162,12 @@ test_json_plain_array(void **state)
     assert_int_equal(n, 5);
     assert_true(zn_json_plain_array(text, strlen(text), el, 5, &n));
     assert_int_equal(n, 5);
-    assert_int_equal(el[0].type, ZN_JSON_OBJECT);
+    assert_int_equal(el[0].type, ZN_JSON_PLAIN_OBJECT);
     assert_int_equal(el[0].n, strlen("{\"a\":1}"));
     assert_int_equal(el[1].i, 5);
-    assert_int_equal(el[2].type, ZN_JSON_STRING);
-    assert_int_equal(el[3].type, ZN_JSON_ARRAY);
-    assert_int_equal(el[4].type, ZN_JSON_OBJECT);
+    assert_int_equal(el[2].type, ZN_JSON_PLAIN_STRING);
+    assert_int_equal(el[3].type, ZN_JSON_PLAIN_ARRAY);
+    assert_int_equal(el[4].type, ZN_JSON_PLAIN_OBJECT);
     /* one more than max, an element outside plain JSON, not an array */
     assert_false(zn_json_plain_array(text, strlen(text), el, 4, &n));
     assert_false(zn_json_plain_array("[1,{\"a\":1.5}]", 13, NULL, 5, &n));
