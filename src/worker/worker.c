@@ -47,7 +47,8 @@
 #define CALL_TIMEOUT_MS 30000     /* per request; FETCH waits 2 s at most */
 #define BEAT_TIMEOUT_MS 5000
 #define FETCH_POLL_MS 35000
-#define FETCH_RETRY_MS 1000       /* after the server refused a FETCH */
+#define FETCH_RETRY_MS 1000       /* after the server refused a FETCH, */
+#define FETCH_RETRY_MAX_MS 30000  /* doubled while refusals go on */
 #define BACKSTOP_MS 10000         /* exec and webhook stop themselves */
 #define LEASE_MARGIN_MAX_MS 1000
 #define DEFAULT_TIMEOUT_S 300     /* a job without reserve_for */
@@ -86,6 +87,8 @@ struct worker {
     int64_t jobs;                    /* main thread */
     bool fetch_sent;                 /* main thread: a FETCH went with the
                                         last ACK; its reply comes next */
+    int retry_ms;                    /* main thread: the wait after the
+                                        next refused FETCH */
 };
 
 static int signal_wake_fd = -1;
@@ -650,17 +653,21 @@ fetch(struct worker *w, char **job, struct zn_err *err)
 /*
  * The server answered a FETCH with an error (its store failed, say): the
  * connection is fine, so the worker waits and asks again, as Horizon's
- * worker sleeps after an error. Terminate ends the wait at once (fetch
- * then sees it); a lost connection ends the loop at the next FETCH.
+ * worker sleeps after an error, longer each time the errors go on.
+ * Terminate ends the wait at once (work_loop then returns); a lost
+ * connection ends the loop at the next FETCH.
  */
 static void
 fetch_refused(struct worker *w, const struct zn_err *err)
 {
     struct pollfd p = {.fd = w->cancel[0], .events = POLLIN};
+    int wait_ms = w->retry_ms ? w->retry_ms : FETCH_RETRY_MS;
 
+    w->retry_ms = wait_ms * 2 < FETCH_RETRY_MAX_MS ? wait_ms * 2
+                                                   : FETCH_RETRY_MAX_MS;
     ZN_LOG(ZN_WARN, "worker.fetch_refused", ZN_STR("wid", w->wid),
-           ZN_STR("error", err->msg), ZN_INT("retry_ms", FETCH_RETRY_MS));
-    while (poll(&p, 1, FETCH_RETRY_MS) < 0 && errno == EINTR)
+           ZN_STR("error", err->msg), ZN_INT("retry_ms", wait_ms));
+    while (poll(&p, 1, wait_ms) < 0 && errno == EINTR)
         ;
 }
 
@@ -684,6 +691,7 @@ work_loop(struct worker *w, struct zn_err *err)
             fetch_refused(w, err);
             continue;
         }
+        w->retry_ms = 0;
         if (rc < 0 || rc == 2)
             return rc < 0 ? rc : 0;
         if (rc == 0)

@@ -15,14 +15,18 @@
  * is above memory_mb logs worker.memory_exceeded, reports the job (with no
  * FETCH after it) and exits 0, to be replaced.
  *
- * The next FETCH goes in the same write as a job's ACK or FAIL.
+ * The next FETCH goes in the same write as a job's ACK or FAIL. A FETCH
+ * the server answers with an error (its store failed) is logged and asked
+ * again after 1 s, then 2, 4... up to 30 s while the errors go on; a
+ * lost connection ends the worker (exit 4).
  *
  * quiet (BEAT reply or SIGTSTP): finish the current job, fetch no more,
  * exit 0; a FETCH already sent with the last ACK is answered first, and a
- * job it brings (handed to this worker) is run. terminate (BEAT reply, SIGTERM or SIGINT): handlers are told to
- * stop through a cancel fd; the running job is FAILed "terminated" and
- * the worker exits 0. A job that arrives after terminate is not started:
- * closing the connections hands it out again at once.
+ * job it brings (handed to this worker) is run. terminate (BEAT reply,
+ * SIGTERM or SIGINT): handlers are told to stop through a cancel fd, which
+ * also ends a wait after a refused FETCH; the running job is FAILed
+ * "terminated" and the worker exits 0. A job that arrives after terminate
+ * is not started: closing the connections hands it out again at once.
  */
 #ifndef ZN_WORKER_WORKER_H
 #define ZN_WORKER_WORKER_H

@@ -386,8 +386,8 @@ test_work_server_lost(void **state)
 
 /*
  * A FETCH the server refuses (here its store cannot read the job's row)
- * does not end the worker: it waits, asks again, and runs the job once
- * the row reads again.
+ * does not end the worker: it waits, longer each time, asks again, and
+ * runs the job once the row reads again.
  */
 static void
 test_work_fetch_refused_goes_on(void **state)
@@ -400,10 +400,10 @@ test_work_fetch_refused_goes_on(void **state)
     zn_srv_db_path(&f->srv, path, sizeof(path));
     zn_test_sqlite_exec(path, "UPDATE jobs SET tags = '{oops'");
     start_worker(f, extra);
-    if (!zn_child_log_wait(&f->w, "\"event\":\"worker.fetch_refused\"",
-                           zn_test_ms(10000))) {
+    /* Asked again after 1 s, then after 2 s. */
+    if (!zn_child_log_wait(&f->w, "\"retry_ms\":2000", zn_test_ms(10000))) {
         zn_child_dump_log(&f->w);
-        fail_msg("no FETCH was refused");
+        fail_msg("no FETCH was refused twice");
     }
     zn_test_sqlite_exec(path, "UPDATE jobs SET tags = NULL");
     expect_exit(f, 0, 10000);
