@@ -108,25 +108,10 @@ work(struct fx *f, const char *max_jobs)
     expect_exit(f, 0, 10000);
 }
 
-static json_t *
-job_info(struct fx *f, const char *jid)
-{
-    char arg[128], *text;
-    json_t *j;
-
-    snprintf(arg, sizeof(arg), "{\"jid\":\"%s\"}", jid);
-    text = zn_srv_call(f->p, "JOBS", arg);
-    j = json_loads(text, 0, NULL);
-    if (!j)
-        fail_msg("JOBS reply is not JSON: %s", text);
-    free(text);
-    return j;
-}
-
 static void
 assert_state(struct fx *f, const char *jid, const char *state)
 {
-    json_t *info = job_info(f, jid);
+    json_t *info = zn_srv_job(f->p, jid);
     const char *got = json_string_value(
         json_object_get(json_object_get(info, "job"), "state"));
 
@@ -146,7 +131,7 @@ assert_dead(struct fx *f, const char *jid, const char *errtype,
     const char *et, *msg;
 
     assert_state(f, jid, "dead");
-    info = job_info(f, jid);
+    info = zn_srv_job(f->p, jid);
     fl = json_object_get(json_object_get(info, "job"), "failure");
     et = json_string_value(json_object_get(fl, "errtype"));
     msg = json_string_value(json_object_get(fl, "message"));
@@ -183,7 +168,7 @@ test_work_sleep_and_fail_to_dead(void **state)
     work(f, "3");
     assert_state(f, "s1", "done");
     assert_dead(f, "f1", "fail", "boom");
-    info = job_info(f, "f1");
+    info = zn_srv_job(f->p, "f1");
     assert_int_equal(json_array_size(json_object_get(info, "attempts")), 2);
     json_decref(info);
 }
@@ -281,7 +266,7 @@ test_work_builtin_timeout_exits(void **state)
     assert_true(zn_clock_mono_ms() - t0 < zn_test_ms(2500));
     assert_dead(f, "t1", "timeout", "job ran past its timeout of 1 s");
     /* Recorded by the worker's FAIL, not by the lease's expiry. */
-    info = job_info(f, "t1");
+    info = zn_srv_job(f->p, "t1");
     a = json_array_get(json_object_get(info, "attempts"), 0);
     assert_string_equal(json_string_value(json_object_get(a, "outcome")),
                         "failed");
@@ -305,7 +290,7 @@ test_work_crash_is_not_lost(void **state)
     deadline = zn_clock_mono_ms() + zn_test_ms(5000);
     /* Its connections closed: the server ends the attempt as they go. */
     for (;;) {
-        info = job_info(f, "c1");
+        info = zn_srv_job(f->p, "c1");
         a = json_array_get(json_object_get(info, "attempts"), 0);
         outcome = json_string_value(json_object_get(a, "outcome"));
         if (outcome || zn_clock_mono_ms() > deadline)
