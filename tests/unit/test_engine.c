@@ -685,7 +685,8 @@ test_engine_failed_commit_wakes_fetchers_after(void **state)
     assert_int_equal(zn_engine_fetch(e, queues, 1, "bad", &job, &err), 0);
     assert_non_null(job);
     zn_job_free(job);
-    assert_true(zn_engine_commit(e, &err) < 0);
+    assert_int_equal(zn_engine_commit(e, &err), ZN_EIO);
+    assert_non_null(strstr(err.msg, "poison"));
     zn_test_sqlite_exec(path, "DROP TRIGGER poison");
 
     f->ready_all = f->nready = 0;

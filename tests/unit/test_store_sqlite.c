@@ -529,7 +529,7 @@ test_store_sqlite_failed_push_leaves_the_rest(void **state)
     assert_int_equal(count_of(st, 0), 2);
     OK(st->ops->begin(st, &err));
     push_ok(st, "c", "q", T0);
-    assert_true(child_push(st, "bad2", NULL) < 0);
+    assert_int_equal(child_push(st, "bad2", NULL), ZN_EIO);
     push_ok(st, "d", "q", T0);
     OK(st->ops->commit(st, &err));
     assert_int_equal(count_of(st, 0), 4);
@@ -910,16 +910,17 @@ test_store_sqlite_unwritable_leases_fail_the_transaction(void **state)
     fetch_expect(st, "q", "a", T0 + 1);
     OK(st->ops->finish(st, "a", T0 + 2, &o, &err));
     assert_int_equal(fetch_rc(st, "bad", T0 + 3), 0);
-    assert_true(st->ops->get(st, "c", &job, &err) < 0);
-    assert_true(fetch_rc(st, "w2", T0 + 4) < 0);
-    assert_true(st->ops->commit(st, &err) < 0);
+    assert_int_equal(st->ops->get(st, "c", &job, &err), ZN_EIO);
+    assert_int_equal(fetch_rc(st, "w2", T0 + 4), ZN_EIO);
+    assert_int_equal(st->ops->commit(st, &err), ZN_EIO);
+    assert_non_null(strstr(err.msg, "poison"));
     st->ops->rollback(st);
     assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 3);
     OK(st->ops->counters(st, &c, &err));
     assert_int_equal(c.processed, 0);
 
     /* Outside a transaction the fetch alone fails; the job stays ready. */
-    assert_true(fetch_rc(st, "bad", T0 + 5) < 0);
+    assert_int_equal(fetch_rc(st, "bad", T0 + 5), ZN_EIO);
     fetch_expect(st, "q", "a", T0 + 6);
     fetch_expect(st, "q", "b", T0 + 7);
     fetch_expect(st, "q", "c", T0 + 8);
@@ -943,7 +944,7 @@ test_store_sqlite_locked_lease_keeps_the_job(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
                      SQLITE_OK);
-    assert_true(fetch_rc(a, "w1", T0 + 1) < 0);
+    assert_int_equal(fetch_rc(a, "w1", T0 + 1), ZN_EIO);
     assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
