@@ -30,6 +30,7 @@
 
 #include "common/clock.h"
 #include "harness.h"
+#include "support/files.h"
 
 int64_t
 zn_test_ms(int64_t base_ms)
@@ -241,15 +242,10 @@ zn_srv_kill9(struct zn_srv *s)
 void
 zn_srv_cleanup(struct zn_srv *s)
 {
-    char cmd[300];
-
     if (s->pid > 0)
         zn_srv_stop(s);
-    if (s->dir[0] && strncmp(s->dir, "/tmp/zn-test-", 13) == 0) {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", s->dir);
-    }
+    if (s->dir[0] && strncmp(s->dir, "/tmp/zn-test-", 13) == 0)
+        zn_test_rmdir(s->dir);
     memset(s, 0, sizeof(*s));
 }
 

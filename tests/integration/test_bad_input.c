@@ -272,10 +272,10 @@ test_bad_input_oversize_job_in_batch(void **state)
     char *batch = malloc(n + 128);
     char *reply;
 
-    strcpy(batch, head);
+    snprintf(batch, n + 128, "%s", head);
     memset(batch + strlen(head), 'b', n);
-    strcpy(batch + strlen(head) + n,
-           "\"]},{\"jid\":\"small\",\"jobtype\":7}]");
+    snprintf(batch + strlen(head) + n, 128,
+             "\"]},{\"jid\":\"small\",\"jobtype\":7}]");
     reply = zn_srv_call(f->c, "PUSHB", batch);
     assert_non_null(strstr(reply, "\"big\":\"job: payload of "));
     assert_non_null(strstr(reply, "over the limit of 32768 bytes"));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,10 +39,15 @@ zn_test_rmdir(const char *dir)
     if (!dp)
         return;
     for (d = readdir(dp); d; d = readdir(dp)) {
+        struct stat sb;
+
         if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-        unlink(path);
+        if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            zn_test_rmdir(path);
+        else
+            unlink(path);
     }
     closedir(dp);
     rmdir(dir);

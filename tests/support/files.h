@@ -12,7 +12,7 @@
 /* Makes a fresh directory "$TMPDIR/<name>.XXXXXX" (TMPDIR: /tmp) in dir. */
 void zn_test_tmpdir(char *dir, size_t size, const char *name);
 
-/* Removes the files of dir, then dir. */
+/* Removes what dir holds (directories too), then dir. */
 void zn_test_rmdir(const char *dir);
 
 /* Runs sql on the database file at path; a failure fails the test. */
