@@ -162,6 +162,21 @@ member(json_t *obj, const char *name)
 }
 
 /*
+ * A top-level value of our own field that the encoder leaves out: no
+ * tags, no backoff, a unique_for of 0. It counts as absent, so that the
+ * field in custom, which the encoding keeps, is read now as it would be
+ * from the encoding.
+ */
+static bool
+left_out(const char *name, json_t *v)
+{
+    if (json_is_array(v) && json_array_size(v) == 0)
+        return strcmp(name, "tags") == 0 || strcmp(name, "backoff") == 0;
+    return strcmp(name, "unique_for") == 0 && json_is_integer(v) &&
+           json_integer_value(v) == 0;
+}
+
+/*
  * One of our own fields: the top level first, else custom. *label names
  * where it was found, for messages; buf holds "custom.<name>".
  */
@@ -172,7 +187,7 @@ own_member(const struct reader *r, const char *name, const char **label,
     json_t *v = member(r->root, name);
 
     *label = name;
-    if (v)
+    if (v && !left_out(name, v))
         return v;
     v = member(r->custom, name);
     if (v) {

@@ -321,6 +321,20 @@ test_job_parse_prefers_top_level_over_custom(void **state)
                      "\"custom\":{\"timeout\":50}}");
     assert_int_equal(job->reserve_for, 40);
     zn_job_free(job);
+
+    /*
+     * But a top-level value the encoder leaves out counts as absent, so
+     * the job's encoding (which keeps custom) parses to the same job.
+     */
+    job = must_parse("{\"jobtype\":\"x\",\"tags\":[],\"backoff\":[],"
+                     "\"unique_for\":0,\"custom\":{\"tags\":[\"c\"],"
+                     "\"backoff\":[9],\"unique_for\":2}}");
+    assert_int_equal(job->ntags, 1);
+    assert_string_equal(job->tags[0], "c");
+    assert_int_equal(job->nbackoff, 1);
+    assert_int_equal(job->backoff[0], 9);
+    assert_int_equal(job->unique_for, 2);
+    zn_job_free(job);
 }
 
 static void
