@@ -1,6 +1,7 @@
 # bench/table.awk - prints bench/run's table from its results file, whose
 # lines are "PEER MODE KEY VALUE" (PEER: zenith, beanstalkd or machine).
-# Variables from bench/run: jobs, fs, cpus, kernel, and for the drains
+# A figure recorded more than once (bench/run --repeat) is their median.
+# Variables from bench/run: jobs, repeat, fs, cpus, kernel, and for the drains
 # through worker processes noop_procs, exec_procs (lists of process
 # counts) and exec_jobs.
 
@@ -99,11 +100,31 @@ function workers(mode,    n, p, i) {
             "work.true." p[i] ".rate", "%.0f", 1, "higher")
 }
 
-{ V[$1, $2, $3] = $4 }
+# Each figure once per round; V gets the median of the rounds.
+{
+    k = $1 SUBSEP $2 SUBSEP $3
+    X[k, ++N[k]] = $4
+}
+
+function median(k,    n, i, j, t, a) {
+    n = N[k]
+    for (i = 1; i <= n; i++) {
+        a[i] = X[k, i] + 0
+        for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+            t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+        }
+    }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
 
 END {
+    for (k in N)
+        V[k] = median(k)
     printf "zenith beside beanstalkd 1.12: %s no-op jobs per scenario, " \
            "%s CPUs, Linux %s\n", num(jobs, "%.0f"), cpus, kernel
+    if (repeat > 1)
+        printf "each figure: the median of %d rounds, the peers taking " \
+               "turns\n", repeat
     printf "\nfsync on the data directories' file system, %s: " \
            "4 KiB write + sync, p50 (p99) of %s\n", fs,
            V["machine", "-", "fsync.ops"]
