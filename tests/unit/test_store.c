@@ -313,19 +313,12 @@ st_of(void **state)
     return ((struct fx *)*state)->st;
 }
 
-/* Push. */
-
+/* Sets every optional field of j, args as given. */
 static void
-test_store_push_get_roundtrip(void **state)
+job_set_all(struct zn_job *j, const char *args)
 {
-    struct zn_store *st = st_of(state);
-    struct zn_job *j = job_make("rt1", "mail", "send_mail", 7);
-    struct zn_err err = {0};
-    struct zn_job *g;
-    uint64_t seq;
-
     free(j->args);
-    j->args = strdup("[\"x\",{\"k\":1}]");
+    j->args = strdup(args);
     j->custom = strdup("{\"trace\":\"abc\"}");
     job_tag(j, "red");
     job_tag(j, "bl\"ue \xc3\xa9");
@@ -338,6 +331,20 @@ test_store_push_get_roundtrip(void **state)
     j->unique_for = 30;
     j->backtrace_lines = 8;
     j->created_at = T0 - 5;
+}
+
+/* Push. */
+
+static void
+test_store_push_get_roundtrip(void **state)
+{
+    struct zn_store *st = st_of(state);
+    struct zn_job *j = job_make("rt1", "mail", "send_mail", 7);
+    struct zn_err err = {0};
+    struct zn_job *g;
+    uint64_t seq;
+
+    job_set_all(j, "[\"x\",{\"k\":1}]");
     job_schedule(j, T0 + 1000);
     assert_int_equal(push_job(st, j, T0, &err, &seq), 0);
     assert_true(seq > 0);
@@ -1734,19 +1741,7 @@ job_full(const char *jid)
 
     /* Args of its own: unique_for would refuse an equal job. */
     snprintf(args, sizeof(args), "[\"%s\",{\"k\":1}]", jid);
-    free(j->args);
-    j->args = strdup(args);
-    j->custom = strdup("{\"trace\":\"abc\"}");
-    job_tag(j, "red");
-    job_tag(j, "bl\"ue \xc3\xa9");
-    j->backoff[0] = 10;
-    j->backoff[1] = 30;
-    j->nbackoff = 2;
-    j->retry = 5;
-    j->reserve_for = 120;
-    j->unique_for = 30;
-    j->backtrace_lines = 8;
-    j->created_at = T0 - 5;
+    job_set_all(j, args);
     j->enqueued_at = 0;
     return j;
 }
