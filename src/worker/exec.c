@@ -337,7 +337,12 @@ start(pid_t *pid, char *const *argv, char *const *envp, int in, int out,
     return rc;
 }
 
-/* errno of an execve that the command's file caused (the job's fault). */
+/*
+ * errno of an execve that the command's file caused (the job's fault).
+ * posix_spawn reports a failure of its own setup (spawn_attr's process
+ * group and signals) the same way; none is expected, and one with these
+ * codes would fail the job as "exit 127", not the worker.
+ */
 static bool
 exec_fault(int e)
 {
@@ -652,8 +657,11 @@ fill_result(const struct child *c, const struct zn_handler *h,
             snprintf(res->message, sizeof(res->message), "killed by %s",
                      type);
     }
-    res->cpu_ms = zn_clock_cpu_ms(&c->ru);
-    res->rss_kb = c->ru.ru_maxrss;
+    /* No process, no usage of its own: the caller measures the attempt. */
+    if (!c->exec_errno) {
+        res->cpu_ms = zn_clock_cpu_ms(&c->ru);
+        res->rss_kb = c->ru.ru_maxrss;
+    }
 }
 
 /* Discards a SIGPIPE our writes raised while it was blocked. */

@@ -654,21 +654,27 @@ fetch(struct worker *w, char **job, struct zn_err *err)
  * The server answered a FETCH with an error (its store failed, say): the
  * connection is fine, so the worker waits and asks again, as Horizon's
  * worker sleeps after an error, longer each time the errors go on.
- * Terminate ends the wait at once (work_loop then returns); a lost
- * connection ends the loop at the next FETCH.
+ * Terminate ends the wait at once; quiet, which wakes nothing here, is
+ * seen within FETCH_RETRY_MS (work_loop then returns). A lost connection
+ * ends the loop at the next FETCH.
  */
 static void
 fetch_refused(struct worker *w, const struct zn_err *err)
 {
     struct pollfd p = {.fd = w->cancel[0], .events = POLLIN};
     int wait_ms = w->retry_ms ? w->retry_ms : FETCH_RETRY_MS;
+    int64_t end = zn_clock_mono_ms() + wait_ms, left;
 
     w->retry_ms = wait_ms * 2 < FETCH_RETRY_MAX_MS ? wait_ms * 2
                                                    : FETCH_RETRY_MAX_MS;
     ZN_LOG(ZN_WARN, "worker.fetch_refused", ZN_STR("wid", w->wid),
            ZN_STR("error", err->msg), ZN_INT("retry_ms", wait_ms));
-    while (poll(&p, 1, wait_ms) < 0 && errno == EINTR)
-        ;
+    while ((left = end - zn_clock_mono_ms()) > 0 && !stop_wanted(w, NULL)) {
+        p.revents = 0;
+        if (poll(&p, 1, (int)(left < FETCH_RETRY_MS ? left : FETCH_RETRY_MS))
+            > 0)
+            break;
+    }
 }
 
 static int
