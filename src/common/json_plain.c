@@ -10,6 +10,7 @@
 #include "compat.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/json_plain.h"
@@ -184,13 +185,35 @@ read_object(struct scan *s, int depth, struct zn_json_member *m, size_t *n,
     return true;
 }
 
+/* A top-level array's elements, grown as they are read. */
+struct list {
+    struct zn_json_val *v;
+    size_t n, cap;
+};
+
+static bool
+list_add(struct list *l, const struct zn_json_val *v)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct zn_json_val *grown = realloc(l->v, cap * sizeof(*grown));
+
+        if (!grown)
+            return false;
+        l->v = grown;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *v;
+    return true;
+}
+
 /*
  * s->p is at '['. When out is not NULL the elements go there (the top
- * level), at most max of them; *n counts them when not NULL.
+ * level), at most max of them.
  */
 static bool
-read_array(struct scan *s, int depth, struct zn_json_val *out, size_t max,
-           size_t *n, struct zn_json_val *v)
+read_array(struct scan *s, int depth, struct list *out, size_t max,
+           struct zn_json_val *v)
 {
     struct zn_json_val elem;
     const char *start = s->p;
@@ -200,16 +223,10 @@ read_array(struct scan *s, int depth, struct zn_json_val *out, size_t max,
     if (!open_container(s, depth, ']', &more))
         return false;
     while (more) {
-        if (!read_value(s, depth, &elem) || nelem == max)
-            return false;
-        if (out)
-            out[nelem] = elem;
-        nelem++;
-        if (!next_item(s, ']', &more))
+        if (!read_value(s, depth, &elem) || nelem++ == max ||
+            (out && !list_add(out, &elem)) || !next_item(s, ']', &more))
             return false;
     }
-    if (n)
-        *n = nelem;
     *v = (struct zn_json_val){ZN_JSON_PLAIN_ARRAY, start,
                               (size_t)(s->p - start), 0};
     return true;
@@ -225,7 +242,7 @@ read_value(struct scan *s, int depth, struct zn_json_val *v)
     case '{':
         return read_object(s, depth + 1, NULL, NULL, v);
     case '[':
-        return read_array(s, depth + 1, NULL, SIZE_MAX, NULL, v);
+        return read_array(s, depth + 1, NULL, SIZE_MAX, v);
     case 't':
         return read_word(s, "true", ZN_JSON_PLAIN_TRUE, v);
     case 'f':
@@ -251,16 +268,21 @@ zn_json_plain_object(const char *text, size_t len,
 }
 
 bool
-zn_json_plain_array(const char *text, size_t len, struct zn_json_val *out,
-                    size_t max, size_t *n)
+zn_json_plain_array(const char *text, size_t len, size_t max,
+                    struct zn_json_val **out, size_t *n)
 {
     struct scan s = {text, text + len};
+    struct list l = {NULL, 0, 0};
     struct zn_json_val v;
 
-    if (!skip_space(&s) || *s.p != '[' ||
-        !read_array(&s, 1, out, max, n, &v))
+    if (!skip_space(&s) || *s.p != '[' || !read_array(&s, 1, &l, max, &v) ||
+        skip_space(&s)) {
+        free(l.v);
         return false;
-    return !skip_space(&s);
+    }
+    *out = l.v;
+    *n = l.n;
+    return true;
 }
 
 const struct zn_json_val *

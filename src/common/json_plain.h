@@ -5,7 +5,7 @@
  * distinct, nesting at most ZN_JSON_PLAIN_DEPTH deep.
  *
  * It finds, without allocating, where the members of one top-level object
- * (or the elements of one top-level array) are. A text outside plain JSON
+ * are (the elements of a top-level array go into one array it grows). A text outside plain JSON
  * is not an error here: the caller hands it to jansson, which reads all of
  * JSON and words the errors. So a plain text must read exactly as jansson
  * reads it, and the compact form of a value must be what
@@ -58,11 +58,12 @@ bool zn_json_plain_object(const char *text, size_t len,
                           size_t *n);
 
 /*
- * The same for one plain array: its elements, in order, are out[0..*n),
- * or only counted when out is NULL. False too when it has more than max.
+ * The same for one plain array of at most max elements: its elements, in
+ * order, are (*out)[0..*n), an array the caller frees (NULL when empty).
+ * False too when it has more than max, or memory ran out.
  */
-bool zn_json_plain_array(const char *text, size_t len,
-                         struct zn_json_val *out, size_t max, size_t *n);
+bool zn_json_plain_array(const char *text, size_t len, size_t max,
+                         struct zn_json_val **out, size_t *n);
 
 /*
  * The value of member key (NUL-terminated), or NULL when absent; it

@@ -336,19 +336,16 @@ batch_read(const struct zn_fwp_cmd *cmd, size_t max_payload,
            struct batch *b, char *msg, size_t size)
 {
     json_error_t jerr;
-    size_t n;
 
     memset(b, 0, sizeof(*b));
-    /* Over the limit, a job's size is its tree's (pushb_tree_job). */
+    /*
+     * Over the limit, a job's size is its tree's (pushb_tree_job). The
+     * plain reader gives up when out of memory too: jansson then says so.
+     */
     if (cmd->arg_len <= max_payload &&
-        zn_json_plain_array(cmd->arg, cmd->arg_len, NULL, PUSHB_MAX, &n)) {
-        b->plain = calloc(n ? n : 1, sizeof(*b->plain));
-        if (!b->plain)
-            return ZN_ENOMEM;
-        ZN_ASSERT(zn_json_plain_array(cmd->arg, cmd->arg_len, b->plain, n,
-                                      &b->n));
+        zn_json_plain_array(cmd->arg, cmd->arg_len, PUSHB_MAX, &b->plain,
+                            &b->n))
         return 0;
-    }
     b->arr = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
     b->n = json_array_size(b->arr);
     if (!b->arr)
@@ -391,30 +388,28 @@ pushb_refuse(const struct batch *b, size_t i, const char *msg,
 {
     struct zn_json_member m[ZN_JSON_PLAIN_KEYS];
     const struct zn_json_val *v = NULL;
-    char key[32], *dup = NULL;
+    char key[32];
     const char *name = key;
+    size_t len, n;
     json_t *jid;
-    size_t n;
-    int rc;
 
-    snprintf(key, sizeof(key), "#%zu", i);
+    len = (size_t)snprintf(key, sizeof(key), "#%zu", i);
     if (b->plain) {
         if (zn_json_plain_object(b->plain[i].p, b->plain[i].n, m, &n))
             v = zn_json_plain_get(m, n, "jid");
         if (v && v->type == ZN_JSON_PLAIN_STRING) {
-            name = dup = strndup(v->p, v->n);
-            if (!dup)
-                return ZN_ENOMEM;
+            name = v->p;
+            len = v->n;
         }
     } else {
         jid = json_object_get(json_array_get(b->arr, i), "jid");
-        if (json_is_string(jid))
+        if (json_is_string(jid)) {
             name = json_string_value(jid);
+            len = json_string_length(jid);
+        }
     }
-    rc = json_object_set_new(refused, name, json_string(msg)) < 0
-             ? ZN_ENOMEM : 0;
-    free(dup);
-    return rc;
+    return json_object_setn_new(refused, name, len, json_string(msg)) < 0
+               ? ZN_ENOMEM : 0;
 }
 
 /*
