@@ -312,7 +312,7 @@ int
 zn_config_load_file(struct zn_config *cfg, const char *path,
                      struct zn_err *err)
 {
-    struct ini_ctx c = {cfg, path, {NULL, 0}, err, 0};
+    struct ini_ctx c = {cfg, path, {NULL, 0}, err, false};
     int rc = zn_ini_parse_file(path, &c.lines, read_line_cb, ini_cb, &c, err);
 
     return zn_ini_result(rc, c.failed, path, err);

@@ -34,6 +34,7 @@
  */
 #include "compat.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,6 @@
 #define QUOTE_BUF (QUOTE_MAX + 4)        /* plus "..." and NUL */
 #define SECONDS_MAX 31536000             /* a year: backoff, unique_for */
 #define RESERVE_MAX 86400
-#define PRIORITY_MIN 1
-#define PRIORITY_MAX 9
-#define RETRY_MIN (-1)
-#define RETRY_MAX 1000
 #define TIME_MIN_MS (-62167219200000LL)  /* 0000-01-01T00:00:00.000Z */
 #define TIME_MAX_MS 253402300799999LL    /* 9999-12-31T23:59:59.999Z */
 
@@ -62,6 +59,26 @@ struct reader {
     const struct zn_job_limits *lim;
     struct zn_err *err;
 };
+
+/* The integer fields, for both readers: where each goes, and its range. */
+static const struct int_field {
+    const char *name;
+    int lo, hi;
+    size_t off;
+} int_fields[] = {
+    {"priority", 1, 9, offsetof(struct zn_job, priority)},
+    {"retry", -1, 1000, offsetof(struct zn_job, retry)},
+    {"backtrace", 0, 1000, offsetof(struct zn_job, backtrace_lines)},
+    {"reserve_for", 1, RESERVE_MAX, offsetof(struct zn_job, reserve_for)},
+    {"unique_for", 0, SECONDS_MAX, offsetof(struct zn_job, unique_for)},
+};
+enum { F_PRIORITY, F_RETRY, F_BACKTRACE, F_RESERVE_FOR, F_UNIQUE_FOR };
+
+static int *
+int_slot(struct zn_job *job, const struct int_field *f)
+{
+    return (int *)(void *)((char *)job + f->off);
+}
 
 static int
 oom(struct zn_err *err)
@@ -327,38 +344,33 @@ parse_times(const struct reader *r, struct zn_job *job, int64_t now_ms)
 static int
 parse_numbers(const struct reader *r, struct zn_job *job)
 {
-    const struct {
-        const char *name;
-        long long lo, hi;
-        int *out;
-    } ints[] = {
-        {"priority", PRIORITY_MIN, PRIORITY_MAX, &job->priority},
-        {"retry", RETRY_MIN, RETRY_MAX, &job->retry},
-        {"backtrace", 0, 1000, &job->backtrace_lines},
-    };
-    const char *label = "reserve_for";
+    const struct int_field *f;
+    const char *label;
     char buf[32];
     json_t *v;
     int rc;
 
-    for (size_t i = 0; i < ZN_ARRAY_LEN(ints); i++) {
-        v = member(r->root, ints[i].name);
-        rc = v ? read_int(v, ints[i].name, ints[i].lo, ints[i].hi,
-                          ints[i].out, r->err) : 0;
+    for (f = &int_fields[F_PRIORITY]; f <= &int_fields[F_BACKTRACE]; f++) {
+        v = member(r->root, f->name);
+        rc = v ? read_int(v, f->name, f->lo, f->hi, int_slot(job, f),
+                          r->err) : 0;
         if (rc < 0)
             return rc;
     }
     /* Faktory says reserve_for; our clients may say timeout. */
-    v = member(r->root, "reserve_for");
+    f = &int_fields[F_RESERVE_FOR];
+    label = f->name;
+    v = member(r->root, f->name);
     if (!v)
         v = own_member(r, "timeout", &label, buf, sizeof(buf));
     if (v) {
-        rc = read_int(v, label, 1, RESERVE_MAX, &job->reserve_for, r->err);
+        rc = read_int(v, label, f->lo, f->hi, int_slot(job, f), r->err);
         if (rc < 0)
             return rc;
     }
-    v = own_member(r, "unique_for", &label, buf, sizeof(buf));
-    return v ? read_int(v, label, 0, SECONDS_MAX, &job->unique_for, r->err)
+    f = &int_fields[F_UNIQUE_FOR];
+    v = own_member(r, f->name, &label, buf, sizeof(buf));
+    return v ? read_int(v, label, f->lo, f->hi, int_slot(job, f), r->err)
              : 0;
 }
 
@@ -467,29 +479,21 @@ plain_time(const struct zn_json_val *v, int64_t *out)
     return zn_clock_parse(text, out) == 0 && time_in_range(*out);
 }
 
-/* As parse_numbers; false where it would fail. */
+/* As parse_numbers (without backtrace and unique_for: tree only). */
 static bool
 plain_ints(const struct zn_json_member *m, size_t n, struct zn_job *job)
 {
-    const struct {
-        const char *name;
-        int lo, hi;
-        int *out;
-    } ints[] = {
-        {"priority", PRIORITY_MIN, PRIORITY_MAX, &job->priority},
-        {"retry", RETRY_MIN, RETRY_MAX, &job->retry},
-        {"reserve_for", 1, RESERVE_MAX, &job->reserve_for},
-    };
+    static const int fields[] = {F_PRIORITY, F_RETRY, F_RESERVE_FOR};
 
-    for (size_t i = 0; i < ZN_ARRAY_LEN(ints); i++) {
-        const struct zn_json_val *v = zn_json_plain_get(m, n, ints[i].name);
+    for (size_t i = 0; i < ZN_ARRAY_LEN(fields); i++) {
+        const struct int_field *f = &int_fields[fields[i]];
+        const struct zn_json_val *v = zn_json_plain_get(m, n, f->name);
 
         if (!v)
             continue;
-        if (v->type != ZN_JSON_PLAIN_INT || v->i < ints[i].lo ||
-            v->i > ints[i].hi)
+        if (v->type != ZN_JSON_PLAIN_INT || v->i < f->lo || v->i > f->hi)
             return false;
-        *ints[i].out = (int)v->i;
+        *int_slot(job, f) = (int)v->i;
     }
     return true;
 }

@@ -388,6 +388,11 @@ add_state(struct out *o, const struct zn_job *job)
         add_failure(o, job);
 }
 
+/*
+ * Empty lists are left out, as is a unique_for of 0 (zn_job_encode):
+ * job_codec.c's left_out reads those back as absent, which keeps the
+ * round trip exact when custom holds the same fields.
+ */
 static void
 add_lists(struct out *o, const struct zn_job *job)
 {
