@@ -261,22 +261,6 @@ zn__sqlite_writable(struct zn__sqlite *s, const char *what, struct zn_err *err)
                       "read-only", what, s->path);
 }
 
-int
-zn__sqlite_write_begin(struct zn__sqlite *s, const char *what,
-                       struct zn_err *err)
-{
-    int rc = zn__sqlite_writable(s, what, err);
-
-    return rc < 0 ? rc : zn__sqlite_settle(s, err);
-}
-
-int
-zn__sqlite_lease_elsewhere(const char *jid, struct zn_err *err)
-{
-    return zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its lease "
-                      "passed to another worker", jid);
-}
-
 static void
 paused_drop(struct zn__sqlite *s)
 {
@@ -305,10 +289,11 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
         zn__sqlite_tally_drop(s);
     /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
     gone = tx == ZN__SQLITE_TX_OWN || sqlite3_get_autocommit(s->db);
-    if (gone && s->journal)
-        zn__sqlite_journal_rolled_back(s->journal);
-    if (gone)
+    if (gone) {
+        if (s->journal)
+            zn__sqlite_journal_rolled_back(s->journal);
         zn__sqlite_held_discard(s);
+    }
     if (sqlite3_get_autocommit(s->db)) {
         zn__sqlite_tally_abort(s);
         return;
@@ -642,16 +627,12 @@ insert_bind(sqlite3_stmt *st, struct zn__sqlite_journal *j,
             const struct zn_job *job, const char *tags, const char *backoff,
             const char *key, int64_t now)
 {
-    int64_t enq = job->enqueued_at;
-
-    if (enq == 0 && job->state == ZN_STATE_ENQUEUED)
-        enq = now;
     put_text(st, j, P_JID, job->jid);
     put_text(st, j, P_QUEUE, job->queue);
     put_text(st, j, P_JOBTYPE, job->jobtype);
     put_int(st, j, P_STATE, (int)job->state);
     put_int(st, j, P_PRIORITY, job->priority);
-    put_text(st, j, P_ARGS, job->args ? job->args : "[]");
+    put_text(st, j, P_ARGS, job->args);
     put_text(st, j, P_CUSTOM, job->custom);
     put_text(st, j, P_TAGS, tags);
     put_text(st, j, P_BACKOFF, backoff);
@@ -661,7 +642,7 @@ insert_bind(sqlite3_stmt *st, struct zn__sqlite_journal *j,
     put_text(st, j, P_UNIQUE_KEY, key);
     put_int(st, j, P_BACKTRACE_LINES, job->backtrace_lines);
     put_int(st, j, P_CREATED_AT, job->created_at);
-    put_int(st, j, P_ENQUEUED_AT, enq);
+    put_int(st, j, P_ENQUEUED_AT, job->enqueued_at);
     put_int(st, j, P_AT, job->at);
     put_int(st, j, P_NEXT_AT, job->next_at);
     put_int(st, j, P_LEASE_UNTIL, job->lease_until);
@@ -693,8 +674,15 @@ insert_job(struct zn__sqlite *s, struct zn__sqlite_journal *j,
                    job->jid);
         return 0;
     }
+    /* The row's defaults go into the job too: it is what reads back. */
+    if (rc == 0 && !job->args && !(job->args = strdup("[]"))) {
+        free(tags);
+        rc = ZN_ENOMEM;
+    }
     if (rc < 0)
         return zn__sqlite_nomem(s, "push into", err);
+    if (job->enqueued_at == 0 && job->state == ZN_STATE_ENQUEUED)
+        job->enqueued_at = now;
     insert_bind(st, j, job, tags,
                 backoff_text(job, backoff, sizeof(backoff)), key, now);
     rc = sqlite3_step(st);
@@ -749,6 +737,17 @@ push_valid(const struct zn_job *job, struct zn_err *refused)
 }
 
 /*
+ * Whether push_one writes the batch with one statement, with nothing
+ * fallible after it but one tally (see zn__sqlite_tx_open_one): a single
+ * job without tags is one INSERT.
+ */
+static bool
+push_is_one_statement(struct zn_job *const *jobs, size_t n)
+{
+    return n == 1 && jobs[0]->ntags == 0;
+}
+
+/*
  * One job: 0 with *refused set or not, or a store failure. An accepted
  * job gets its record in the journal j, when not NULL.
  */
@@ -776,7 +775,7 @@ push_one(struct zn__sqlite *s, struct zn__sqlite_journal *j,
     if (rc == 0 && !refused->code)
         rc = insert_tags(s, j, job, err);
     if (rc == 0 && !refused->code && job->state == ZN_STATE_ENQUEUED)
-        zn__sqlite_ready_pushed(s, job, now);
+        zn__sqlite_ready_pushed(s, job);
     if (j && (rc < 0 || refused->code))
         zn__sqlite_journal_undo(j, mark);
     else if (j)
@@ -803,8 +802,7 @@ sq_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
     if (n == 0)
         return 0;
     rc = zn__sqlite_writable(s, "push into", &err);
-    /* A job without tags is one INSERT. */
-    if (rc == 0 && n == 1 && jobs[0]->ntags == 0)
+    if (rc == 0 && push_is_one_statement(jobs, n))
         rc = zn__sqlite_tx_open_one(s, &tx, "push into", &err);
     else if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "push into", &err);

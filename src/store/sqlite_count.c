@@ -126,8 +126,8 @@ zn__sqlite_tally(struct zn__sqlite *s, const char *queue, int state,
     if (len > ZN_QUEUE_NAME_MAX)
         return zn_err_set(err, ZN_EIO, "cannot %s '%s': queue name of %zu "
                           "bytes", what, s->path, len);
-    if (tally_reserve(&s->tally, &s->cap_tally, s->ntally, 1) < 0)
-        return zn__sqlite_nomem(s, what, err);
+    if (zn__sqlite_tally_room(s, what, err) < 0)
+        return ZN_ENOMEM;
     /* Only the running op's entries: a failed op must not touch others. */
     tally_add(s->tally, s->mark, &s->ntally, queue, len, state, n);
     return 0;

@@ -359,11 +359,12 @@ int zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err);
 void zn__sqlite_held_discard(struct zn__sqlite *s);
 
 /*
- * job was pushed ready at now: it joins the buffer of its queue when that
- * holds every ready job; a buffer it would come before is dropped.
+ * job was pushed ready (as its row reads back): it joins the buffer of its
+ * queue when that holds every ready job; a buffer it would come before is
+ * dropped.
  */
-void zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job,
-                             int64_t now);
+void zn__sqlite_ready_pushed(struct zn__sqlite *s,
+                             const struct zn_job *job);
 
 /* Jobs became ready or went: every buffer is dropped. */
 void zn__sqlite_ready_drop(struct zn__sqlite *s);

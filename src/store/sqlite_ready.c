@@ -27,8 +27,8 @@
  *     set, none is outside it. Every write that makes a job ready or
  *     removes one calls zn__sqlite_ready_pushed or zn__sqlite_ready_drop;
  *     a commit by another connection drops them all (paused_refresh);
- *   - a job in a buffer equals what its row reads back (row_copy follows
- *     insert_bind for the jobs a push adds);
+ *   - a job in a buffer equals what its row reads back (for the jobs a
+ *     push adds, insert_job sets the row's defaults in the job itself);
  *   - held is empty while no transaction is open: outside one, a fetch
  *     settles before it returns;
  *   - every op but push, fetch and finish settles first, so what it reads
@@ -109,31 +109,13 @@ fetched_before(const struct zn_job *a, const struct zn_job *b)
     return a->seq < b->seq;
 }
 
-/* The job as its row reads back (see insert_bind in sqlite.c). */
-static struct zn_job *
-row_copy(const struct zn_job *job, int64_t now)
-{
-    struct zn_job *d = zn_job_dup(job);
-
-    if (!d)
-        return NULL;
-    if (!d->args && !(d->args = strdup("[]"))) {
-        zn_job_free(d);
-        return NULL;
-    }
-    if (d->enqueued_at == 0)
-        d->enqueued_at = now;
-    return d; /* insert_job set updated_at already */
-}
-
 /*
  * A buffer that holds every ready job of its queue keeps doing so: the
  * new job joins it at its end when there is room. Else the buffer goes
  * (it would come before the last one) or no longer holds all.
  */
 void
-zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job,
-                        int64_t now)
+zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job)
 {
     struct zn__sqlite_ready *r = buffer_of(s, job->queue);
     struct zn_job *copy;
@@ -149,7 +131,7 @@ zn__sqlite_ready_pushed(struct zn__sqlite *s, const struct zn_job *job,
     if (r->head == r->n)
         r->head = r->n = 0;
     copy = r->n < READY_ROWS && s->ready_bytes <= READY_BYTES
-               ? row_copy(job, now)
+               ? zn_job_dup(job)
                : NULL;
     if (!copy) {
         r->all = false;
@@ -167,6 +149,7 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
     sqlite3_stmt *q = s->stmt[ZN__SQLITE_FETCH];
     struct zn__sqlite_ready *r, *grown;
     struct zn_job *job;
+    struct zn_err bad;
     int rc;
 
     if (s->ready_bytes > READY_BYTES || s->nready == ZN__SQLITE_READY_QUEUES)
@@ -190,9 +173,9 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
             break;
         if (r->n == READY_ROWS || s->ready_bytes > READY_BYTES)
             break;
-        rc = zn__sqlite_row_job(s, q, &job, err);
+        /* A bad row fails the fetch that reaches it, not those before. */
+        rc = zn__sqlite_row_job(s, q, &job, r->n > 0 ? &bad : err);
         if (rc < 0) {
-            /* A bad row fails the fetch that reaches it, not those before. */
             if (r->n > 0)
                 rc = SQLITE_ROW;
             break;
@@ -377,6 +360,22 @@ held_write(struct zn__sqlite *s, const struct zn__sqlite_held *h,
     if (rc == 0 && h->acked)
         s->op_counter[ZN__SQLITE_PROCESSED]++;
     return rc;
+}
+
+int
+zn__sqlite_write_begin(struct zn__sqlite *s, const char *what,
+                       struct zn_err *err)
+{
+    int rc = zn__sqlite_writable(s, what, err);
+
+    return rc < 0 ? rc : zn__sqlite_settle(s, err);
+}
+
+int
+zn__sqlite_lease_elsewhere(const char *jid, struct zn_err *err)
+{
+    return zn_err_set(err, ZN_ESTATE, "cannot finish job '%s': its lease "
+                      "passed to another worker", jid);
 }
 
 void
