@@ -31,7 +31,10 @@ check_ack(const struct zn_fwp_cmd *cmd)
     if (b == 0 && (a != 0 || strcmp(ack.jid, f.jid) != 0 ||
                    ack.cpu_ms != f.cpu_ms || ack.rss_kb != f.rss_kb))
         abort();
-    /* FAIL alone reads errtype, message and backtrace. */
+    /*
+     * FAIL alone reads errtype, message and backtrace: its messages for
+     * them (proto.c) name the field, and this check relies on that.
+     */
     if (a == 0 && b != 0 && !strstr(ferr.msg, "errtype") &&
         !strstr(ferr.msg, "message") && !strstr(ferr.msg, "backtrace") &&
         !strstr(ferr.msg, "out of memory"))

@@ -595,6 +595,16 @@ zn_srv_log_has(const struct zn_srv *s, const char *a, const char *b)
 }
 
 void
+zn_child_wait_log(const struct zn_child *c, const char *text,
+                  int64_t base_ms)
+{
+    if (!zn_child_log_wait(c, text, zn_test_ms(base_ms))) {
+        zn_child_dump_log(c);
+        fail_msg("no line with '%s' in the child's log", text);
+    }
+}
+
+void
 zn_srv_wait_log(const struct zn_srv *s, const char *a, const char *b,
                 int64_t base_ms)
 {

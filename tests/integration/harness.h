@@ -127,6 +127,10 @@ int zn_child_stop(struct zn_child *c);
 bool zn_child_log_wait(const struct zn_child *c, const char *text,
                        int64_t timeout_ms);
 
+/* The same within zn_test_ms(base_ms), else the log is shown and fails. */
+void zn_child_wait_log(const struct zn_child *c, const char *text,
+                       int64_t base_ms);
+
 /* Prints the child's log (on failure). */
 void zn_child_dump_log(const struct zn_child *c);
 

@@ -310,11 +310,7 @@ test_work_sigterm_fails_running_job(void **state)
     push(f, "{\"jid\":\"g1\",\"jobtype\":\"sleep\",\"args\":[30],"
             "\"retry\":0}");
     start_worker(f, NULL);
-    if (!zn_child_log_wait(&f->w, "\"event\":\"job.started\"",
-                           zn_test_ms(5000))) {
-        zn_child_dump_log(&f->w);
-        fail_msg("the worker did not start the job");
-    }
+    zn_child_wait_log(&f->w, "\"event\":\"job.started\"", 5000);
     kill(f->w.pid, SIGTERM);
     expect_exit(f, 0, 5000);
     assert_dead(f, "g1", "terminated", "the worker was told to terminate");
@@ -328,9 +324,7 @@ test_work_sigterm_kills_exec(void **state)
     zn_write_file(f->config, "[job \"slow\"]\ncommand = /bin/sleep 30\n");
     push(f, "{\"jid\":\"k1\",\"jobtype\":\"slow\",\"retry\":0}");
     start_worker(f, NULL);
-    if (!zn_child_log_wait(&f->w, "\"event\":\"job.started\"",
-                           zn_test_ms(5000)))
-        fail_msg("the worker did not start the job");
+    zn_child_wait_log(&f->w, "\"event\":\"job.started\"", 5000);
     kill(f->w.pid, SIGTERM);
     /* The command's group gets SIGTERM; sleep dies of it at once. */
     expect_exit(f, 0, 3000);
@@ -343,9 +337,7 @@ test_work_sigterm_when_idle(void **state)
     struct fx *f = *state;
 
     start_worker(f, NULL);
-    if (!zn_child_log_wait(&f->w, "\"event\":\"worker.started\"",
-                           zn_test_ms(5000)))
-        fail_msg("the worker did not start");
+    zn_child_wait_log(&f->w, "\"event\":\"worker.started\"", 5000);
     kill(f->w.pid, SIGTERM);
     /* It waits in FETCH; terminate does not wait for the FETCH to end. */
     expect_exit(f, 0, 1500);
@@ -361,9 +353,7 @@ test_work_server_lost(void **state)
     struct fx *f = *state;
 
     start_worker(f, NULL);
-    if (!zn_child_log_wait(&f->w, "\"event\":\"worker.started\"",
-                           zn_test_ms(5000)))
-        fail_msg("the worker did not start");
+    zn_child_wait_log(&f->w, "\"event\":\"worker.started\"", 5000);
     zn_srv_kill9(&f->srv);
     expect_exit(f, 4, 3000);
     zn_srv_start(&f->srv, NULL); /* for the teardown's clean stop */
@@ -386,10 +376,7 @@ test_work_fetch_refused_goes_on(void **state)
     zn_test_sqlite_exec(path, "UPDATE jobs SET tags = '{oops'");
     start_worker(f, extra);
     /* Asked again after 1 s, then after 2 s. */
-    if (!zn_child_log_wait(&f->w, "\"retry_ms\":2000", zn_test_ms(10000))) {
-        zn_child_dump_log(&f->w);
-        fail_msg("no FETCH was refused twice");
-    }
+    zn_child_wait_log(&f->w, "\"retry_ms\":2000", 10000);
     zn_test_sqlite_exec(path, "UPDATE jobs SET tags = NULL");
     expect_exit(f, 0, 10000);
     assert_state(f, "j1", "done");
@@ -403,9 +390,7 @@ test_work_sigtstp_quiets(void **state)
     push(f, "{\"jid\":\"q1\",\"jobtype\":\"sleep\",\"args\":[0.5]}");
     push(f, "{\"jid\":\"q2\",\"jobtype\":\"noop\"}");
     start_worker(f, NULL);
-    if (!zn_child_log_wait(&f->w, "\"event\":\"job.started\"",
-                           zn_test_ms(5000)))
-        fail_msg("the worker did not start the job");
+    zn_child_wait_log(&f->w, "\"event\":\"job.started\"", 5000);
     kill(f->w.pid, SIGTSTP);
     /* quiet: the running job ends normally, the next is not fetched. */
     expect_exit(f, 0, 5000);

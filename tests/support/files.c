@@ -65,3 +65,14 @@ zn_test_sqlite_exec(const char *path, const char *sql)
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));
     sqlite3_close(db);
 }
+
+void
+zn_test_sqlite_poison(const char *path, const char *table, const char *when)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql), "CREATE TRIGGER poison BEFORE INSERT ON %s"
+             " WHEN %s BEGIN SELECT RAISE(ABORT, 'poison'); END", table,
+             when);
+    zn_test_sqlite_exec(path, sql);
+}

@@ -18,4 +18,11 @@ void zn_test_rmdir(const char *dir);
 /* Runs sql on the database file at path; a failure fails the test. */
 void zn_test_sqlite_exec(const char *path, const char *sql);
 
+/*
+ * A trigger "poison" that refuses (RAISE ABORT 'poison') each INSERT into
+ * table whose row matches when (SQL on NEW).
+ */
+void zn_test_sqlite_poison(const char *path, const char *table,
+                           const char *when);
+
 #endif

@@ -674,9 +674,7 @@ test_engine_failed_commit_wakes_fetchers_after(void **state)
     assert_int_equal(zn_store_sqlite_open(path, &so, &st, &err), 0);
     assert_int_equal(zn_engine_new(st, &cfg, &f->clock, &e, &err), 0);
     zn_engine_set_ready_cb(e, on_ready, f);
-    zn_test_sqlite_exec(path, "CREATE TRIGGER poison BEFORE INSERT ON attempts"
-                   " WHEN NEW.worker = 'bad'"
-                   " BEGIN SELECT RAISE(ABORT, 'poison'); END");
+    zn_test_sqlite_poison(path, "attempts", "NEW.worker = 'bad'");
 
     assert_int_equal(zn_engine_push(e, &job, 1, &perr), 0);
     assert_int_equal(perr.code, 0);

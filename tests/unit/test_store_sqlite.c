@@ -365,6 +365,20 @@ test_store_sqlite_checkpointer_bounds_wal(void **state)
     zn_store_close(st);
 }
 
+/* The push journal beside the database at path (sqlite_journal.c). */
+static void
+journal_of(const char *path, char *out, size_t size)
+{
+    snprintf(out, size, "%s-push", path);
+}
+
+/*
+ * Offsets in a journal record's header: u32 len, u32 version, i64 epoch,
+ * u64 sum (sqlite_journal.c).
+ */
+#define REC_VERSION 4
+#define REC_SUM 16
+
 /*
  * Runs the steps of script in a child on the store at path, then the
  * child dies without closing it, as under kill -9:
@@ -521,9 +535,7 @@ test_store_sqlite_failed_push_leaves_the_rest(void **state)
     char path[PATH_MAX];
 
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
-    zn_test_sqlite_exec(path, "CREATE TRIGGER poison BEFORE INSERT ON jobs"
-                      " WHEN NEW.jid LIKE 'bad%'"
-                      " BEGIN SELECT RAISE(ABORT, 'poison'); END");
+    zn_test_sqlite_poison(path, "jobs", "NEW.jid LIKE 'bad%'");
     crash_after(path, ZN_DURABILITY_FULL, script);
     st = sqlite_open_in(f, path, sizeof(path));
     assert_int_equal(count_of(st, 0), 2);
@@ -561,7 +573,7 @@ test_store_sqlite_journal_emptied_after_replay(void **state)
     crash_after(path, ZN_DURABILITY_FULL, script);
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
     assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 2);
-    snprintf(journal, sizeof(journal), "%s-push", path);
+    journal_of(path, journal, sizeof(journal));
     fp = fopen(journal, "rb");
     assert_non_null(fp);
     n = fread(head, 1, sizeof(head), fp);
@@ -601,7 +613,7 @@ test_store_sqlite_journal_torn_record(void **state)
 
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
     crash_after(path, ZN_DURABILITY_FAST, script);
-    snprintf(journal, sizeof(journal), "%s-push", path);
+    journal_of(path, journal, sizeof(journal));
     assert_int_equal(stat(journal, &sb), 0);
     assert_int_equal(truncate(journal, sb.st_size - 5), 0);
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
@@ -629,11 +641,11 @@ test_store_sqlite_journal_of_another_version(void **state)
 
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
     crash_after(path, ZN_DURABILITY_FULL, script);
-    snprintf(journal, sizeof(journal), "%s-push", path);
+    journal_of(path, journal, sizeof(journal));
     fd = open(journal, O_RDWR);
     assert_true(fd >= 0);
-    assert_int_equal(pread(fd, &version, 4, 4), 4);
-    assert_int_equal(pwrite(fd, &other, 4, 4), 4);
+    assert_int_equal(pread(fd, &version, 4, REC_VERSION), 4);
+    assert_int_equal(pwrite(fd, &other, 4, REC_VERSION), 4);
     assert_int_equal(zn_store_sqlite_open(path, &opts, &st, &err),
                      ZN_ESTATE);
     assert_null(st);
@@ -642,7 +654,7 @@ test_store_sqlite_journal_of_another_version(void **state)
     assert_non_null(strstr(err.msg, "remove the file"));
     /* The file is as it was: the zenith of its format could still read it. */
     assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 0);
-    assert_int_equal(pwrite(fd, &version, 4, 4), 4);
+    assert_int_equal(pwrite(fd, &version, 4, REC_VERSION), 4);
     close(fd);
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
     assert_int_equal(jid_count(path, "j0"), 1);
@@ -652,8 +664,8 @@ test_store_sqlite_journal_of_another_version(void **state)
     crash_after(path, ZN_DURABILITY_FULL, script2);
     fd = open(journal, O_RDWR);
     assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, &other, 4, 4), 4);
-    assert_int_equal(pwrite(fd, &zero, 8, 16), 8);
+    assert_int_equal(pwrite(fd, &other, 4, REC_VERSION), 4);
+    assert_int_equal(pwrite(fd, &zero, 8, REC_SUM), 8);
     close(fd);
     zn_store_close(sqlite_open_in(f, path, sizeof(path)));
     assert_int_equal(jid_count(path, "j2"), 0);
@@ -903,9 +915,7 @@ test_store_sqlite_unwritable_leases_fail_the_transaction(void **state)
     push_ok(st, "a", "q", T0);
     push_ok(st, "b", "q", T0);
     push_ok(st, "c", "q", T0);
-    zn_test_sqlite_exec(path, "CREATE TRIGGER poison BEFORE INSERT ON attempts"
-                      " WHEN NEW.worker = 'bad'"
-                      " BEGIN SELECT RAISE(ABORT, 'poison'); END");
+    zn_test_sqlite_poison(path, "attempts", "NEW.worker = 'bad'");
     OK(st->ops->begin(st, &err));
     fetch_expect(st, "q", "a", T0 + 1);
     OK(st->ops->finish(st, "a", T0 + 2, &o, &err));
