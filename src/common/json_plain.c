@@ -2,7 +2,8 @@
  * json_plain.c - see json_plain.h.
  *
  * A recursive descent over the grammar of RFC 8259 that gives up (returns
- * false) at the first thing outside plain JSON. Strings are checked for
+ * false) at the first thing outside plain JSON; the same descent, in full
+ * mode, checks any JSON (zn_json_valid). Strings are checked for
  * UTF-8 as jansson checks them (common/utf8.c); an integer of at most
  * DIGITS_MAX digits cannot overflow int64_t, so longer ones are left to
  * jansson, which refuses those that do.
@@ -18,8 +19,14 @@
 
 #define DIGITS_MAX 18
 
+/*
+ * full: any JSON (escapes, reals, repeated keys), only checked
+ * (zn_json_valid); else plain JSON, read. max_depth: the deepest nesting.
+ */
 struct scan {
     const char *p, *end;
+    int max_depth;
+    bool full;
 };
 
 struct span {
@@ -44,7 +51,23 @@ skip_space(struct scan *s)
     return s->p < s->end;
 }
 
-/* s->p is at the opening quote. */
+/* Length of the escape at p ("\n", "\u00e9"...), 0 when it is none. */
+static size_t
+escape_len(const unsigned char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdefABCDEF";
+
+    if (n < 2)
+        return 0;
+    if (p[1] != 'u')
+        return p[1] && strchr("\"\\/bfnrt", p[1]) ? 2 : 0;
+    for (size_t i = 2; i < 6; i++)
+        if (i >= n || !p[i] || !strchr(hex, p[i]))
+            return 0;
+    return 6;
+}
+
+/* s->p is at the opening quote; escapes only when s->full. */
 static bool
 read_string(struct scan *s, struct zn_json_val *v)
 {
@@ -60,9 +83,12 @@ read_string(struct scan *s, struct zn_json_val *v)
             s->p = (const char *)p + 1;
             return true;
         }
-        if (*p == '\\' || *p < 0x20)
+        if (*p < 0x20 || (*p == '\\' && !s->full))
             return false;
-        len = *p < 0x80 ? 1 : zn_utf8_len(p, (size_t)(end - p));
+        if (*p == '\\')
+            len = escape_len(p, (size_t)(end - p));
+        else
+            len = *p < 0x80 ? 1 : zn_utf8_len(p, (size_t)(end - p));
         if (len == 0)
             return false;
         p += len;
@@ -125,7 +151,7 @@ static bool
 open_container(struct scan *s, int depth, char close, bool *more)
 {
     s->p++;
-    if (depth > ZN_JSON_PLAIN_DEPTH || !skip_space(s))
+    if (depth > s->max_depth || !skip_space(s))
         return false;
     *more = *s->p != close;
     if (!*more)
@@ -259,7 +285,7 @@ bool
 zn_json_plain_object(const char *text, size_t len,
                      struct zn_json_member m[ZN_JSON_PLAIN_KEYS], size_t *n)
 {
-    struct scan s = {text, text + len};
+    struct scan s = {text, text + len, ZN_JSON_PLAIN_DEPTH, false};
     struct zn_json_val v;
 
     if (!skip_space(&s) || *s.p != '{' || !read_object(&s, 1, m, n, &v))
@@ -271,7 +297,7 @@ bool
 zn_json_plain_array(const char *text, size_t len, size_t max,
                     struct zn_json_val **out, size_t *n)
 {
-    struct scan s = {text, text + len};
+    struct scan s = {text, text + len, ZN_JSON_PLAIN_DEPTH, false};
     struct list l = {NULL, 0, 0};
     struct zn_json_val v;
 
@@ -283,6 +309,95 @@ zn_json_plain_array(const char *text, size_t len, size_t max,
     *out = l.v;
     *n = l.n;
     return true;
+}
+
+/* Any JSON number (full mode): what read_int leaves to jansson too. */
+static bool
+read_number(struct scan *s)
+{
+    const char *start;
+
+    if (s->p < s->end && *s->p == '-')
+        s->p++;
+    start = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    if (s->p == start || (*start == '0' && s->p - start > 1))
+        return false;
+    if (s->p < s->end && *s->p == '.') {
+        start = ++s->p;
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+            s->p++;
+        if (s->p == start)
+            return false;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        start = s->p;
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+            s->p++;
+        if (s->p == start)
+            return false;
+    }
+    return true;
+}
+
+static bool check_value(struct scan *s, int depth);
+
+/* s->p is at '[' or '{' (close is ']' or '}'): checked, not read. */
+static bool
+check_container(struct scan *s, int depth, char close)
+{
+    struct zn_json_val key;
+    bool more;
+
+    if (!open_container(s, depth, close, &more))
+        return false;
+    while (more) {
+        if (close == '}' &&
+            (*s->p != '"' || !read_string(s, &key) || !skip_space(s) ||
+             *s->p++ != ':' || !skip_space(s)))
+            return false;
+        if (!check_value(s, depth) || !next_item(s, close, &more))
+            return false;
+    }
+    return true;
+}
+
+/* s->p is at the value's first byte. */
+static bool
+check_value(struct scan *s, int depth)
+{
+    struct zn_json_val v;
+
+    switch (*s->p) {
+    case '"':
+        return read_string(s, &v);
+    case '{':
+        return check_container(s, depth + 1, '}');
+    case '[':
+        return check_container(s, depth + 1, ']');
+    case 't':
+        return read_word(s, "true", ZN_JSON_PLAIN_TRUE, &v);
+    case 'f':
+        return read_word(s, "false", ZN_JSON_PLAIN_FALSE, &v);
+    case 'n':
+        return read_word(s, "null", ZN_JSON_PLAIN_NULL, &v);
+    default:
+        return read_number(s);
+    }
+}
+
+bool
+zn_json_valid(const char *text, size_t len, char open)
+{
+    struct scan s = {text, text + len, ZN_JSON_DEPTH_MAX, true};
+
+    if (!skip_space(&s) || *s.p != open || !check_value(&s, 0))
+        return false;
+    return !skip_space(&s);
 }
 
 const struct zn_json_val *

@@ -5,12 +5,13 @@
  * distinct, nesting at most ZN_JSON_PLAIN_DEPTH deep.
  *
  * It finds, without allocating, where the members of one top-level object
- * are (the elements of a top-level array go into one array it grows). A text outside plain JSON
- * is not an error here: the caller hands it to jansson, which reads all of
- * JSON and words the errors. So a plain text must read exactly as jansson
- * reads it, and the compact form of a value must be what
- * json_dumpb(JSON_COMPACT) writes for it; tests/fuzz/fuzz_job.c compares
- * the two.
+ * are (the elements of a top-level array go into one array it grows). A
+ * text outside plain JSON is not an error here: the caller hands it to
+ * jansson, which reads all of JSON and words the errors. So a plain text
+ * must read exactly as jansson reads it, and the compact form of a value
+ * must be what json_dumpb(JSON_COMPACT) writes for it;
+ * tests/fuzz/fuzz_job.c compares the two. zn_json_valid checks any JSON,
+ * with the same descent.
  */
 #ifndef ZN_COMMON_JSON_PLAIN_H
 #define ZN_COMMON_JSON_PLAIN_H
@@ -22,6 +23,7 @@
 #include <stdint.h>
 
 #define ZN_JSON_PLAIN_DEPTH 16
+#define ZN_JSON_DEPTH_MAX 512  /* nesting zn_json_valid allows */
 #define ZN_JSON_PLAIN_KEYS 32  /* members of any one object */
 
 enum zn_json_plain_type {
@@ -83,5 +85,13 @@ const char *zn_json_plain_text(const struct zn_json_val *v, size_t *n);
  * NUL-terminated.
  */
 size_t zn_json_plain_compact(const struct zn_json_val *v, char *out);
+
+/*
+ * Whether text[0..len) is one JSON value of any kind (escapes, reals,
+ * repeated keys) that opens with open ('[', '{'...), whitespace around it
+ * allowed, nested at most ZN_JSON_DEPTH_MAX deep, its strings valid UTF-8
+ * as jansson checks them. A syntax check: nothing is read.
+ */
+bool zn_json_valid(const char *text, size_t len, char open);
 
 #endif

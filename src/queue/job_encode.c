@@ -17,21 +17,20 @@
  * failure's backtrace) must be one JSON value of the right kind: a store
  * row is input, and a damaged one gives NULL here, as an allocation
  * failure does, never broken JSON on the wire. The check of stored text
- * is a syntax scan that allocates nothing.
+ * is a syntax scan that allocates nothing (zn_json_valid).
  */
 #include "compat.h"
 
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/json_plain.h"
 #include "common/utf8.h"
 #include "queue/job.h"
 
-#define RAW_DEPTH_MAX 512 /* nesting of stored JSON text; parse allows less */
 
 struct out {
     char *buf;
@@ -179,167 +178,13 @@ member_time(struct out *o, const char *name, int64_t ms)
     add(o, "\"", 1);
 }
 
-/* Syntax scan of stored JSON text. */
-
-struct scan {
-    const unsigned char *p, *end;
-    int depth;
-};
-
-static void
-skip_ws(struct scan *s)
-{
-    while (s->p < s->end &&
-           (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-        s->p++;
-}
-
-static bool
-scan_lit(struct scan *s, const char *lit)
-{
-    size_t n = strlen(lit);
-
-    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
-        return false;
-    s->p += n;
-    return true;
-}
-
-static bool
-scan_digits(struct scan *s)
-{
-    const unsigned char *start = s->p;
-
-    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-        s->p++;
-    return s->p > start;
-}
-
-static bool
-scan_number(struct scan *s)
-{
-    if (s->p < s->end && *s->p == '-')
-        s->p++;
-    if (s->p < s->end && *s->p == '0')
-        s->p++;
-    else if (!scan_digits(s))
-        return false;
-    if (s->p < s->end && *s->p == '.' && (s->p++, !scan_digits(s)))
-        return false;
-    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-        s->p++;
-        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
-            s->p++;
-        if (!scan_digits(s))
-            return false;
-    }
-    return true;
-}
-
-static bool
-scan_string(struct scan *s)
-{
-    s->p++; /* the opening quote */
-    while (s->p < s->end && *s->p != '"') {
-        size_t len;
-
-        if (*s->p < 0x20)
-            return false;
-        if (*s->p == '\\') {
-            s->p++;
-            if (s->p >= s->end)
-                return false;
-            if (*s->p == 'u') {
-                for (int i = 1; i <= 4; i++)
-                    if (s->p + i >= s->end || !isxdigit(s->p[i]))
-                        return false;
-                s->p += 5;
-            } else if (*s->p && strchr("\"\\/bfnrt", *s->p)) {
-                s->p++;
-            } else {
-                return false;
-            }
-            continue;
-        }
-        if (*s->p < 0x80) {
-            s->p++;
-            continue;
-        }
-        len = zn_utf8_len(s->p, (size_t)(s->end - s->p));
-        if (len == 0)
-            return false;
-        s->p += len;
-    }
-    if (s->p >= s->end)
-        return false;
-    s->p++;
-    return true;
-}
-
-static bool scan_value(struct scan *s);
-
-/* An array or object; close is ']' or '}'. */
-static bool
-scan_container(struct scan *s, unsigned char close)
-{
-    bool first = true;
-
-    if (++s->depth > RAW_DEPTH_MAX)
-        return false;
-    s->p++;
-    for (;;) {
-        skip_ws(s);
-        if (s->p < s->end && *s->p == close && first)
-            break;
-        if (close == '}') {
-            if (s->p >= s->end || *s->p != '"' || !scan_string(s))
-                return false;
-            skip_ws(s);
-            if (s->p >= s->end || *s->p++ != ':')
-                return false;
-        }
-        if (!scan_value(s))
-            return false;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == close)
-            break;
-        if (s->p >= s->end || *s->p++ != ',')
-            return false;
-        first = false;
-    }
-    s->p++;
-    s->depth--;
-    return true;
-}
-
-static bool
-scan_value(struct scan *s)
-{
-    skip_ws(s);
-    if (s->p >= s->end)
-        return false;
-    switch (*s->p) {
-    case '[': return scan_container(s, ']');
-    case '{': return scan_container(s, '}');
-    case '"': return scan_string(s);
-    case 't': return scan_lit(s, "true");
-    case 'f': return scan_lit(s, "false");
-    case 'n': return scan_lit(s, "null");
-    default: return scan_number(s);
-    }
-}
-
 /* Stored text that is exactly one JSON value opening with open. */
 static void
 member_raw(struct out *o, const char *name, const char *text, char open)
 {
     size_t n = strlen(text);
-    struct scan s = {(const unsigned char *)text,
-                     (const unsigned char *)text + n, 0};
 
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != (unsigned char)open || !scan_value(&s) ||
-        (skip_ws(&s), s.p != s.end)) {
+    if (!zn_json_valid(text, n, open)) {
         o->failed = true;
         return;
     }
