@@ -4,11 +4,13 @@
  * handshake; after it, every call writes "VERB ARG\r\n" and reads one RESP
  * reply with proto.c's incremental reader.
  *
- * The socket stays in blocking mode (callers may poll() it), but every
- * send and recv is made with MSG_DONTWAIT after poll() said it is ready,
- * so no step can outlive the client's timeout. The timeout bounds each
- * whole operation (one request written, one reply read), so a server that
- * drips one byte at a time cannot hold a caller forever.
+ * The socket stays in blocking mode (callers may poll() it). A send is
+ * made with MSG_DONTWAIT and waits in poll() only when the socket is full;
+ * a recv blocks under SO_RCVTIMEO, set to the time left (within
+ * RCVTIMEO_SLACK_MS, so most replies cost one recv and no other call).
+ * The timeout bounds each whole operation (one request written, one reply
+ * read) to within that slack, so a server that drips one byte at a time
+ * cannot hold a caller forever.
  *
  * Invariant: once the client is broken (timeout, closed connection, write
  * failure, malformed reply), requests and replies may be out of step, so
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -47,10 +50,12 @@
 #define IN_MAX (MAX_BULK + 64)        /* bulk + its "$N\r\n...\r\n" frame */
 #define HI_ITER_MAX 1000000           /* a hostile server could ask more */
 #define ADDR_TEXT_MAX 128
+#define RCVTIMEO_SLACK_MS 10          /* how far a recv may pass its time */
 
 struct zn_fwp_client {
     int fd;
     int timeout_ms;
+    int64_t rcvtimeo_ms;       /* the socket's SO_RCVTIMEO, 0 = none */
     bool broken;
     char *salt;                /* from HI, NULL when no password asked */
     char addr[ADDR_TEXT_MAX];  /* as given, printable, for messages */
@@ -213,6 +218,24 @@ grow_input(struct zn_fwp_client *c, struct zn_err *err)
     return 0;
 }
 
+/*
+ * Lets a blocking recv last about ms (SO_RCVTIMEO), set only when it is
+ * off by more than RCVTIMEO_SLACK_MS. Returns 0 or -1 with errno.
+ */
+static int
+recv_within(struct zn_fwp_client *c, int64_t ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                         .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+    if (c->rcvtimeo_ms && llabs(c->rcvtimeo_ms - ms) <= RCVTIMEO_SLACK_MS)
+        return 0;
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        return -1;
+    c->rcvtimeo_ms = ms;
+    return 0;
+}
+
 /* Receives at least one more byte into the input buffer. */
 static int
 fill_input(struct zn_fwp_client *c, int64_t deadline, struct zn_err *err)
@@ -226,15 +249,15 @@ fill_input(struct zn_fwp_client *c, int64_t deadline, struct zn_err *err)
             return rc;
     }
     for (;;) {
-        rc = wait_fd(c->fd, POLLIN, deadline);
-        if (rc == 0)
+        int64_t left = deadline - zn_clock_mono_ms();
+
+        if (left <= 0)
             return broke(c, zn_err_set(err, ZN_EIO, "timed out after %d ms "
                                        "waiting for a reply from '%s'",
                                        c->timeout_ms, c->addr));
-        if (rc < 0)
+        if (recv_within(c, left) < 0)
             break;
-        n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
-                 MSG_DONTWAIT);
+        n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n > 0) {
             c->in_len += (size_t)n;
             return 0;
@@ -242,6 +265,7 @@ fill_input(struct zn_fwp_client *c, int64_t deadline, struct zn_err *err)
         if (n == 0)
             return broke(c, zn_err_set(err, ZN_EIO, "connection closed by "
                                        "'%s'", c->addr));
+        /* EAGAIN: SO_RCVTIMEO ran out; the deadline says if it is over. */
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
             break;
     }

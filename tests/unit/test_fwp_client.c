@@ -4,7 +4,7 @@
  * a Unix socket in a fresh temporary directory. The fake speaks just
  * enough FWP to script replies: each command the client sends names the
  * reply the fake writes back (PING, BAD, NIL, BULK, BIG, INT, SILENT,
- * GARBAGE, CLOSE). The thread only records what it saw; all assertions
+ * DRIP, GARBAGE, CLOSE). The thread only records what it saw; all assertions
  * run in the test's own thread, after joining it.
  */
 #include "compat.h"
@@ -25,10 +25,13 @@
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "fwp/client.h"
 #include "fwp/proto.h"
 
 #define BIG_LEN (300 * 1024)
+#define DRIP_BYTES 40       /* DRIP: bytes sent, one every DRIP_EVERY_MS */
+#define DRIP_EVERY_MS 40
 
 struct fake {
     int lfd;
@@ -132,6 +135,15 @@ fake_reply(struct fake *f, int fd, const char *line)
         send_str(fd, hdr, (size_t)n);
         send_str(fd, big, sizeof(big));
         send_str(fd, "\r\n", 2);
+    } else if (strcmp(line, "DRIP") == 0) {
+        /* A reply that never ends, a byte at a time, until the client
+         * goes: each byte comes well within the client's timeout. */
+        send_str(fd, "$100\r\n", 6);
+        for (int i = 0; i < DRIP_BYTES; i++) {
+            usleep(DRIP_EVERY_MS * 1000);
+            if (send(fd, "d", 1, MSG_NOSIGNAL) != 1)
+                break;
+        }
     } else if (strcmp(line, "SILENT") != 0)
         send_str(fd, "-ERR unknown command\r\n", 22);
     return true;
@@ -487,6 +499,30 @@ test_fwp_client_timeout(void **state)
     assert_false(f.saw_end);
 }
 
+/* The timeout bounds the whole reply, not each byte of it. */
+static void
+test_fwp_client_drip(void **state)
+{
+    struct fake f = {0};
+    struct zn_fwp_client_opts o = {.timeout_ms = 200};
+    struct zn_fwp_client *c;
+    struct zn_err err = {0};
+    int64_t t0;
+
+    (void)state;
+    fake_start(&f, false, "+HI {\"v\":2}\r\n");
+    o.addr = f.addr;
+    assert_int_equal(zn_fwp_client_connect(&o, &c, &err), 0);
+    t0 = zn_clock_mono_ms();
+    assert_int_equal(zn_fwp_client_call(c, "DRIP", NULL, NULL, &err),
+                     ZN_EIO);
+    assert_non_null(strstr(err.msg, "timed out after 200 ms"));
+    /* Per byte, it would have read the whole drip. */
+    assert_true(zn_clock_mono_ms() - t0 < DRIP_BYTES * DRIP_EVERY_MS / 2);
+    zn_fwp_client_free(c);
+    fake_join(&f);
+}
+
 static void
 test_fwp_client_silent_server(void **state)
 {
@@ -595,6 +631,7 @@ main(void)
         cmocka_unit_test(test_fwp_client_call_replies),
         cmocka_unit_test(test_fwp_client_pipelining_and_raw),
         cmocka_unit_test(test_fwp_client_timeout),
+        cmocka_unit_test(test_fwp_client_drip),
         cmocka_unit_test(test_fwp_client_silent_server),
         cmocka_unit_test(test_fwp_client_lost_connection),
         cmocka_unit_test(test_fwp_client_refused),
