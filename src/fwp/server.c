@@ -1078,6 +1078,11 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
             resume(c);
         }
     }
+    /*
+     * The replies of the turn go out first: none waits for the delayed
+     * commit, which would hold back the one push that comes due with it.
+     */
+    send_all(s);
     /* The rest commits COMMIT_DELAY_MS after it began to wait. */
     if (zn_engine_pending(s->engine)) {
         int64_t now = zn_clock_mono_ms(), left;
@@ -1097,8 +1102,8 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
         s->pending_since = 0;
     }
     /*
-     * Commands that waited behind a held reply run now, in order; then
-     * every reply of the turn goes out.
+     * Commands that waited behind a held reply run now, in order, and
+     * their replies go out.
      */
     do {
         while ((c = TAILQ_FIRST(&s->resumed))) {
