@@ -23,9 +23,30 @@ function num(n, fmt,    s, i) {
     return i ? commas(substr(s, 1, i - 1)) substr(s, i) : commas(s)
 }
 
+# The lowest and highest of the rounds' ratios z/b into RLO and RHI; false
+# unless both peers have the figure for every round (bench/run --repeat).
+function spread(mode, key,    kz, kb, i, r) {
+    kz = "zenith" SUBSEP mode SUBSEP key
+    kb = "beanstalkd" SUBSEP mode SUBSEP key
+    if (N[kz] < 2 || N[kz] != N[kb])
+        return 0
+    for (i = 1; i <= N[kz]; i++) {
+        if (X[kb, i] <= 0)
+            return 0
+        r = X[kz, i] / X[kb, i]
+        if (i == 1 || r < RLO)
+            RLO = r
+        if (i == 1 || r > RHI)
+            RHI = r
+    }
+    return 1
+}
+
 # One row: label, unit, key, printf format, scale, which way is better.
+# With rounds, the mark says whether every round agrees: a pair whose
+# rounds fall on both sides of 1 is "mixed".
 function row(mode, label, unit, key, fmt, scale, better, info,
-             z, b, r, mark) {
+             z, b, r, mark, range, ahead, behind) {
     z = V["zenith", mode, key]
     b = V["beanstalkd", mode, key]
     if (z != "")
@@ -33,21 +54,28 @@ function row(mode, label, unit, key, fmt, scale, better, info,
     if (b != "")
         b = b / scale
     r = (z != "" && b != "" && b > 0) ? z / b : ""
+    range = ""
     mark = ""
-    if (r != "" && !info)
+    if (spread(mode, key)) {
+        range = sprintf("%.2f-%.2f", RLO, RHI)
+        ahead = better == "higher" ? RLO >= 1 : RHI <= 1
+        behind = better == "higher" ? RHI < 1 : RLO > 1
+        mark = ahead ? "ok" : behind ? "BEHIND" : "mixed"
+    } else if (r != "") {
         mark = (better == "higher" ? r >= 1 : r <= 1) ? "ok" : "BEHIND"
+    }
     if (info)
         mark = "(info)"
-    printf "  %-36s %-6s %10s %11s %6s  %-6s  %s\n", label, unit,
+    printf "  %-36s %-6s %10s %11s %6s %9s  %-6s  %s\n", label, unit,
            num(z, fmt), num(b, fmt), r == "" ? "-" : sprintf("%.2f", r),
-           better, mark
+           range, better, mark
 }
 
 function pair(mode, zdesc, bdesc,    bound, p50) {
     printf "\ndurability %s\n  zenith --durability %s: %s\n" \
            "  beanstalkd %s\n", mode, mode, zdesc, bdesc
-    printf "  %-36s %-6s %10s %11s %6s  %-6s\n", "", "unit", "zenith",
-           "beanstalkd", "z/b", "better"
+    printf "  %-36s %-6s %10s %11s %6s %9s  %-6s\n", "", "unit", "zenith",
+           "beanstalkd", "z/b", "rounds", "better"
     row(mode, "push, 1 producer", "jobs/s", "push1.rate", "%.0f", 1, "higher")
     row(mode, "push, 8 producers", "jobs/s", "push8.rate", "%.0f", 1, "higher")
     row(mode, "push, batches of 1,000 (a)", "jobs/s", "pushb.rate", "%.0f", 1,
@@ -88,8 +116,8 @@ function workers(mode,    n, p, i) {
            "supervisor (zenith work)\n  beanstalkd -b DIR -f 0: as many " \
            "processes of zn_bench\n", mode, num(jobs, "%.0f"),
            num(exec_jobs, "%.0f"), mode
-    printf "  %-36s %-6s %10s %11s %6s  %-6s\n", "", "unit", "zenith",
-           "beanstalkd", "z/b", "better"
+    printf "  %-36s %-6s %10s %11s %6s %9s  %-6s\n", "", "unit", "zenith",
+           "beanstalkd", "z/b", "rounds", "better"
     n = split(noop_procs, p, " ")
     for (i = 1; i <= n; i++)
         row(mode, "noop, " p[i] " worker processes (d)", "jobs/s",
@@ -143,8 +171,11 @@ END {
          "-b DIR: fsync at most every 50 ms")
     workers("full")
     print ""
-    print "z/b = zenith / beanstalkd. ok: zenith at least equal; BEHIND: " \
-          "zenith worse."
+    print "z/b = zenith / beanstalkd (of the medians); rounds: the lowest " \
+          "and highest z/b"
+    print "of single rounds (--repeat). ok: zenith at least equal (in every " \
+          "round); BEHIND:"
+    print "zenith worse (in every round); mixed: rounds on both sides."
     print "(a) zenith: one PUSHB of 1,000 jobs per request. beanstalkd has " \
           "no batch command:"
     print "    1,000 puts are pipelined in one write, then the 1,000 " \
