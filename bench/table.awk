@@ -63,10 +63,12 @@ function row(mode, label, unit, key, fmt, scale, better, info,
         mark = ahead ? "ok" : behind ? "BEHIND" : "mixed"
     } else if (r != "") {
         mark = (better == "higher" ? r >= 1 : r <= 1) ? "ok" : "BEHIND"
+        if (repeat > 1)
+            range = "-" # a round without both figures
     }
     if (info)
         mark = "(info)"
-    printf "  %-36s %-6s %10s %11s %6s %9s  %-6s  %s\n", label, unit,
+    printf "  %-36s %-6s %10s %11s %6s %11s  %-6s  %s\n", label, unit,
            num(z, fmt), num(b, fmt), r == "" ? "-" : sprintf("%.2f", r),
            range, better, mark
 }
@@ -74,7 +76,7 @@ function row(mode, label, unit, key, fmt, scale, better, info,
 function pair(mode, zdesc, bdesc,    bound, p50) {
     printf "\ndurability %s\n  zenith --durability %s: %s\n" \
            "  beanstalkd %s\n", mode, mode, zdesc, bdesc
-    printf "  %-36s %-6s %10s %11s %6s %9s  %-6s\n", "", "unit", "zenith",
+    printf "  %-36s %-6s %10s %11s %6s %11s  %-6s\n", "", "unit", "zenith",
            "beanstalkd", "z/b", "rounds", "better"
     row(mode, "push, 1 producer", "jobs/s", "push1.rate", "%.0f", 1, "higher")
     row(mode, "push, 8 producers", "jobs/s", "push8.rate", "%.0f", 1, "higher")
@@ -116,7 +118,7 @@ function workers(mode,    n, p, i) {
            "supervisor (zenith work)\n  beanstalkd -b DIR -f 0: as many " \
            "processes of zn_bench\n", mode, num(jobs, "%.0f"),
            num(exec_jobs, "%.0f"), mode
-    printf "  %-36s %-6s %10s %11s %6s %9s  %-6s\n", "", "unit", "zenith",
+    printf "  %-36s %-6s %10s %11s %6s %11s  %-6s\n", "", "unit", "zenith",
            "beanstalkd", "z/b", "rounds", "better"
     n = split(noop_procs, p, " ")
     for (i = 1; i <= n; i++)

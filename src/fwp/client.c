@@ -9,8 +9,9 @@
  * a recv blocks under SO_RCVTIMEO, set to the time left (within
  * RCVTIMEO_SLACK_MS, so most replies cost one recv and no other call).
  * The timeout bounds each whole operation (one request written, one reply
- * read) to within that slack, so a server that drips one byte at a time
- * cannot hold a caller forever.
+ * read) to about that slack and the kernel's rounding, so a server that
+ * drips one byte at a time, or stops half-way, cannot hold a caller
+ * forever. A caller must leave the socket blocking.
  *
  * Invariant: once the client is broken (timeout, closed connection, write
  * failure, malformed reply), requests and replies may be out of step, so
@@ -256,7 +257,9 @@ fill_input(struct zn_fwp_client *c, int64_t deadline, struct zn_err *err)
                                        "waiting for a reply from '%s'",
                                        c->timeout_ms, c->addr));
         if (recv_within(c, left) < 0)
-            break;
+            return broke(c, zn_err_set(err, ZN_EIO, "cannot set a read "
+                                       "timeout on '%s': %s", c->addr,
+                                       strerror(errno)));
         n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n > 0) {
             c->in_len += (size_t)n;

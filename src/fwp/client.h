@@ -74,7 +74,10 @@ int zn_fwp_client_send_raw(struct zn_fwp_client *c, const void *buf,
 /* The HI line's salt, or NULL when the server asked for no password. */
 const char *zn_fwp_client_salt(const struct zn_fwp_client *c);
 
-/* The connected socket, for poll() in callers that multiplex. */
+/*
+ * The connected socket, for poll() in callers that multiplex. It must stay
+ * blocking: the client's reads wait in recv() under SO_RCVTIMEO.
+ */
 int zn_fwp_client_fd(const struct zn_fwp_client *c);
 
 #endif

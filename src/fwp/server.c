@@ -1078,11 +1078,6 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
             resume(c);
         }
     }
-    /*
-     * The replies of the turn go out first: none waits for the delayed
-     * commit, which would hold back the one push that comes due with it.
-     */
-    send_all(s);
     /* The rest commits COMMIT_DELAY_MS after it began to wait. */
     if (zn_engine_pending(s->engine)) {
         int64_t now = zn_clock_mono_ms(), left;
@@ -1096,6 +1091,11 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
             if (!evtimer_pending(s->commit_timer, NULL))
                 evtimer_add(s->commit_timer, &tv);
         } else {
+            /*
+             * The replies made so far wait for nothing: they go out
+             * first, not behind the commit's writes.
+             */
+            send_all(s);
             commit_now(s, &err);
         }
     } else {

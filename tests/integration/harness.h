@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "fwp/client.h"
+#include "support/timeout.h"
 
 struct zn_srv {
     pid_t pid;
@@ -29,9 +30,6 @@ struct zn_srv {
      */
     const char *const *env;
 };
-
-/* base_ms scaled by ZN_TEST_TIMEOUT_MULT (default 1). */
-int64_t zn_test_ms(int64_t base_ms);
 
 /*
  * Gives s a fresh data directory (mkdtemp) unless it has one, and sets

@@ -4,7 +4,7 @@
  * a Unix socket in a fresh temporary directory. The fake speaks just
  * enough FWP to script replies: each command the client sends names the
  * reply the fake writes back (PING, BAD, NIL, BULK, BIG, INT, SILENT,
- * DRIP, GARBAGE, CLOSE). The thread only records what it saw; all assertions
+ * DRIP, STALL, GARBAGE, CLOSE). The thread only records what it saw; all assertions
  * run in the test's own thread, after joining it.
  */
 #include "compat.h"
@@ -28,9 +28,10 @@
 #include "common/clock.h"
 #include "fwp/client.h"
 #include "fwp/proto.h"
+#include "support/timeout.h"
 
 #define BIG_LEN (300 * 1024)
-#define DRIP_BYTES 40       /* DRIP: bytes sent, one every DRIP_EVERY_MS */
+#define DRIP_BYTES 250      /* DRIP: bytes sent, one every DRIP_EVERY_MS */
 #define DRIP_EVERY_MS 40
 
 struct fake {
@@ -136,14 +137,20 @@ fake_reply(struct fake *f, int fd, const char *line)
         send_str(fd, big, sizeof(big));
         send_str(fd, "\r\n", 2);
     } else if (strcmp(line, "DRIP") == 0) {
-        /* A reply that never ends, a byte at a time, until the client
-         * goes: each byte comes well within the client's timeout. */
+        /*
+         * A reply that never ends, a byte at a time, until the client
+         * goes: each byte comes well within the client's timeout.
+         */
         send_str(fd, "$100\r\n", 6);
         for (int i = 0; i < DRIP_BYTES; i++) {
             usleep(DRIP_EVERY_MS * 1000);
             if (send(fd, "d", 1, MSG_NOSIGNAL) != 1)
                 break;
         }
+    } else if (strncmp(line, "STALL ", 6) == 0) {
+        /* The start of a reply after the given ms, then nothing. */
+        usleep((useconds_t)strtol(line + 6, NULL, 10) * 1000);
+        send_str(fd, "$100\r\nab", 8);
     } else if (strcmp(line, "SILENT") != 0)
         send_str(fd, "-ERR unknown command\r\n", 22);
     return true;
@@ -499,28 +506,65 @@ test_fwp_client_timeout(void **state)
     assert_false(f.saw_end);
 }
 
-/* The timeout bounds the whole reply, not each byte of it. */
-static void
-test_fwp_client_drip(void **state)
+/*
+ * Calls verb (with arg, or none) on a fake with a client timeout of
+ * timeout_ms, which must fail with a timeout; returns how long it took.
+ */
+static int64_t
+call_timed_out(const char *verb, const char *arg, int timeout_ms)
 {
     struct fake f = {0};
-    struct zn_fwp_client_opts o = {.timeout_ms = 200};
+    struct zn_fwp_client_opts o = {.timeout_ms = timeout_ms};
     struct zn_fwp_client *c;
     struct zn_err err = {0};
-    int64_t t0;
+    char want[64];
+    int64_t t0, took;
 
-    (void)state;
     fake_start(&f, false, "+HI {\"v\":2}\r\n");
     o.addr = f.addr;
     assert_int_equal(zn_fwp_client_connect(&o, &c, &err), 0);
     t0 = zn_clock_mono_ms();
-    assert_int_equal(zn_fwp_client_call(c, "DRIP", NULL, NULL, &err),
-                     ZN_EIO);
-    assert_non_null(strstr(err.msg, "timed out after 200 ms"));
-    /* Per byte, it would have read the whole drip. */
-    assert_true(zn_clock_mono_ms() - t0 < DRIP_BYTES * DRIP_EVERY_MS / 2);
+    assert_int_equal(zn_fwp_client_call(c, verb, arg, NULL, &err), ZN_EIO);
+    took = zn_clock_mono_ms() - t0;
+    snprintf(want, sizeof(want), "timed out after %d ms", timeout_ms);
+    if (!strstr(err.msg, want))
+        fail_msg("%s: '%s', not '%s'", verb, err.msg, want);
     zn_fwp_client_free(c);
     fake_join(&f);
+    return took;
+}
+
+/* The timeout bounds the whole reply, not each byte of it. */
+static void
+test_fwp_client_drip(void **state)
+{
+    int timeout = (int)zn_test_ms(200);
+    int64_t took = call_timed_out("DRIP", NULL, timeout);
+
+    (void)state;
+    /* Per byte, it would have read the whole drip. */
+    if (took > 2 * timeout || 2 * timeout > DRIP_BYTES * DRIP_EVERY_MS)
+        fail_msg("took %lld ms: timeout %d ms, drip %d ms", (long long)took,
+                 timeout, DRIP_BYTES * DRIP_EVERY_MS);
+}
+
+/*
+ * A reply that stops half-way ends at the timeout: the read after its
+ * start waits only for the time left.
+ */
+static void
+test_fwp_client_stall(void **state)
+{
+    int timeout = (int)zn_test_ms(400);
+    char after[16];
+    int64_t took;
+
+    (void)state;
+    snprintf(after, sizeof(after), "%d", timeout * 3 / 4);
+    took = call_timed_out("STALL", after, timeout);
+    /* A fresh full timeout for that read would end at 1.75 times it. */
+    if (took < timeout || took > timeout * 3 / 2)
+        fail_msg("took %lld ms, timeout %d ms", (long long)took, timeout);
 }
 
 static void
@@ -632,6 +676,7 @@ main(void)
         cmocka_unit_test(test_fwp_client_pipelining_and_raw),
         cmocka_unit_test(test_fwp_client_timeout),
         cmocka_unit_test(test_fwp_client_drip),
+        cmocka_unit_test(test_fwp_client_stall),
         cmocka_unit_test(test_fwp_client_silent_server),
         cmocka_unit_test(test_fwp_client_lost_connection),
         cmocka_unit_test(test_fwp_client_refused),

@@ -29,15 +29,7 @@
 #include "worker/handler.h"
 #include "worker/webhook.h"
 #include "support/httpd.h"
-
-static int64_t
-scaled_ms(int64_t base)
-{
-    const char *m = getenv("ZN_TEST_TIMEOUT_MULT");
-    long mult = m ? strtol(m, NULL, 10) : 1;
-
-    return base * (mult > 0 ? mult : 1);
-}
+#include "support/timeout.h"
 
 /* ---- a job to run ------------------------------------------------------ */
 
@@ -210,7 +202,7 @@ test_worker_handler_sleep_cancelled(void **state)
     assert_int_equal(write(fds[1], "x", 1), 1);
     t0 = zn_clock_mono_ms();
     run_builtin("sleep", "[30]", fds[0], &res);
-    assert_true(zn_clock_mono_ms() - t0 < scaled_ms(2000));
+    assert_true(zn_clock_mono_ms() - t0 < zn_test_ms(2000));
     assert_string_equal(res.errtype, "terminated");
     close(fds[0]);
     close(fds[1]);
@@ -413,7 +405,7 @@ test_worker_handler_exec_timeout_kills_group(void **state)
     run_exec(stubborn, 1, -1, &res, &pgid);
     took = zn_clock_mono_ms() - t0;
     assert_true(took >= 1000 + ZN_EXEC_KILL_GRACE_MS - 50);
-    if (took > scaled_ms(3500))
+    if (took > zn_test_ms(3500))
         fail_msg("took %lld ms", (long long)took);
     assert_false(res.ok);
     assert_string_equal(res.errtype, "timeout");
@@ -437,7 +429,7 @@ test_worker_handler_exec_cancelled(void **state)
     assert_int_equal(pipe(fds), 0);
     assert_int_equal(write(fds[1], "x", 1), 1);
     run_exec(slow, 30, fds[0], &res, &pgid);
-    assert_true(zn_clock_mono_ms() - t0 < scaled_ms(2000));
+    assert_true(zn_clock_mono_ms() - t0 < zn_test_ms(2000));
     assert_string_equal(res.errtype, "terminated");
     assert_int_equal(kill(-pgid, 0), -1);
     close(fds[0]);
@@ -456,7 +448,7 @@ test_worker_handler_exec_leftovers_killed(void **state)
     (void)state;
     run_exec(bg, 30, -1, &res, &pgid);
     assert_true(res.ok);
-    assert_true(zn_clock_mono_ms() - t0 < scaled_ms(2000));
+    assert_true(zn_clock_mono_ms() - t0 < zn_test_ms(2000));
     assert_int_equal(kill(-pgid, 0), -1);
     assert_int_equal(errno, ESRCH);
 }
@@ -554,7 +546,7 @@ test_worker_handler_webhook_timeout(void **state)
     zn_test_httpd_start(&d, 0, "");
     run_webhook(d.port, 1, &res);
     zn_test_httpd_join(&d);
-    assert_true(zn_clock_mono_ms() - t0 < scaled_ms(3000));
+    assert_true(zn_clock_mono_ms() - t0 < zn_test_ms(3000));
     assert_string_equal(res.errtype, "timeout");
     assert_string_equal(res.message, "job ran past its timeout of 1 s");
 }
