@@ -43,7 +43,8 @@
  * but push, fetch and finish reads or writes a row, and before a commit.
  *
  * This file holds open and close, transactions and the job lifecycle
- * (push, fetch, finish, promote...), the hot path. Reading rows back
+ * (fetch, finish, promote...), the hot path; pushes and the journal's
+ * replay are in sqlite_push.c. Reading rows back
  * (treated as input: a bad value gives ZN_EIO) and the filtered and
  * reporting queries are in sqlite_query.c, the counts in sqlite_count.c,
  * the schema in sqlite_schema.c, the push journal in sqlite_journal.c,
@@ -77,22 +78,6 @@
 #include "store/sqlite_int.h"
 
 
-#define INSERT_SQL                                                          \
-    "INSERT INTO jobs (jid, queue, jobtype, state, priority, args, custom, " \
-    "tags, backoff, retry, reserve_for, unique_for, unique_key, "           \
-    "backtrace_lines, created_at, enqueued_at, at, next_at, lease_until, "  \
-    "updated_at, pushed_at, attempts, failures, worker, errtype, message, " \
-    "backtrace, failed_at, quarantined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "   \
-    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "   \
-    "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
-
-enum insert_param {
-    P_JID = 1, P_QUEUE, P_JOBTYPE, P_STATE, P_PRIORITY, P_ARGS, P_CUSTOM,
-    P_TAGS, P_BACKOFF, P_RETRY, P_RESERVE_FOR, P_UNIQUE_FOR, P_UNIQUE_KEY,
-    P_BACKTRACE_LINES, P_CREATED_AT, P_ENQUEUED_AT, P_AT, P_NEXT_AT,
-    P_LEASE_UNTIL, P_UPDATED_AT, P_PUSHED_AT, P_ATTEMPTS, P_FAILURES,
-    P_WORKER, P_ERRTYPE, P_MESSAGE, P_BACKTRACE, P_FAILED_AT, P_QUARANTINED
-};
 
 static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
     [ZN__SQLITE_BEGIN] = "BEGIN IMMEDIATE",
@@ -104,7 +89,7 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
     [ZN__SQLITE_UNIQUE] = "SELECT jid FROM jobs INDEXED BY jobs_unique"
                           " WHERE unique_key = ?1 AND pushed_at > ?2"
                           " ORDER BY pushed_at DESC LIMIT 1",
-    [ZN__SQLITE_INSERT] = INSERT_SQL,
+    [ZN__SQLITE_INSERT] = ZN__SQLITE_INSERT_INTO ZN__SQLITE_INSERT_ROW,
     [ZN__SQLITE_TAG] =
         "INSERT OR IGNORE INTO job_tags (seq, tag) VALUES (?1, ?2)",
     [ZN__SQLITE_COUNTER_ADD] =
@@ -359,114 +344,6 @@ zn__sqlite_tx_close(struct zn__sqlite *s, enum zn__sqlite_tx tx, int rc,
     return rc;
 }
 
-/* One row of job_tags; len -1: tag is NUL-terminated. */
-static int
-tag_insert(struct zn__sqlite *s, int64_t seq, const char *tag, int len,
-           const char *what, struct zn_err *err)
-{
-    sqlite3_stmt *st = s->stmt[ZN__SQLITE_TAG];
-
-    sqlite3_bind_int64(st, 1, seq);
-    sqlite3_bind_text(st, 2, tag, len, SQLITE_STATIC);
-    return zn__sqlite_run(s, st, what, err);
-}
-
-/* The journal's replay (sqlite_journal.c says when). */
-
-struct replay {
-    struct zn__sqlite *s;
-    struct zn_err *err;
-};
-
-static void
-bind_value(sqlite3_stmt *st, int i, const struct zn__sqlite_journal_value *v)
-{
-    if (v->type == ZN__SQLITE_JINT)
-        sqlite3_bind_int64(st, i, v->i);
-    else if (v->type == ZN__SQLITE_JTEXT)
-        sqlite3_bind_text(st, i, v->text, (int)v->len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-/* Inserts the job of one record again, as its push did. */
-static int
-replay_one(void *ctx, const struct zn__sqlite_journal_value *v, size_t n)
-{
-    struct replay *r = ctx;
-    struct zn__sqlite *s = r->s;
-    sqlite3_stmt *st = s->stmt[ZN__SQLITE_INSERT];
-    char queue[ZN_QUEUE_NAME_MAX + 1] = "";
-    int64_t seq, state = -1;
-    int rc;
-
-    sqlite3_clear_bindings(st);
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].param == ZN__SQLITE_JOURNAL_TAG)
-            continue;
-        /* The version in each record keeps this from happening. */
-        if (v[i].param > P_QUARANTINED)
-            return zn_err_set(r->err, ZN_EIO, "cannot replay the journal of "
-                              "'%s': parameter %d is unknown", s->path,
-                              v[i].param);
-        bind_value(st, v[i].param, &v[i]);
-        if (v[i].param == P_QUEUE && v[i].type == ZN__SQLITE_JTEXT &&
-            v[i].len < sizeof(queue)) {
-            memcpy(queue, v[i].text, v[i].len);
-            queue[v[i].len] = '\0';
-        } else if (v[i].param == P_STATE && v[i].type == ZN__SQLITE_JINT) {
-            state = v[i].i;
-        }
-    }
-    rc = sqlite3_step(st);
-    seq = sqlite3_last_insert_rowid(s->db);
-    if (rc != SQLITE_DONE &&
-        sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE) {
-        sqlite3_reset(st);
-        return 0; /* the job is there: nothing was owed */
-    }
-    if (rc != SQLITE_DONE) {
-        rc = zn__sqlite_err(s, "replay the journal of", r->err);
-        sqlite3_reset(st);
-        return rc;
-    }
-    sqlite3_reset(st);
-    rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        if (v[i].param == ZN__SQLITE_JOURNAL_TAG &&
-            v[i].type == ZN__SQLITE_JTEXT)
-            rc = tag_insert(s, seq, v[i].text, (int)v[i].len,
-                            "replay the journal of", r->err);
-    if (rc == 0 && state >= 0 && state < ZN_STATE_COUNT)
-        rc = zn__sqlite_tally(s, queue, (int)state, 1,
-                              "replay the journal of", r->err);
-    if (rc == 0)
-        s->op_counter[ZN__SQLITE_PUSHED]++;
-    return rc;
-}
-
-/*
- * Inserts the jobs the journal holds and the database lacks: in a
- * transaction of its own (at open), or in the caller's (see sq_begin).
- */
-static int
-journal_replay(struct zn__sqlite *s, struct zn_err *err)
-{
-    struct replay r = {s, err};
-    enum zn__sqlite_tx tx;
-    size_t n = 0;
-    int rc = zn__sqlite_tx_open(s, &tx, "replay the journal of", err);
-
-    if (rc == 0)
-        rc = zn__sqlite_journal_replay(s->journal, replay_one, &r, &n, err);
-    s->sync_due = true;
-    zn__sqlite_ready_drop(s);
-    rc = zn__sqlite_tx_close(s, tx, rc, "replay the journal of", err);
-    if (rc == 0 && n)
-        ZN_LOG(ZN_WARN, "store.journal_replayed", ZN_STR("path", s->path),
-               ZN_INT("jobs", (int64_t)n));
-    return rc;
-}
 
 /* Transactions. */
 
@@ -485,7 +362,7 @@ sq_begin(struct zn_store *st, struct zn_err *err)
                         "begin a transaction on", err);
     /* Pushes answered before a failed commit come first. */
     if (rc == 0 && s->journal && zn__sqlite_journal_owed(s->journal)) {
-        rc = journal_replay(s, err);
+        rc = zn__sqlite_replay(s, err);
         if (rc < 0)
             tx_undo(s, ZN__SQLITE_TX_OWN);
     }
@@ -531,301 +408,6 @@ static void
 sq_rollback(struct zn_store *st)
 {
     tx_undo(zn__sqlite_of(st), ZN__SQLITE_TX_OWN);
-}
-
-/* Push. */
-
-/* Sets *refused to ZN_EUNIQUE when an equal job is within unique_for. */
-static int
-unique_check(struct zn__sqlite *s, const struct zn_job *job, const char *key,
-             int64_t now, struct zn_err *refused, struct zn_err *err)
-{
-    sqlite3_stmt *st = s->stmt[ZN__SQLITE_UNIQUE];
-    const unsigned char *jid;
-    int rc;
-
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now - (int64_t)job->unique_for * 1000);
-    rc = zn__sqlite_step(s, st, "push into", err);
-    if (rc == SQLITE_ROW) {
-        jid = sqlite3_column_text(st, 0);
-        zn_err_set(refused, ZN_EUNIQUE, "job is not unique: equal job '%s' "
-                   "pushed within unique_for", jid ? (const char *)jid : "?");
-    }
-    sqlite3_reset(st);
-    return rc < 0 ? rc : 0;
-}
-
-/* "10,30,60" into out, or NULL when the job has no list of its own. */
-static const char *
-backoff_text(const struct zn_job *job, char *out, size_t size)
-{
-    size_t len = 0;
-    size_t n = job->nbackoff < ZN_BACKOFF_MAX ? job->nbackoff
-                                              : ZN_BACKOFF_MAX;
-
-    if (n == 0)
-        return NULL;
-    out[0] = '\0';
-    for (size_t i = 0; i < n && len < size; i++)
-        len += (size_t)snprintf(out + len, size - len, "%s%ld", i ? "," : "",
-                                (long)job->backoff[i]);
-    return out;
-}
-
-/* The tags as JSON text (malloc'd) into *out, NULL when there are none. */
-static int
-tags_json(const struct zn_job *job, char **out)
-{
-    json_t *a;
-    int rc = 0;
-
-    *out = NULL;
-    if (job->ntags == 0)
-        return 0;
-    a = json_array();
-    if (!a)
-        return ZN_ENOMEM;
-    for (size_t i = 0; i < job->ntags && rc == 0; i++) {
-        /* NULL for a NULL tag or bad UTF-8 (the codec lets neither in). */
-        json_t *v = job->tags[i] ? json_string(job->tags[i]) : NULL;
-
-        if (!v || json_array_append_new(a, v))
-            rc = ZN_EINVAL;
-    }
-    if (rc == 0) {
-        *out = json_dumps(a, JSON_COMPACT);
-        if (!*out)
-            rc = ZN_ENOMEM;
-    }
-    json_decref(a);
-    return rc;
-}
-
-/*
- * Binds parameter i of the insert, and records it in the journal j when
- * not NULL: a record holds exactly what was bound, so replay binds it back.
- */
-static void
-put_text(sqlite3_stmt *st, struct zn__sqlite_journal *j, int i, const char *v)
-{
-    bind_text(st, i, v);
-    if (j)
-        zn__sqlite_journal_text(j, i, v);
-}
-
-static void
-put_int(sqlite3_stmt *st, struct zn__sqlite_journal *j, int i, int64_t v)
-{
-    sqlite3_bind_int64(st, i, v);
-    if (j)
-        zn__sqlite_journal_int(j, i, v);
-}
-
-static void
-insert_bind(sqlite3_stmt *st, struct zn__sqlite_journal *j,
-            const struct zn_job *job, const char *tags, const char *backoff,
-            const char *key, int64_t now)
-{
-    put_text(st, j, P_JID, job->jid);
-    put_text(st, j, P_QUEUE, job->queue);
-    put_text(st, j, P_JOBTYPE, job->jobtype);
-    put_int(st, j, P_STATE, (int)job->state);
-    put_int(st, j, P_PRIORITY, job->priority);
-    put_text(st, j, P_ARGS, job->args);
-    put_text(st, j, P_CUSTOM, job->custom);
-    put_text(st, j, P_TAGS, tags);
-    put_text(st, j, P_BACKOFF, backoff);
-    put_int(st, j, P_RETRY, job->retry);
-    put_int(st, j, P_RESERVE_FOR, job->reserve_for);
-    put_int(st, j, P_UNIQUE_FOR, job->unique_for);
-    put_text(st, j, P_UNIQUE_KEY, key);
-    put_int(st, j, P_BACKTRACE_LINES, job->backtrace_lines);
-    put_int(st, j, P_CREATED_AT, job->created_at);
-    put_int(st, j, P_ENQUEUED_AT, job->enqueued_at);
-    put_int(st, j, P_AT, job->at);
-    put_int(st, j, P_NEXT_AT, job->next_at);
-    put_int(st, j, P_LEASE_UNTIL, job->lease_until);
-    put_int(st, j, P_UPDATED_AT, now);
-    put_int(st, j, P_PUSHED_AT, now);
-    put_int(st, j, P_ATTEMPTS, job->attempts);
-    put_int(st, j, P_FAILURES, job->failures);
-    put_text(st, j, P_WORKER, job->worker);
-    put_text(st, j, P_ERRTYPE, job->failure.errtype);
-    put_text(st, j, P_MESSAGE, job->failure.message);
-    put_text(st, j, P_BACKTRACE, job->failure.backtrace);
-    put_int(st, j, P_FAILED_AT, job->failure.failed_at);
-    put_int(st, j, P_QUARANTINED, job->quarantined);
-}
-
-/* Inserts the row; a taken jid is a refusal, not a store failure. */
-static int
-insert_job(struct zn__sqlite *s, struct zn__sqlite_journal *j,
-           struct zn_job *job, const char *key, int64_t now,
-           struct zn_err *refused, struct zn_err *err)
-{
-    sqlite3_stmt *st = s->stmt[ZN__SQLITE_INSERT];
-    char backoff[ZN_BACKOFF_MAX * 12];
-    char *tags;
-    int rc = tags_json(job, &tags);
-
-    if (rc == ZN_EINVAL) {
-        zn_err_set(refused, rc, "tags: a tag of job '%s' is not valid UTF-8",
-                   job->jid);
-        return 0;
-    }
-    /* The row's defaults go into the job too: it is what reads back. */
-    if (rc == 0 && !job->args && !(job->args = strdup("[]"))) {
-        free(tags);
-        rc = ZN_ENOMEM;
-    }
-    if (rc < 0)
-        return zn__sqlite_nomem(s, "push into", err);
-    if (job->enqueued_at == 0 && job->state == ZN_STATE_ENQUEUED)
-        job->enqueued_at = now;
-    insert_bind(st, j, job, tags,
-                backoff_text(job, backoff, sizeof(backoff)), key, now);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        rc = 0;
-        job->seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
-        job->updated_at = now;
-    } else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE) {
-        rc = 0;
-        zn_err_set(refused, ZN_EEXIST, "jid '%s' already exists", job->jid);
-    } else {
-        rc = zn__sqlite_err(s, "push into", err);
-    }
-    sqlite3_reset(st);
-    free(tags);
-    return rc;
-}
-
-static int
-insert_tags(struct zn__sqlite *s, struct zn__sqlite_journal *j,
-            const struct zn_job *job, struct zn_err *err)
-{
-    int rc = 0;
-
-    for (size_t i = 0; i < job->ntags && rc == 0; i++) {
-        rc = tag_insert(s, (int64_t)job->seq, job->tags[i], -1, "push into",
-                        err);
-        if (j)
-            zn__sqlite_journal_text(j, ZN__SQLITE_JOURNAL_TAG, job->tags[i]);
-    }
-    return rc;
-}
-
-/* The engine checks jobs; these checks keep a bad one from being stored. */
-static bool
-push_valid(const struct zn_job *job, struct zn_err *refused)
-{
-    const char *bad = NULL;
-
-    if (!zn_job_jid_valid(job->jid, strnlen(job->jid, sizeof(job->jid))))
-        bad = "jid is not valid";
-    else if (!zn_job_queue_name_valid(job->queue,
-                                      strnlen(job->queue, sizeof(job->queue))))
-        bad = "queue is not valid";
-    else if (!job->jobtype || !job->jobtype[0])
-        bad = "jobtype is missing";
-    else if ((unsigned)job->state >= ZN_STATE_COUNT)
-        bad = "state is unknown";
-    if (bad)
-        zn_err_set(refused, ZN_EINVAL, "cannot push job: %s", bad);
-    return !bad;
-}
-
-/*
- * Whether push_one writes the batch with one statement, with nothing
- * fallible after it but one tally (see zn__sqlite_tx_open_one): a single
- * job without tags is one INSERT.
- */
-static bool
-push_is_one_statement(struct zn_job *const *jobs, size_t n)
-{
-    return n == 1 && jobs[0]->ntags == 0;
-}
-
-/*
- * One job: 0 with *refused set or not, or a store failure. An accepted
- * job gets its record in the journal j, when not NULL.
- */
-static int
-push_one(struct zn__sqlite *s, struct zn__sqlite_journal *j,
-         struct zn_job *job, int64_t now, struct zn_err *refused,
-         struct zn_err *err)
-{
-    size_t mark = j ? zn__sqlite_journal_mark(j) : 0;
-    char key[65];
-    int rc;
-
-    if (!push_valid(job, refused))
-        return 0;
-    if (job->unique_for > 0) {
-        zn_job_unique_key(job, key);
-        rc = unique_check(s, job, key, now, refused, err);
-        if (rc < 0 || refused->code)
-            return rc;
-    }
-    if (j)
-        zn__sqlite_journal_begin(j);
-    rc = insert_job(s, j, job, job->unique_for > 0 ? key : NULL, now,
-                    refused, err);
-    if (rc == 0 && !refused->code)
-        rc = insert_tags(s, j, job, err);
-    if (rc == 0 && !refused->code && job->state == ZN_STATE_ENQUEUED)
-        zn__sqlite_ready_pushed(s, job);
-    if (j && (rc < 0 || refused->code))
-        zn__sqlite_journal_undo(j, mark);
-    else if (j)
-        zn__sqlite_journal_end(j);
-    return rc;
-}
-
-static int
-sq_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
-        int64_t now, struct zn_err *errs)
-{
-    struct zn__sqlite *s = zn__sqlite_of(st);
-    /* In a caller's transaction a push is journaled: it commits later. */
-    struct zn__sqlite_journal *j =
-        s->journal && !sqlite3_get_autocommit(s->db) ? s->journal : NULL;
-    size_t mark = j ? zn__sqlite_journal_mark(j) : 0;
-    struct zn_err err;
-    int64_t accepted = 0;
-    enum zn__sqlite_tx tx;
-    int rc;
-
-    for (size_t i = 0; i < n; i++)
-        zn_err_clear(&errs[i]);
-    if (n == 0)
-        return 0;
-    rc = zn__sqlite_writable(s, "push into", &err);
-    if (rc == 0 && push_is_one_statement(jobs, n))
-        rc = zn__sqlite_tx_open_one(s, &tx, "push into", &err);
-    else if (rc == 0)
-        rc = zn__sqlite_tx_open(s, &tx, "push into", &err);
-    if (rc == 0) {
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            rc = push_one(s, j, jobs[i], now, &errs[i], &err);
-            if (rc == 0 && errs[i].code == 0) {
-                accepted++;
-                rc = zn__sqlite_tally(s, jobs[i]->queue, (int)jobs[i]->state,
-                                      1, "push into", &err);
-            }
-        }
-        s->op_counter[ZN__SQLITE_PUSHED] += accepted;
-        rc = zn__sqlite_tx_close(s, tx, rc, "push into", &err);
-    }
-    if (rc == 0)
-        return 0;
-    if (j)
-        zn__sqlite_journal_undo(j, mark);
-    /* Nothing of the batch was kept: every job gets the store's error. */
-    for (size_t i = 0; i < n; i++)
-        errs[i] = err;
-    return rc;
 }
 
 /* Get. */
@@ -1356,7 +938,7 @@ sq_close(struct zn_store *st)
     if (s->journal && zn__sqlite_journal_owed(s->journal)) {
         struct zn_err e;
 
-        if (journal_replay(s, &e) < 0)
+        if (zn__sqlite_replay(s, &e) < 0)
             ZN_LOG(ZN_ERROR, "store.journal_not_replayed",
                    ZN_STR("path", s->path), ZN_STR("error", e.msg));
     }
@@ -1364,6 +946,8 @@ sq_close(struct zn_store *st)
         zn__sqlite_counts_close(s);
     for (int i = 0; i < ZN__SQLITE_NSTMT; i++)
         sqlite3_finalize(s->stmt[i]);
+    for (int i = 0; i <= ZN__SQLITE_GROUP_MAX; i++)
+        sqlite3_finalize(s->group[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         ZN_LOG(ZN_ERROR, "store.close_failed", ZN_STR("path", s->path),
                ZN_STR("error", sqlite3_errmsg(s->db)));
@@ -1383,7 +967,7 @@ const struct zn_store_ops zn__sqlite_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .sync = sq_sync,
-    .push = sq_push,
+    .push = zn__sqlite_push,
     .get = sq_get,
     .fetch = sq_fetch,
     .finish = sq_finish,
@@ -1451,7 +1035,7 @@ journal_open(struct zn__sqlite *s, enum zn_durability durability,
         s->lazy_sync = rc == 0;
     }
     if (rc == 0)
-        rc = journal_replay(s, err);
+        rc = zn__sqlite_replay(s, err);
     return rc == 0 ? zn__sqlite_journal_reset(s->journal, err) : rc;
 }
 

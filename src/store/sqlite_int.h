@@ -3,8 +3,9 @@
  * with its prepared statements, and the error and transaction helpers
  * (sqlite.c); the row readers and the filtered queries (sqlite_query.c);
  * the counts (sqlite_count.c), the schema and checkpointer
- * (sqlite_schema.c), the push journal (sqlite_journal.c) and the fetches
- * served from memory (sqlite_ready.c). Only src/store/sqlite*.c (and the
+ * (sqlite_schema.c), pushes and their replay (sqlite_push.c), the push
+ * journal (sqlite_journal.c) and the fetches served from memory
+ * (sqlite_ready.c). Only src/store/sqlite*.c (and the
  * store's own tests) include it.
  */
 #ifndef ZN_STORE_SQLITE_INT_H
@@ -25,6 +26,24 @@
     "created_at, enqueued_at, at, next_at, lease_until, updated_at, "       \
     "attempts, failures, worker, errtype, message, backtrace, "             \
     "failed_at, quarantined"
+
+/*
+ * The insert of a job: its columns, then one row of parameters; a group
+ * of rows numbers them on, ZN__SQLITE_INSERT_NPARAM a row (sqlite_push.c).
+ */
+#define ZN__SQLITE_INSERT_INTO                                              \
+    "INSERT INTO jobs (jid, queue, jobtype, state, priority, args, custom, " \
+    "tags, backoff, retry, reserve_for, unique_for, unique_key, "           \
+    "backtrace_lines, created_at, enqueued_at, at, next_at, lease_until, "  \
+    "updated_at, pushed_at, attempts, failures, worker, errtype, message, " \
+    "backtrace, failed_at, quarantined) VALUES "
+#define ZN__SQLITE_INSERT_ROW                                               \
+    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "   \
+    "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
+#define ZN__SQLITE_INSERT_NPARAM 29
+
+/* The most jobs one insert statement writes (sqlite_push.c). */
+#define ZN__SQLITE_GROUP_MAX 16
 
 /* The statements prepared once at open (their SQL is in sqlite.c). */
 enum zn__sqlite_stmt {
@@ -123,6 +142,8 @@ struct zn__sqlite {
     size_t ready_bytes; /* payload of the jobs in ready */
     struct zn__sqlite_held *held;
     size_t nheld, cap_held;
+    /* Inserts of 2..ZN__SQLITE_GROUP_MAX jobs, prepared when first used. */
+    sqlite3_stmt *group[ZN__SQLITE_GROUP_MAX + 1];
 };
 
 /*
@@ -354,6 +375,16 @@ int zn__sqlite_write_begin(struct zn__sqlite *s, const char *what,
  * forgotten: their rows say ready still.
  */
 int zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err);
+
+/* Pushes (sqlite_push.c): the op, and the journal's replay. */
+int zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs,
+                    size_t n, int64_t now, struct zn_err *errs);
+
+/*
+ * Inserts the jobs the journal holds and the database lacks: in a
+ * transaction of its own (at open), or in the caller's (see sq_begin).
+ */
+int zn__sqlite_replay(struct zn__sqlite *s, struct zn_err *err);
 
 /* The transaction rolled back: the held jobs are ready again. */
 void zn__sqlite_held_discard(struct zn__sqlite *s);

@@ -27,7 +27,7 @@
  * so the journal ends where the epochs go down.
  *
  * At open, and after a commit failed, the records of the stored epoch and
- * later are inserted again (sqlite.c, replay). The journal ends at the
+ * later are inserted again (sqlite_push.c, replay). The journal ends at the
  * first record whose checksum, epoch or version does not match: a write
  * cut short by a crash, or an older epoch's record past the newer ones.
  * But a first record of another version, of an epoch not stored yet and

@@ -55,9 +55,10 @@
  *  2. Bump ZN_SCHEMA_VERSION in sqlite.h to the new number of entries (the
  *     static assertion below checks it).
  *  3. If jobs gains or loses a column, change together (they list the
- *     columns in one order): ZN__SQLITE_JOB_COLS in sqlite_int.h, enum
- *     job_col and zn__sqlite_row_job in sqlite_query.c, INSERT_SQL, enum
- *     insert_param and insert_bind here.
+ *     columns in one order): ZN__SQLITE_JOB_COLS, ZN__SQLITE_INSERT_INTO,
+ *     ZN__SQLITE_INSERT_ROW and ZN__SQLITE_INSERT_NPARAM in sqlite_int.h,
+ *     enum job_col and zn__sqlite_row_job in sqlite_query.c, enum
+ *     insert_param and insert_bind in sqlite_push.c.
  *  4. If an index of a hot statement changes, change its INDEXED BY and
  *     test_store_sqlite_query_plans_use_indexes.
  *  5. Add a test that builds a database at the previous version, opens it

@@ -495,6 +495,57 @@ test_store_push_batch_mixed(void **state)
     assert_int_equal(c.pushed, 4);
 }
 
+/*
+ * A batch larger than a group, with a refusal of each kind among the
+ * jobs: every accepted job gets its own row, seq and tag rows, whatever
+ * group it went in with; each refused one its own reason.
+ */
+static void
+test_store_push_batch_groups(void **state)
+{
+    enum { N = 40 };
+    struct zn_store *st = st_of(state);
+    struct zn_job *jobs[N], *g;
+    struct zn_err errs[N];
+    struct zn_err err = {0};
+    char jid[16], tag[16];
+
+    push_ok(st, "taken", "q", 5, T0);
+    for (int i = 0; i < N; i++) {
+        snprintf(jid, sizeof(jid), "g%d", i);
+        jobs[i] = i == 20 ? job_make("taken", "q", "work", 5)
+                : i == 30 ? unique_job(jid, "q", "[7]", 60)
+                          : job_make(jid, "q", "work", 5);
+        if (i % 3 == 0) {
+            snprintf(tag, sizeof(tag), "t%d", i);
+            job_tag(jobs[i], tag);
+        }
+    }
+    job_tag(jobs[5], "\xff bad");
+    OK(st->ops->push(st, jobs, N, T0 + 10, errs));
+    for (int i = 0; i < N; i++) {
+        int want = i == 5 ? ZN_EINVAL : i == 20 ? ZN_EEXIST : 0;
+
+        if (errs[i].code != want)
+            fail_msg("job %d: %s, want %s (%s)", i, zn_err_name(errs[i].code),
+                     zn_err_name(want), errs[i].msg);
+        if (want)
+            continue;
+        g = get_job(st, jobs[i]->jid);
+        assert_int_equal(g->seq, jobs[i]->seq);
+        assert_int_equal(g->ntags, jobs[i]->ntags);
+        zn_job_free(g);
+        if (i > 0 && i != 6 && i != 21)
+            assert_true(jobs[i]->seq > jobs[i - 1]->seq);
+        if (jobs[i]->ntags)
+            expect_jobs(st, (struct zn_store_query){.tag = jobs[i]->tags[0]},
+                        jobs[i]->jid);
+    }
+    assert_int_equal(count_of(st, 0), 1 + N - 2);
+    for (int i = 0; i < N; i++)
+        zn_job_free(jobs[i]);
+}
+
 static void
 test_store_push_seq_increases(void **state)
 {
@@ -2079,6 +2130,7 @@ static const struct CMUnitTest generic_tests[] = {
     GENERIC(test_store_push_unique_within_window),
     GENERIC(test_store_push_unique_after_window),
     GENERIC(test_store_push_batch_mixed),
+    GENERIC(test_store_push_batch_groups),
     GENERIC(test_store_push_seq_increases),
     GENERIC(test_store_get_not_found),
     GENERIC(test_store_fetch_priority_order),

@@ -246,15 +246,14 @@ test_store_sqlite_v1_data_survives(void **state)
 }
 
 /* A job (with a tag, or none) pushed by a child: no cmocka there. */
-static int
-child_push(struct zn_store *st, const char *jid, const char *tag)
+/* A job jid in queue q, tagged tag unless NULL; NULL: out of memory. */
+static struct zn_job *
+child_job(const char *jid, const char *tag)
 {
     struct zn_job *p = zn_job_new();
-    struct zn_err err = {0};
-    int rc;
 
     if (!p)
-        return ZN_ENOMEM;
+        return NULL;
     snprintf(p->jid, sizeof(p->jid), "%s", jid);
     snprintf(p->queue, sizeof(p->queue), "q");
     p->jobtype = strdup("work");
@@ -266,9 +265,48 @@ child_push(struct zn_store *st, const char *jid, const char *tag)
         if (p->tags && (p->tags[0] = strdup(tag)))
             p->ntags = 1;
     }
+    return p;
+}
+
+static int
+child_push(struct zn_store *st, const char *jid, const char *tag)
+{
+    struct zn_job *p = child_job(jid, tag);
+    struct zn_err err = {0};
+    int rc;
+
+    if (!p)
+        return ZN_ENOMEM;
     rc = st->ops->push(st, &p, 1, T0, &err);
     zn_job_free(p);
     return rc < 0 ? rc : err.code;
+}
+
+/* One push of the batch PREFIX0..PREFIX<n-1>, each tagged "t-" jid. */
+static int
+child_push_batch(struct zn_store *st, const char *spec)
+{
+    struct zn_job *jobs[64] = {NULL};
+    struct zn_err errs[64];
+    char prefix[16], jid[32], tag[40];
+    int n = 0, rc = 0;
+
+    if (sscanf(spec, "%15s %d", prefix, &n) != 2 || n < 1 || n > 64)
+        return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        snprintf(jid, sizeof(jid), "%s%d", prefix, i);
+        snprintf(tag, sizeof(tag), "t-%s", jid);
+        if (!(jobs[i] = child_job(jid, tag)))
+            rc = ZN_ENOMEM;
+    }
+    if (rc == 0)
+        rc = st->ops->push(st, jobs, (size_t)n, T0, errs);
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && jobs[i] && errs[i].code)
+            rc = errs[i].code;
+        zn_job_free(jobs[i]);
+    }
+    return rc;
 }
 
 /*
@@ -385,7 +423,7 @@ journal_of(const char *path, char *out, size_t size)
  *   + JID   push JID (tag "t-JID")      S  sync (the journal)
  *   * JID   push JID (no tag)           ! JID  push JID, which must fail
  *   B       begin                       C  commit
- *   - JID   remove JID
+ *   - JID   remove JID                  G P N  push P0..P<N-1> at once
  */
 static void
 crash_after(const char *path, enum zn_durability durability,
@@ -412,6 +450,7 @@ crash_after(const char *path, enum zn_durability durability,
                 rc = child_push(st, a, tag);
                 break;
             case '*': rc = child_push(st, a, NULL); break;
+            case 'G': rc = child_push_batch(st, a); break;
             case '!': rc = child_push(st, a, NULL) < 0 ? 0 : -1; break;
             case '-': {
                 struct zn_store_query q = {.jid = a};
@@ -488,6 +527,27 @@ test_store_sqlite_journal_replays_synced_pushes(void **state)
     assert_true(c.pushed >= 2);
     fetch_expect(st, "q", "j0", T0);
     zn_store_close(st);
+}
+
+/*
+ * A batch goes in by groups of rows: replayed, each job has its own row
+ * again and its tag points at it.
+ */
+static void
+test_store_sqlite_journal_replays_a_batch(void **state)
+{
+    static const char *const script[] = {"B", "G g 37", "S", NULL};
+    struct fx *f = *state;
+    char path[PATH_MAX];
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    crash_after(path, ZN_DURABILITY_FULL, script);
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 0);
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM jobs"), 37);
+    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM job_tags t"
+                                      " JOIN jobs j ON j.seq = t.seq"
+                                      " WHERE t.tag = 't-' || j.jid"), 37);
 }
 
 /*
@@ -995,6 +1055,7 @@ main(void)
         TEST(test_store_sqlite_counts_rebuilt_after_crash),
         TEST(test_store_sqlite_checkpointer_bounds_wal),
         TEST(test_store_sqlite_journal_replays_synced_pushes),
+        TEST(test_store_sqlite_journal_replays_a_batch),
         TEST(test_store_sqlite_journal_covers_unsynced_commits),
         TEST(test_store_sqlite_journal_emptied_after_replay),
         TEST(test_store_sqlite_failed_push_leaves_the_rest),
