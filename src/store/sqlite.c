@@ -57,7 +57,8 @@
  * Inside a transaction a fetch and a first ACK only change memory;
  * zn__sqlite_settle writes the held jobs in one savepoint, and when that
  * fails the transaction fails.
- * The hot statements are prepared once at open and reused.
+ * The hot statements are prepared once at open and reused (the inserts
+ * of several jobs when first used, sqlite_push.c).
  *
  * Non-goals: sharing one handle between threads (open one per thread).
  * list pages in seq order: a filter that few jobs match, with no index of

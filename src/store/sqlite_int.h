@@ -45,7 +45,10 @@
 /* The most jobs one insert statement writes (sqlite_push.c). */
 #define ZN__SQLITE_GROUP_MAX 16
 
-/* The statements prepared once at open (their SQL is in sqlite.c). */
+/*
+ * The statements prepared once at open (their SQL is in sqlite.c, the
+ * insert's above).
+ */
 enum zn__sqlite_stmt {
     ZN__SQLITE_BEGIN, ZN__SQLITE_COMMIT, ZN__SQLITE_ROLLBACK,
     ZN__SQLITE_SAVEPOINT, ZN__SQLITE_RELEASE, ZN__SQLITE_ROLLBACK_TO,
@@ -279,9 +282,19 @@ void zn__sqlite_journal_text(struct zn__sqlite_journal *j, int param,
                              const char *v);
 void zn__sqlite_journal_end(struct zn__sqlite_journal *j);
 
-/* Records built since mark are dropped by undo (a push that failed). */
-size_t zn__sqlite_journal_mark(const struct zn__sqlite_journal *j);
-void zn__sqlite_journal_undo(struct zn__sqlite_journal *j, size_t mark);
+/*
+ * Records built since mark are dropped by undo (a push that failed): a
+ * mark is where the records end, and whether any came since the commit
+ * (j may be NULL: no journal, nothing to mark).
+ */
+struct zn__sqlite_journal_mark {
+    size_t len;
+    bool dirty;
+};
+struct zn__sqlite_journal_mark
+zn__sqlite_journal_mark(const struct zn__sqlite_journal *j);
+void zn__sqlite_journal_undo(struct zn__sqlite_journal *j,
+                             struct zn__sqlite_journal_mark mark);
 
 /*
  * Appends the records built, then fdatasync when durability is full.

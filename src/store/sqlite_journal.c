@@ -232,17 +232,26 @@ zn__sqlite_journal_end(struct zn__sqlite_journal *j)
     memcpy(h + 16, &sum, 8);
 }
 
-size_t
+struct zn__sqlite_journal_mark
 zn__sqlite_journal_mark(const struct zn__sqlite_journal *j)
 {
-    return j->len;
+    struct zn__sqlite_journal_mark m = {0, false};
+
+    if (j) {
+        m.len = j->len;
+        m.dirty = j->dirty;
+    }
+    return m;
 }
 
 void
-zn__sqlite_journal_undo(struct zn__sqlite_journal *j, size_t mark)
+zn__sqlite_journal_undo(struct zn__sqlite_journal *j,
+                        struct zn__sqlite_journal_mark mark)
 {
-    if (mark <= j->len)
-        j->len = mark;
+    if (mark.len <= j->len) {
+        j->len = mark.len;
+        j->dirty = mark.dirty;
+    }
 }
 
 int

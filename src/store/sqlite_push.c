@@ -6,8 +6,9 @@
  * transaction, writes the same values to the push journal as one record
  * (sqlite_journal.c), so replay can bind them back after a crash. The
  * jobs of a batch go in by groups, one statement for up to GROUP_MAX
- * rows (group_insert says when); a job with unique_for, or a group that
- * breaks a constraint, goes in alone, so each refusal names its job.
+ * rows (group_run says which); a job with unique_for, an invalid one and
+ * the jobs of a group with a refusal go in alone, so each refusal names
+ * its job.
  */
 #include "compat.h"
 
@@ -402,7 +403,7 @@ push_one(struct zn__sqlite *s, struct zn__sqlite_journal *j,
          struct zn_job *job, int64_t now, struct zn_err *refused,
          struct zn_err *err)
 {
-    size_t mark = j ? zn__sqlite_journal_mark(j) : 0;
+    struct zn__sqlite_journal_mark mark = zn__sqlite_journal_mark(j);
     char key[65];
     int rc;
 
@@ -426,10 +427,11 @@ push_one(struct zn__sqlite *s, struct zn__sqlite_journal *j,
  * statement's overhead shared among them. A group is a run of jobs that
  * one statement can take: valid ones without unique_for (whose check must
  * see the jobs pushed before it). The rows of one statement get
- * consecutive seqs, as each new seq is one above the table's highest.
- * When the statement breaks a constraint (a taken jid, say), SQLite
- * undoes just that statement, and its jobs go in one by one, which tells
- * which one is refused and why.
+ * consecutive seqs, as each new seq is one above the table's highest
+ * (group_insert checks that they all went in). When a job of the group is
+ * refused (a taken jid, which SQLite undoes with just that statement, or
+ * a tag that is not UTF-8), the group's jobs go in one by one, which
+ * tells which one is refused and why.
  */
 static size_t
 group_run(struct zn_job *const *jobs, size_t n)
@@ -443,17 +445,19 @@ group_run(struct zn_job *const *jobs, size_t n)
     return k;
 }
 
-/* The insert of k rows, prepared the first time it is used. */
-static sqlite3_stmt *
-group_stmt(struct zn__sqlite *s, size_t k, struct zn_err *err)
+/* The insert of k rows into *out, prepared the first time it is used. */
+static int
+group_stmt(struct zn__sqlite *s, size_t k, sqlite3_stmt **out,
+           struct zn_err *err)
 {
     char sql[sizeof(ZN__SQLITE_INSERT_INTO) +
              ZN__SQLITE_GROUP_MAX * ZN__SQLITE_INSERT_NPARAM * 8];
     size_t len = strlen(ZN__SQLITE_INSERT_INTO);
     int p = 1;
 
-    if (s->group[k])
-        return s->group[k];
+    *out = s->group[k];
+    if (*out)
+        return 0;
     memcpy(sql, ZN__SQLITE_INSERT_INTO, len);
     for (size_t r = 0; r < k; r++)
         for (int i = 0; i < ZN__SQLITE_INSERT_NPARAM; i++, p++)
@@ -462,43 +466,52 @@ group_stmt(struct zn__sqlite *s, size_t k, struct zn_err *err)
                                     i == ZN__SQLITE_INSERT_NPARAM - 1 ? ")"
                                                                       : "");
     if (sqlite3_prepare_v3(s->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT,
-                           &s->group[k], NULL) != SQLITE_OK) {
-        zn__sqlite_err(s, "push into", err);
-        return NULL;
-    }
-    return s->group[k];
+                           &s->group[k], NULL) != SQLITE_OK)
+        return zn__sqlite_err(s, "push into", err);
+    *out = s->group[k];
+    return 0;
 }
 
 /*
  * Inserts jobs[0..k) (2 <= k <= GROUP_MAX, a group_run) with one
  * statement, their records into j. 1 when they went in; 0 when nothing
- * did and the caller pushes them one by one; or a store failure.
+ * did and the caller pushes them one by one (a refusal among them: a
+ * taken jid, a tag that is not UTF-8); or a store failure.
  */
 static int
 group_insert(struct zn__sqlite *s, struct zn__sqlite_journal *j,
              struct zn_job *const *jobs, size_t k, int64_t now,
              struct zn_err *err)
 {
-    sqlite3_stmt *st = group_stmt(s, k, err);
-    size_t mark = j ? zn__sqlite_journal_mark(j) : 0, ready = 0;
+    struct zn__sqlite_journal_mark mark = zn__sqlite_journal_mark(j);
     char *tags[ZN__SQLITE_GROUP_MAX] = {NULL};
     char backoff[ZN__SQLITE_GROUP_MAX][BACKOFF_TEXT_MAX];
     struct zn_err refused = {0};
+    sqlite3_stmt *st;
+    size_t ready = 0;
     int64_t last = 0;
-    int rc = st ? 0 : ZN_EIO;
+    int rc = group_stmt(s, k, &st, err);
 
     for (; ready < k && rc == 0 && !refused.code; ready++)
         rc = row_prepare(s, jobs[ready], now, &tags[ready], &refused, err);
-    /* A refusal among them is for push_one to say. */
     for (size_t r = 0; r < k && rc == 0 && !refused.code; r++)
         row_bind(st, (int)r * ZN__SQLITE_INSERT_NPARAM, j, jobs[r], tags[r],
                  backoff[r], NULL, now);
     if (rc == 0 && !refused.code) {
         rc = sqlite3_step(st);
         last = sqlite3_last_insert_rowid(s->db);
-        if (rc == SQLITE_DONE)
+        /* The seqs below hold only if every row went in, in order. */
+        if (rc == SQLITE_DONE && sqlite3_changes(s->db) == (int)k &&
+            last >= (int64_t)k)
             rc = 1;
-        else if ((sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_CONSTRAINT)
+        else if (rc == SQLITE_DONE)
+            rc = zn_err_set(err, ZN_EIO, "cannot push into '%s': an insert "
+                            "of %zu jobs wrote %d rows", s->path, k,
+                            sqlite3_changes(s->db));
+        /* SQLite undid just this statement: the transaction goes on. */
+        else if (sqlite3_extended_errcode(s->db) ==
+                     SQLITE_CONSTRAINT_UNIQUE &&
+                 !sqlite3_get_autocommit(s->db))
             rc = 0;
         else
             rc = zn__sqlite_err(s, "push into", err);
@@ -511,10 +524,13 @@ group_insert(struct zn__sqlite *s, struct zn__sqlite_journal *j,
             zn__sqlite_journal_undo(j, mark);
         return rc;
     }
-    for (size_t r = 0; r < k && rc == 1; r++)
-        if (row_inserted(s, jobs[r], last - (int64_t)(k - 1 - r), now,
-                         err) < 0)
-            rc = ZN_EIO;
+    for (size_t r = 0; r < k && rc == 1; r++) {
+        int done = row_inserted(s, jobs[r], last - (int64_t)(k - 1 - r), now,
+                                err);
+
+        if (done < 0)
+            rc = done;
+    }
     return rc;
 }
 
@@ -526,7 +542,7 @@ zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
     /* In a caller's transaction a push is journaled: it commits later. */
     struct zn__sqlite_journal *j =
         s->journal && !sqlite3_get_autocommit(s->db) ? s->journal : NULL;
-    size_t mark = j ? zn__sqlite_journal_mark(j) : 0;
+    struct zn__sqlite_journal_mark mark = zn__sqlite_journal_mark(j);
     struct zn_err err;
     int64_t accepted = 0;
     enum zn__sqlite_tx tx;

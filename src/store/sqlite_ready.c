@@ -28,7 +28,7 @@
  *     removes one calls zn__sqlite_ready_pushed or zn__sqlite_ready_drop;
  *     a commit by another connection drops them all (paused_refresh);
  *   - a job in a buffer equals what its row reads back (for the jobs a
- *     push adds, insert_job sets the row's defaults in the job itself);
+ *     push adds, row_prepare sets the row's defaults in the job itself);
  *   - held is empty while no transaction is open: outside one, a fetch
  *     settles before it returns;
  *   - every op but push, fetch and finish settles first, so what it reads

@@ -546,6 +546,55 @@ test_store_push_batch_groups(void **state)
         zn_job_free(jobs[i]);
 }
 
+/*
+ * Full groups back to back: every job's seq is its row's and its tag finds
+ * it; then a batch with a jid twice and an invalid job inside a group.
+ */
+static void
+test_store_push_batch_full_groups(void **state)
+{
+    enum { N = 35 };
+    struct zn_store *st = st_of(state);
+    struct zn_job *jobs[N], *g;
+    struct zn_err errs[N];
+    struct zn_err err = {0};
+    char jid[16], tag[16];
+    uint64_t last = 0;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(jid, sizeof(jid), "f%d", i);
+        snprintf(tag, sizeof(tag), "t%d", i);
+        jobs[i] = job_make(jid, "q", "work", 5);
+        job_tag(jobs[i], tag);
+    }
+    OK(st->ops->push(st, jobs, N, T0, errs));
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(errs[i].code, 0);
+        assert_true(jobs[i]->seq > last);
+        last = jobs[i]->seq;
+        g = get_job(st, jobs[i]->jid);
+        assert_int_equal(g->seq, jobs[i]->seq);
+        zn_job_free(g);
+        expect_jobs(st, (struct zn_store_query){.tag = jobs[i]->tags[0]},
+                    jobs[i]->jid);
+        zn_job_free(jobs[i]);
+    }
+    for (int i = 0; i < 12; i++) {
+        snprintf(jid, sizeof(jid), "h%d", i == 10 ? 3 : i);
+        jobs[i] = job_make(jid, i == 7 ? "bad queue!" : "q", "work", 5);
+    }
+    OK(st->ops->push(st, jobs, 12, T0, errs));
+    for (int i = 0; i < 12; i++) {
+        int want = i == 7 ? ZN_EINVAL : i == 10 ? ZN_EEXIST : 0;
+
+        if (errs[i].code != want)
+            fail_msg("job %d: %s, want %s (%s)", i, zn_err_name(errs[i].code),
+                     zn_err_name(want), errs[i].msg);
+        zn_job_free(jobs[i]);
+    }
+    assert_int_equal(count_of(st, 0), N + 10);
+}
+
 static void
 test_store_push_seq_increases(void **state)
 {
@@ -2131,6 +2180,7 @@ static const struct CMUnitTest generic_tests[] = {
     GENERIC(test_store_push_unique_after_window),
     GENERIC(test_store_push_batch_mixed),
     GENERIC(test_store_push_batch_groups),
+    GENERIC(test_store_push_batch_full_groups),
     GENERIC(test_store_push_seq_increases),
     GENERIC(test_store_get_not_found),
     GENERIC(test_store_fetch_priority_order),
