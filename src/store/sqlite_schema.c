@@ -42,11 +42,6 @@
 #define CATCH_UP_FRAMES 128
 /* Frames at which the writer stops the WAL's growth (see above). */
 #define WAL_MAX_FRAMES (2 * CKPT_FRAMES)
-/*
- * The pages an op's savepoint may keep in memory to undo it (an op that
- * changes more, a queue clear say, spills them to a temp file).
- */
-#define STMT_JOURNAL_MEM (4 << 20)
 
 /*
  * The schema, one entry per version: migrations[i] takes a database from
@@ -256,13 +251,9 @@ db_open(const char *path, bool readonly, enum zn_durability durability,
     *out = NULL;
     /*
      * Before SQLite's first use in the process (later it is refused, and
-     * harmless): no allocation statistics, which cost a mutex per malloc;
-     * statement and savepoint journals in memory up to STMT_JOURNAL_MEM,
-     * not 64 KiB: past that SQLite creates, writes and deletes a temp
-     * file, which a batch of pushes or leases did now and then.
+     * harmless): no allocation statistics, which cost a mutex per malloc.
      */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STMT_JOURNAL_MEM);
     rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
         if (!db)
