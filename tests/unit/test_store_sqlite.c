@@ -579,6 +579,45 @@ test_store_sqlite_journal_covers_unsynced_commits(void **state)
 }
 
 /*
+ * A flush inside the engine's transaction of more jobs than its savepoint
+ * journal keeps in memory: the journal spills to a temp file, and the
+ * flush still goes through.
+ */
+static void
+test_store_sqlite_big_flush_in_a_transaction(void **state)
+{
+    enum { BATCH = 1000, BATCHES = 60 };
+    struct fx *f = *state;
+    struct zn_job *jobs[BATCH];
+    struct zn_err errs[BATCH];
+    struct zn_err err = {0};
+    struct zn_store *st;
+    char path[PATH_MAX], jid[32];
+
+    st = sqlite_open_in(f, path, sizeof(path));
+    for (int b = 0; b < BATCHES; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            snprintf(jid, sizeof(jid), "big-%d-%d", b, i);
+            jobs[i] = child_job(jid, NULL);
+            assert_non_null(jobs[i]);
+        }
+        OK(st->ops->begin(st, &err));
+        OK(st->ops->push(st, jobs, BATCH, T0, errs));
+        OK(st->ops->commit(st, &err));
+        for (int i = 0; i < BATCH; i++) {
+            assert_int_equal(errs[i].code, 0);
+            zn_job_free(jobs[i]);
+        }
+    }
+    assert_int_equal(count_of(st, 0), BATCH * BATCHES);
+    OK(st->ops->begin(st, &err));
+    OK(st->ops->flush(st, &err));
+    OK(st->ops->commit(st, &err));
+    assert_int_equal(count_of(st, 0), 0);
+    zn_store_close(st);
+}
+
+/*
  * A push whose one INSERT fails inside the transaction (a trigger refuses
  * it) takes nothing with it: the pushes around it stay, with their
  * counts, and the journal has no record of it.
@@ -1059,6 +1098,7 @@ main(void)
         TEST(test_store_sqlite_journal_covers_unsynced_commits),
         TEST(test_store_sqlite_journal_emptied_after_replay),
         TEST(test_store_sqlite_failed_push_leaves_the_rest),
+        TEST(test_store_sqlite_big_flush_in_a_transaction),
         TEST(test_store_sqlite_journal_of_another_version),
         TEST(test_store_sqlite_journal_keeps_committed_removals),
         TEST(test_store_sqlite_journal_torn_record),
