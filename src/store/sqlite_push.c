@@ -559,7 +559,8 @@ zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
         rc = zn__sqlite_tx_open(s, &tx, "push into", &err);
     if (rc == 0) {
         for (size_t i = 0; i < n && rc == 0;) {
-            size_t k = group_run(jobs + i, n - i), end = i + (k ? k : 1);
+            size_t k = n - i >= 2 ? group_run(jobs + i, n - i) : 0;
+            size_t end = i + (k ? k : 1);
             int in = k >= 2 ? group_insert(s, j, jobs + i, k, now, &err) : 0;
 
             rc = in < 0 ? in : 0;
