@@ -226,11 +226,11 @@ grow_input(struct zn_fwp_client *c, struct zn_err *err)
 static int
 recv_within(struct zn_fwp_client *c, int64_t ms)
 {
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-                         .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv;
 
     if (c->rcvtimeo_ms && llabs(c->rcvtimeo_ms - ms) <= RCVTIMEO_SLACK_MS)
         return 0;
+    tv = zn_clock_tv(ms);
     if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
         return -1;
     c->rcvtimeo_ms = ms;
@@ -268,9 +268,17 @@ fill_input(struct zn_fwp_client *c, int64_t deadline, struct zn_err *err)
         if (n == 0)
             return broke(c, zn_err_set(err, ZN_EIO, "connection closed by "
                                        "'%s'", c->addr));
-        /* EAGAIN: SO_RCVTIMEO ran out; the deadline says if it is over. */
-        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+        /*
+         * EAGAIN: SO_RCVTIMEO ran out, or a caller made the socket
+         * non-blocking after all; poll until the deadline, which then
+         * says whether it is over.
+         */
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (wait_fd(c->fd, POLLIN, deadline) < 0)
+                break;
+        } else if (errno != EINTR) {
             break;
+        }
     }
     return broke(c, zn_err_set(err, ZN_EIO, "cannot read from '%s': %s",
                                c->addr, strerror(errno)));

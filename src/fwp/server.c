@@ -330,7 +330,10 @@ struct batch {
     size_t n;
 };
 
-/* 0, ZN_ENOMEM, or ZN_EINVAL with the reply's message in msg. */
+/*
+ * 0, or ZN_EINVAL with the reply's message in msg. An empty array leaves
+ * both plain and arr NULL: n is 0 then.
+ */
 static int
 batch_read(const struct zn_fwp_cmd *cmd, size_t max_payload,
            struct batch *b, char *msg, size_t size)
@@ -395,7 +398,8 @@ pushb_refuse(const struct batch *b, size_t i, const char *msg,
 
     len = (size_t)snprintf(key, sizeof(key), "#%zu", i);
     if (b->plain) {
-        if (zn_json_plain_object(b->plain[i].p, b->plain[i].n, m, &n))
+        if (b->plain[i].type == ZN_JSON_PLAIN_OBJECT &&
+            zn_json_plain_object(b->plain[i].p, b->plain[i].n, m, &n))
             v = zn_json_plain_get(m, n, "jid");
         if (v && v->type == ZN_JSON_PLAIN_STRING) {
             name = v->p;
@@ -426,13 +430,17 @@ pushb_parse(struct conn *c, const struct batch *b, size_t arg_len,
     struct zn_err perr;
 
     for (size_t i = 0; i < b->n; i++) {
-        size_t n = 0;
-        const char *text = b->plain ? zn_json_plain_text(&b->plain[i], &n)
-                                    : NULL;
-        int rc = text ? zn_job_parse(text, n, &cfg->limits, now, &jobs[*ok],
-                                     &perr)
-                      : pushb_tree_job(json_array_get(b->arr, i), arg_len,
-                                       &cfg->limits, now, &jobs[*ok], &perr);
+        const char *text;
+        size_t n;
+        int rc;
+
+        if (b->plain) {
+            text = zn_json_plain_text(&b->plain[i], &n);
+            rc = zn_job_parse(text, n, &cfg->limits, now, &jobs[*ok], &perr);
+        } else {
+            rc = pushb_tree_job(json_array_get(b->arr, i), arg_len,
+                                &cfg->limits, now, &jobs[*ok], &perr);
+        }
 
         if (rc == 0)
             (*ok)++;
@@ -463,10 +471,8 @@ cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
         reply_err(c, msg);
         goto done;
     }
-    if (rc == 0) {
-        jobs = calloc(b.n ? b.n : 1, sizeof(*jobs));
-        errs = calloc(b.n ? b.n : 1, sizeof(*errs));
-    }
+    jobs = calloc(b.n ? b.n : 1, sizeof(*jobs));
+    errs = calloc(b.n ? b.n : 1, sizeof(*errs));
     if (!jobs || !errs || !refused ||
         pushb_parse(c, &b, cmd->arg_len, jobs, &ok, refused) < 0)
         goto oom;

@@ -78,8 +78,6 @@
 #include "common/log.h"
 #include "store/sqlite_int.h"
 
-
-
 static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
     [ZN__SQLITE_BEGIN] = "BEGIN IMMEDIATE",
     [ZN__SQLITE_COMMIT] = "COMMIT",

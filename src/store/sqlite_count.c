@@ -122,12 +122,14 @@ zn__sqlite_tally(struct zn__sqlite *s, const char *queue, int state,
                  int64_t n, const char *what, struct zn_err *err)
 {
     size_t len = strlen(queue);
+    int rc;
 
     if (len > ZN_QUEUE_NAME_MAX)
         return zn_err_set(err, ZN_EIO, "cannot %s '%s': queue name of %zu "
                           "bytes", what, s->path, len);
-    if (zn__sqlite_tally_room(s, what, err) < 0)
-        return ZN_ENOMEM;
+    rc = zn__sqlite_tally_room(s, what, err);
+    if (rc < 0)
+        return rc;
     /* Only the running op's entries: a failed op must not touch others. */
     tally_add(s->tally, s->mark, &s->ntally, queue, len, state, n);
     return 0;

@@ -212,10 +212,8 @@ static void
 put_text(sqlite3_stmt *st, int base, struct zn__sqlite_journal *j, int i,
          const char *v)
 {
-    if (v)
-        sqlite3_bind_text(st, base + i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, base + i);
+    /* A NULL v binds NULL (SQLite documents it). */
+    sqlite3_bind_text(st, base + i, v, -1, SQLITE_STATIC);
     if (j)
         zn__sqlite_journal_text(j, i, v);
 }
@@ -268,7 +266,8 @@ insert_bind(sqlite3_stmt *st, int b, struct zn__sqlite_journal *j,
 /*
  * What a job's row needs besides the job: its tags as JSON (*tags,
  * malloc'd or NULL), and its defaults set in the job, which is what reads
- * back. 0, or 0 with *refused set, or a store failure.
+ * back (set even when the push is then refused). 0, or 0 with *refused
+ * set, or a store failure.
  */
 static int
 row_prepare(struct zn__sqlite *s, struct zn_job *job, int64_t now,

@@ -41,6 +41,7 @@
 #include "fwp/client.h"
 #include "queue/job.h"
 #include "worker/exec.h"
+#include "worker/handler.h"
 #include "worker/webhook.h"
 #include "worker/worker.h"
 
@@ -661,20 +662,19 @@ fetch(struct worker *w, char **job, struct zn_err *err)
 static void
 fetch_refused(struct worker *w, const struct zn_err *err)
 {
-    struct pollfd p = {.fd = w->cancel[0], .events = POLLIN};
     int wait_ms = w->retry_ms ? w->retry_ms : FETCH_RETRY_MS;
-    int64_t end = zn_clock_mono_ms() + wait_ms, left;
+    int64_t end = zn_clock_mono_ms() + wait_ms, now;
 
     w->retry_ms = wait_ms * 2 < FETCH_RETRY_MAX_MS ? wait_ms * 2
                                                    : FETCH_RETRY_MAX_MS;
     ZN_LOG(ZN_WARN, "worker.fetch_refused", ZN_STR("wid", w->wid),
            ZN_STR("error", err->msg), ZN_INT("retry_ms", wait_ms));
-    while ((left = end - zn_clock_mono_ms()) > 0 && !stop_wanted(w, NULL)) {
-        p.revents = 0;
-        if (poll(&p, 1, (int)(left < FETCH_RETRY_MS ? left : FETCH_RETRY_MS))
-            > 0)
-            break;
-    }
+    /* In slices of FETCH_RETRY_MS, to see a quiet; a cancel ends it. */
+    while ((now = zn_clock_mono_ms()) < end && !stop_wanted(w, NULL) &&
+           !zn_handler_wait(w->cancel[0], now + FETCH_RETRY_MS < end
+                                              ? now + FETCH_RETRY_MS
+                                              : end))
+        ;
 }
 
 static int

@@ -269,13 +269,14 @@ test_bad_input_oversize_job_in_batch(void **state)
     struct fx *f = *state;
     size_t n = 40000;
     const char *head = "[{\"jid\":\"big\",\"jobtype\":\"x\",\"args\":[\"";
-    char *batch = malloc(n + 128);
+    size_t h = strlen(head);
+    char *batch = malloc(h + n + 128);
     char *reply;
 
-    snprintf(batch, n + 128, "%s", head);
-    memset(batch + strlen(head), 'b', n);
-    snprintf(batch + strlen(head) + n, 128,
-             "\"]},{\"jid\":\"small\",\"jobtype\":7}]");
+    assert_non_null(batch);
+    memcpy(batch, head, h);
+    memset(batch + h, 'b', n);
+    snprintf(batch + h + n, 128, "\"]},{\"jid\":\"small\",\"jobtype\":7}]");
     reply = zn_srv_call(f->c, "PUSHB", batch);
     assert_non_null(strstr(reply, "\"big\":\"job: payload of "));
     assert_non_null(strstr(reply, "over the limit of 32768 bytes"));

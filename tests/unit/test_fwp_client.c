@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,7 +142,10 @@ fake_reply(struct fake *f, int fd, const char *line)
          * A reply that never ends, a byte at a time, until the client
          * goes: each byte comes well within the client's timeout.
          */
-        send_str(fd, "$100\r\n", 6);
+        char hdr[16];
+        int n = snprintf(hdr, sizeof(hdr), "$%d\r\n", DRIP_BYTES + 1);
+
+        send_str(fd, hdr, (size_t)n);
         for (int i = 0; i < DRIP_BYTES; i++) {
             usleep(DRIP_EVERY_MS * 1000);
             if (send(fd, "d", 1, MSG_NOSIGNAL) != 1)
@@ -149,7 +153,7 @@ fake_reply(struct fake *f, int fd, const char *line)
         }
     } else if (strncmp(line, "STALL ", 6) == 0) {
         /* The start of a reply after the given ms, then nothing. */
-        usleep((useconds_t)strtol(line + 6, NULL, 10) * 1000);
+        poll(NULL, 0, (int)strtol(line + 6, NULL, 10));
         send_str(fd, "$100\r\nab", 8);
     } else if (strcmp(line, "SILENT") != 0)
         send_str(fd, "-ERR unknown command\r\n", 22);

@@ -496,9 +496,10 @@ test_store_push_batch_mixed(void **state)
 }
 
 /*
- * A batch larger than a group, with a refusal of each kind among the
- * jobs: every accepted job gets its own row, seq and tag rows, whatever
- * group it went in with; each refused one its own reason.
+ * A batch larger than a group, with a tag that is not UTF-8, a taken jid
+ * and a unique_for job among the jobs: every accepted job gets its own
+ * row, seq and tag rows, whatever group it went in with; each refused one
+ * its own reason.
  */
 static void
 test_store_push_batch_groups(void **state)

@@ -245,7 +245,6 @@ test_store_sqlite_v1_data_survives(void **state)
     zn_store_close(st);
 }
 
-/* A job (with a tag, or none) pushed by a child: no cmocka there. */
 /* A job jid in queue q, tagged tag unless NULL; NULL: out of memory. */
 static struct zn_job *
 child_job(const char *jid, const char *tag)
@@ -268,6 +267,7 @@ child_job(const char *jid, const char *tag)
     return p;
 }
 
+/* A job (with a tag, or none) pushed by a child: no cmocka there. */
 static int
 child_push(struct zn_store *st, const char *jid, const char *tag)
 {
@@ -296,7 +296,8 @@ child_push_batch(struct zn_store *st, const char *spec)
     for (int i = 0; i < n && rc == 0; i++) {
         snprintf(jid, sizeof(jid), "%s%d", prefix, i);
         snprintf(tag, sizeof(tag), "t-%s", jid);
-        if (!(jobs[i] = child_job(jid, tag)))
+        jobs[i] = child_job(jid, tag);
+        if (!jobs[i])
             rc = ZN_ENOMEM;
     }
     if (rc == 0)
