@@ -273,7 +273,8 @@ void zn__sqlite_journal_close(struct zn__sqlite_journal *j);
 /*
  * Builds one record in memory: begin, the values, end. Past the buffer's
  * cap, or when memory runs out, the next write fails with ZN_ESTATE, so
- * those pushes are committed instead.
+ * those pushes are committed instead. These and undo do nothing when j is
+ * NULL (a push that commits at once has no record).
  */
 void zn__sqlite_journal_begin(struct zn__sqlite_journal *j);
 void zn__sqlite_journal_int(struct zn__sqlite_journal *j, int param,

@@ -170,6 +170,8 @@ zn__sqlite_journal_begin(struct zn__sqlite_journal *j)
 {
     static const char header[HEADER_LEN];
 
+    if (!j)
+        return;
     j->rec = j->len;
     put(j, header, sizeof(header));
 }
@@ -193,7 +195,7 @@ put_value(struct zn__sqlite_journal *j, int param, enum zn__sqlite_jtype type,
 void
 zn__sqlite_journal_int(struct zn__sqlite_journal *j, int param, int64_t v)
 {
-    char *p = put_value(j, param, ZN__SQLITE_JINT, sizeof(v));
+    char *p = j ? put_value(j, param, ZN__SQLITE_JINT, sizeof(v)) : NULL;
 
     if (p)
         memcpy(p, &v, sizeof(v));
@@ -203,10 +205,14 @@ void
 zn__sqlite_journal_text(struct zn__sqlite_journal *j, int param,
                         const char *v)
 {
-    uint32_t n = v ? (uint32_t)strlen(v) : 0;
-    char *p = v ? put_value(j, param, ZN__SQLITE_JTEXT, sizeof(n) + n)
-                : put_value(j, param, ZN__SQLITE_JNULL, 0);
+    uint32_t n;
+    char *p;
 
+    if (!j)
+        return;
+    n = v ? (uint32_t)strlen(v) : 0;
+    p = v ? put_value(j, param, ZN__SQLITE_JTEXT, sizeof(n) + n)
+          : put_value(j, param, ZN__SQLITE_JNULL, 0);
     if (p && v) {
         memcpy(p, &n, sizeof(n));
         memcpy(p + sizeof(n), v, n);
@@ -216,11 +222,13 @@ zn__sqlite_journal_text(struct zn__sqlite_journal *j, int param,
 void
 zn__sqlite_journal_end(struct zn__sqlite_journal *j)
 {
-    uint32_t len = (uint32_t)(j->len - j->rec - HEADER_LEN);
-    uint32_t version = JOURNAL_VERSION;
+    uint32_t len, version = JOURNAL_VERSION;
     uint64_t sum;
     char *h;
 
+    if (!j)
+        return;
+    len = (uint32_t)(j->len - j->rec - HEADER_LEN);
     j->dirty = true;
     if (j->unwritable)
         return;
@@ -248,7 +256,7 @@ void
 zn__sqlite_journal_undo(struct zn__sqlite_journal *j,
                         struct zn__sqlite_journal_mark mark)
 {
-    if (mark.len <= j->len) {
+    if (j && mark.len <= j->len) {
         j->len = mark.len;
         j->dirty = mark.dirty;
     }

@@ -214,8 +214,7 @@ put_text(sqlite3_stmt *st, int base, struct zn__sqlite_journal *j, int i,
 {
     /* A NULL v binds NULL (SQLite documents it). */
     sqlite3_bind_text(st, base + i, v, -1, SQLITE_STATIC);
-    if (j)
-        zn__sqlite_journal_text(j, i, v);
+    zn__sqlite_journal_text(j, i, v);
 }
 
 static void
@@ -223,8 +222,7 @@ put_int(sqlite3_stmt *st, int base, struct zn__sqlite_journal *j, int i,
         int64_t v)
 {
     sqlite3_bind_int64(st, base + i, v);
-    if (j)
-        zn__sqlite_journal_int(j, i, v);
+    zn__sqlite_journal_int(j, i, v);
 }
 
 static void
@@ -305,14 +303,12 @@ row_bind(sqlite3_stmt *st, int base, struct zn__sqlite_journal *j,
          const struct zn_job *job, const char *tags, char *backoff,
          const char *key, int64_t now)
 {
-    if (j)
-        zn__sqlite_journal_begin(j);
+    zn__sqlite_journal_begin(j);
     insert_bind(st, base, j, job, tags,
                 backoff_text(job, backoff, BACKOFF_TEXT_MAX), key, now);
-    for (size_t i = 0; j && i < job->ntags; i++)
+    for (size_t i = 0; i < job->ntags; i++)
         zn__sqlite_journal_text(j, ZN__SQLITE_JOURNAL_TAG, job->tags[i]);
-    if (j)
-        zn__sqlite_journal_end(j);
+    zn__sqlite_journal_end(j);
 }
 
 /* What an inserted job gets: its seq, job_tags rows, a ready buffer. */
@@ -416,7 +412,7 @@ push_one(struct zn__sqlite *s, struct zn__sqlite_journal *j,
     }
     rc = insert_job(s, j, job, job->unique_for > 0 ? key : NULL, now,
                     refused, err);
-    if (j && (rc < 0 || refused->code))
+    if (rc < 0 || refused->code)
         zn__sqlite_journal_undo(j, mark);
     return rc;
 }
@@ -519,8 +515,7 @@ group_insert(struct zn__sqlite *s, struct zn__sqlite_journal *j,
     for (size_t r = 0; r < ready; r++)
         free(tags[r]);
     if (rc != 1) {
-        if (j)
-            zn__sqlite_journal_undo(j, mark);
+        zn__sqlite_journal_undo(j, mark);
         return rc;
     }
     for (size_t r = 0; r < k && rc == 1; r++) {
@@ -579,8 +574,7 @@ zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
     }
     if (rc == 0)
         return 0;
-    if (j)
-        zn__sqlite_journal_undo(j, mark);
+    zn__sqlite_journal_undo(j, mark);
     /* Nothing of the batch was kept: every job gets the store's error. */
     for (size_t i = 0; i < n; i++)
         errs[i] = err;
