@@ -73,11 +73,16 @@ function row(mode, label, unit, key, fmt, scale, better, info,
            range, better, mark
 }
 
+# The columns' names, above the rows of a pair.
+function header() {
+    printf "  %-36s %-6s %10s %11s %6s %11s  %-6s\n", "", "unit", "zenith",
+           "beanstalkd", "z/b", "rounds", "better"
+}
+
 function pair(mode, zdesc, bdesc,    bound, p50) {
     printf "\ndurability %s\n  zenith --durability %s: %s\n" \
            "  beanstalkd %s\n", mode, mode, zdesc, bdesc
-    printf "  %-36s %-6s %10s %11s %6s %11s  %-6s\n", "", "unit", "zenith",
-           "beanstalkd", "z/b", "rounds", "better"
+    header()
     row(mode, "push, 1 producer", "jobs/s", "push1.rate", "%.0f", 1, "higher")
     row(mode, "push, 8 producers", "jobs/s", "push8.rate", "%.0f", 1, "higher")
     row(mode, "push, batches of 1,000 (a)", "jobs/s", "pushb.rate", "%.0f", 1,
@@ -118,8 +123,7 @@ function workers(mode,    n, p, i) {
            "supervisor (zenith work)\n  beanstalkd -b DIR -f 0: as many " \
            "processes of zn_bench\n", mode, num(jobs, "%.0f"),
            num(exec_jobs, "%.0f"), mode
-    printf "  %-36s %-6s %10s %11s %6s %11s  %-6s\n", "", "unit", "zenith",
-           "beanstalkd", "z/b", "rounds", "better"
+    header()
     n = split(noop_procs, p, " ")
     for (i = 1; i <= n; i++)
         row(mode, "noop, " p[i] " worker processes (d)", "jobs/s",
