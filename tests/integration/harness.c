@@ -511,6 +511,16 @@ zn_child_log_wait(const struct zn_child *c, const char *text,
 }
 
 void
+zn_child_wait_log(const struct zn_child *c, const char *text,
+                  int64_t base_ms)
+{
+    if (!zn_child_log_wait(c, text, zn_test_ms(base_ms))) {
+        zn_child_dump_log(c);
+        fail_msg("no line with '%s' in the child's log", text);
+    }
+}
+
+void
 zn_child_dump_log(const struct zn_child *c)
 {
     FILE *fp = fopen(c->log, "r");
@@ -524,21 +534,27 @@ zn_child_dump_log(const struct zn_child *c)
     fprintf(stderr, "---- end of log ----\n");
 }
 
-/* ---- for the supervisor's tests ---------------------------------------- */
+/* ---- JSON replies (jansson) -------------------------------------------- */
+
+json_t *
+zn_srv_parse_take(char *reply)
+{
+    /* A nil reply (NULL) fails as text that is not JSON does. */
+    json_t *j = json_loads(reply ? reply : "", 0, NULL);
+
+    if (!j)
+        fail_msg("not JSON: %s", reply ? reply : "(nil)");
+    free(reply);
+    return j;
+}
 
 json_t *
 zn_srv_job(struct zn_fwp_client *c, const char *jid)
 {
-    char arg[128], *text;
-    json_t *j;
+    char arg[128];
 
     snprintf(arg, sizeof(arg), "{\"jid\":\"%s\"}", jid);
-    text = zn_srv_call(c, "JOBS", arg);
-    j = json_loads(text, 0, NULL);
-    if (!j)
-        fail_msg("JOBS reply is not JSON: %s", text);
-    free(text);
-    return j;
+    return zn_srv_parse_take(zn_srv_call(c, "JOBS", arg));
 }
 
 json_t *
@@ -564,6 +580,8 @@ zn_srv_wait_state(const struct zn_srv *s, struct zn_fwp_client *c,
     }
 }
 
+/* ---- the server's log -------------------------------------------------- */
+
 size_t
 zn_srv_log_count(const struct zn_srv *s, const char *a, const char *b)
 {
@@ -586,16 +604,6 @@ zn_srv_log_has(const struct zn_srv *s, const char *a, const char *b)
 }
 
 void
-zn_child_wait_log(const struct zn_child *c, const char *text,
-                  int64_t base_ms)
-{
-    if (!zn_child_log_wait(c, text, zn_test_ms(base_ms))) {
-        zn_child_dump_log(c);
-        fail_msg("no line with '%s' in the child's log", text);
-    }
-}
-
-void
 zn_srv_wait_log(const struct zn_srv *s, const char *a, const char *b,
                 int64_t base_ms)
 {
@@ -609,6 +617,8 @@ zn_srv_wait_log(const struct zn_srv *s, const char *a, const char *b,
         pause_ms(20);
     }
 }
+
+/* ---- processes, from /proc --------------------------------------------- */
 
 size_t
 zn_test_children(pid_t pid, pid_t *out, size_t max, size_t *zombies)

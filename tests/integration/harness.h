@@ -141,17 +141,30 @@ void zn_child_dump_log(const struct zn_child *c);
 int zn_run_cli_env(const char *const *env, const char *const *args,
                    char **out, char **err);
 
-/* ---- for the supervisor's tests ---------------------------------------- */
+/* ---- JSON replies (jansson) -------------------------------------------- */
 
 struct json_t;
 
-/* JOBS {"jid":jid}: the job and its attempts (caller json_decrefs). */
+/*
+ * Parses reply as JSON and frees it (takes ownership); the caller
+ * json_decrefs the result. Fails the test, showing the reply, when it is
+ * not JSON or NULL (what zn_srv_call returns for a nil reply).
+ */
+struct json_t *zn_srv_parse_take(char *reply);
+
+/*
+ * JOBS {"jid":jid}: {"job":{...},"attempts":[...]} (caller json_decrefs).
+ * Fails the test when the call fails (-ERR: no such job), or the reply is
+ * nil or not JSON.
+ */
 struct json_t *zn_srv_job(struct zn_fwp_client *c, const char *jid);
 
 /* Polls until jid is in state (fails with the server's log); the JOBS. */
 struct json_t *zn_srv_wait_state(const struct zn_srv *s,
                                  struct zn_fwp_client *c, const char *jid,
                                  const char *state, int64_t base_ms);
+
+/* ---- the server's log -------------------------------------------------- */
 
 /* True once the server's log holds a line with a and (unless NULL) b. */
 bool zn_srv_log_has(const struct zn_srv *s, const char *a, const char *b);
@@ -162,6 +175,8 @@ size_t zn_srv_log_count(const struct zn_srv *s, const char *a, const char *b);
 /* Polls zn_srv_log_has; fails with the server's log after the timeout. */
 void zn_srv_wait_log(const struct zn_srv *s, const char *a, const char *b,
                      int64_t base_ms);
+
+/* ---- processes, from /proc --------------------------------------------- */
 
 /*
  * The children of pid from /proc: their pids into out (at most max), how

@@ -218,17 +218,6 @@ has_row(const char *out, const char *name)
 /* ---- talking to the server directly ---------------------------------- */
 
 static json_t *
-parse(char *text)
-{
-    json_t *j = json_loads(text ? text : "", 0, NULL);
-
-    if (!j)
-        fail_msg("not JSON: %s", text ? text : "(nil)");
-    free(text);
-    return j;
-}
-
-static json_t *
 parse_out(const struct fx *f)
 {
     json_t *j = json_loads(f->out, 0, NULL);
@@ -242,16 +231,6 @@ static void
 push(struct fx *f, const char *json)
 {
     free(zn_srv_call(f->p, "PUSH", json));
-}
-
-/* JOBS {"jid":...}: {"job":{...},"attempts":[...]} (caller decrefs). */
-static json_t *
-job_info(struct fx *f, const char *jid)
-{
-    char arg[128];
-
-    snprintf(arg, sizeof(arg), "{\"jid\":\"%s\"}", jid);
-    return parse(zn_srv_call(f->p, "JOBS", arg));
 }
 
 static const char *
@@ -287,7 +266,7 @@ expect_state(struct fx *f, const char *jid, const char *want)
         expect_in(err.msg, "no job");
         return;
     }
-    info = parse(reply);
+    info = zn_srv_parse_take(reply);
     assert_string_equal(jstr(json_object_get(info, "job"), "state"), want);
     json_decref(info);
 }
@@ -297,7 +276,7 @@ static const char *
 fetch_jid(struct zn_fwp_client *c, const char *queues)
 {
     static char jid[80];
-    json_t *j = parse(zn_srv_call(c, "FETCH", queues));
+    json_t *j = zn_srv_parse_take(zn_srv_call(c, "FETCH", queues));
 
     snprintf(jid, sizeof(jid), "%s", jstr(j, "jid"));
     json_decref(j);
@@ -446,7 +425,7 @@ test_cli_push_defaults(void **state)
 
     RUN(f, 0, "push", "mail");
     snprintf(jid, sizeof(jid), "%s", pushed_jid(f));
-    info = job_info(f, jid);
+    info = zn_srv_job(f->p, jid);
     job = json_object_get(info, "job");
     assert_string_equal(jstr(job, "jobtype"), "mail");
     assert_string_equal(jstr(job, "queue"), "default");
@@ -476,7 +455,7 @@ test_cli_push_every_flag(void **state)
         "alpha", "--tag", "beta", "--in", "3600");
     t1 = zn_clock_wall_ms();
     snprintf(jid, sizeof(jid), "%s", pushed_jid(f));
-    info = job_info(f, jid);
+    info = zn_srv_job(f->p, jid);
     job = json_object_get(info, "job");
     want = json_loads("[1,\"two\",{\"k\":3}]", 0, NULL);
     assert_true(json_equal(json_object_get(job, "args"), want));
@@ -509,7 +488,7 @@ test_cli_push_at_time(void **state)
     RUN(f, 0, "push", "--at", "2099-01-02T05:04:05+02:00", "--queue",
         "later", "report");
     snprintf(jid, sizeof(jid), "%s", pushed_jid(f));
-    info = job_info(f, jid);
+    info = zn_srv_job(f->p, jid);
     job = json_object_get(info, "job");
     assert_string_equal(jstr(job, "at"), "2099-01-02T03:04:05.000Z");
     assert_string_equal(jstr(job, "state"), "scheduled");
@@ -555,7 +534,7 @@ test_cli_push_flags_take_effect(void **state)
     snprintf(jid, sizeof(jid), "%s", pushed_jid(f));
     assert_string_equal(fetch_jid(f->w, "r"), jid);
     fail_job(f, jid, "Boom", "once");
-    info = job_info(f, jid);
+    info = zn_srv_job(f->p, jid);
     assert_string_equal(jstr(json_object_get(info, "job"), "state"), "retry");
     fl = json_object_get(json_object_get(info, "job"), "failure");
     assert_int_equal(zn_clock_parse(jstr(fl, "failed_at"), &failed_at), 0);
@@ -842,7 +821,7 @@ test_cli_failed_list_pages_past_1000(void **state)
                                 "\"jobtype\":\"x\",\"queue\":\"bulk\","
                                 "\"retry\":0}", i ? "," : "", i);
     snprintf(batch + len, cap - len, "]");
-    refused = parse(zn_srv_call(f->p, "PUSHB", batch));
+    refused = zn_srv_parse_take(zn_srv_call(f->p, "PUSHB", batch));
     assert_int_equal(json_object_size(refused), 0);
     json_decref(refused);
     free(batch);
@@ -932,7 +911,7 @@ test_cli_failed_forget_and_flush(void **state)
 static int64_t
 dead_since(struct fx *f, const char *jid)
 {
-    json_t *info = job_info(f, jid);
+    json_t *info = zn_srv_job(f->p, jid);
     int64_t ms = 0;
 
     assert_int_equal(zn_clock_parse(jstr(json_object_get(json_object_get(
@@ -1257,7 +1236,7 @@ push_and_read(struct fx *f)
 
     f->p = zn_srv_connect(&f->srv, NULL, NULL);
     RUN(f, 0, "push", "mail");
-    info = job_info(f, pushed_jid(f));
+    info = zn_srv_job(f->p, pushed_jid(f));
     job = json_incref(json_object_get(info, "job"));
     json_decref(info);
     zn_fwp_client_free(f->p);

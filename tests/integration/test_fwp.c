@@ -59,18 +59,6 @@ teardown(void **state)
     return 0;
 }
 
-/* Parses a JSON reply (fails the test if it is not JSON). */
-static json_t *
-parse(char *text)
-{
-    json_t *j = json_loads(text ? text : "", 0, NULL);
-
-    if (!j)
-        fail_msg("not JSON: %s", text ? text : "(nil)");
-    free(text);
-    return j;
-}
-
 static void
 push(struct fx *f, const char *json)
 {
@@ -82,21 +70,12 @@ static const char *
 fetch_jid(struct zn_fwp_client *c, const char *queues)
 {
     static char jid[80];
-    json_t *j = parse(zn_srv_call(c, "FETCH", queues));
+    json_t *j = zn_srv_parse_take(zn_srv_call(c, "FETCH", queues));
 
     snprintf(jid, sizeof(jid), "%s",
              json_string_value(json_object_get(j, "jid")));
     json_decref(j);
     return jid;
-}
-
-static json_t *
-job_info(struct fx *f, const char *jid)
-{
-    char arg[128];
-
-    snprintf(arg, sizeof(arg), "{\"jid\":\"%s\"}", jid);
-    return parse(zn_srv_call(f->p, "JOBS", arg));
 }
 
 static const char *
@@ -113,7 +92,7 @@ test_fwp_push_fetch_ack(void **state)
     json_t *info, *j;
 
     push(f, "{\"jid\":\"j1\",\"jobtype\":\"send\",\"args\":[1,\"a\"]}");
-    j = parse(zn_srv_call(f->w, "FETCH", "default"));
+    j = zn_srv_parse_take(zn_srv_call(f->w, "FETCH", "default"));
     assert_string_equal(json_string_value(json_object_get(j, "jid")), "j1");
     assert_string_equal(json_string_value(json_object_get(j, "jobtype")),
                         "send");
@@ -121,13 +100,13 @@ test_fwp_push_fetch_ack(void **state)
                          json_array_get(json_object_get(j, "args"), 0)), 1);
     json_decref(j);
     free(zn_srv_call(f->w, "ACK", "{\"jid\":\"j1\"}"));
-    info = job_info(f, "j1");
+    info = zn_srv_job(f->p, "j1");
     assert_string_equal(job_state(info), "done");
     json_decref(info);
     /* A second ACK of the same job is an error, not a crash. */
     assert_non_null(strstr(zn_srv_call_err(f->w, "ACK", "{\"jid\":\"j1\"}"),
                            "'j1'"));
-    info = parse(zn_srv_call(f->p, "INFO", NULL));
+    info = zn_srv_parse_take(zn_srv_call(f->p, "INFO", NULL));
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(info, "faktory"), "total_processed")),
                      1);
@@ -158,17 +137,18 @@ test_fwp_pushb_reports_refused(void **state)
     struct fx *f = *state;
     json_t *r;
 
-    r = parse(zn_srv_call(f->p, "PUSHB",
-                          "[{\"jid\":\"b1\",\"jobtype\":\"x\"},"
-                          "{\"jid\":\"b2\",\"args\":[]},"
-                          "{\"jid\":\"b3\",\"jobtype\":\"x\",\"priority\":12}]"));
+    r = zn_srv_parse_take(zn_srv_call(
+        f->p, "PUSHB",
+        "[{\"jid\":\"b1\",\"jobtype\":\"x\"},"
+        "{\"jid\":\"b2\",\"args\":[]},"
+        "{\"jid\":\"b3\",\"jobtype\":\"x\",\"priority\":12}]"));
     assert_int_equal(json_object_size(r), 2);
     assert_non_null(json_object_get(r, "b2"));
     assert_non_null(strstr(json_string_value(json_object_get(r, "b3")),
                            "priority"));
     json_decref(r);
     assert_string_equal(fetch_jid(f->w, "default"), "b1");
-    r = parse(zn_srv_call(f->p, "PUSHB", "[]"));
+    r = zn_srv_parse_take(zn_srv_call(f->p, "PUSHB", "[]"));
     assert_int_equal(json_object_size(r), 0);
     json_decref(r);
     assert_non_null(strstr(zn_srv_call_err(f->p, "PUSHB", "{\"a\":1}"),
@@ -178,7 +158,7 @@ test_fwp_pushb_reports_refused(void **state)
      * batch is plain JSON (read in place) or not (the 1.5: jansson).
      */
     for (int i = 0; i < 2; i++) {
-        r = parse(zn_srv_call(f->p, "PUSHB", i == 0
+        r = zn_srv_parse_take(zn_srv_call(f->p, "PUSHB", i == 0
             ? "[5,{\"jid\":null,\"jobtype\":\"x\",\"priority\":0},"
               "{\"jid\":\"b4\",\"jobtype\":\"x\",\"args\":[1]}]"
             : "[5,{\"jid\":null,\"jobtype\":\"x\",\"priority\":0},"
@@ -193,7 +173,7 @@ test_fwp_pushb_reports_refused(void **state)
     assert_string_equal(fetch_jid(f->w, "default"), "b4");
     assert_string_equal(fetch_jid(f->w, "default"), "b5");
     /* Strings are not jobs, even one that holds a job's text. */
-    r = parse(zn_srv_call(f->p, "PUSHB", "[\"x\",\"{}\",\"\"]"));
+    r = zn_srv_parse_take(zn_srv_call(f->p, "PUSHB", "[\"x\",\"{}\",\"\"]"));
     for (int i = 0; i < 3; i++) {
         char key[8];
 
@@ -256,7 +236,7 @@ test_fwp_fail_retry_then_dead(void **state)
     assert_string_equal(fetch_jid(f->w, "default"), "ff");
     free(zn_srv_call(f->w, "FAIL", "{\"jid\":\"ff\",\"errtype\":\"Boom\","
                                    "\"message\":\"first\",\"backtrace\":[\"a:1\"]}"));
-    info = job_info(f, "ff");
+    info = zn_srv_job(f->p, "ff");
     assert_true(!strcmp(job_state(info), "retry") ||
                 !strcmp(job_state(info), "enqueued"));
     json_decref(info);
@@ -264,7 +244,7 @@ test_fwp_fail_retry_then_dead(void **state)
     assert_string_equal(fetch_jid(f->w, "default"), "ff");
     free(zn_srv_call(f->w, "FAIL", "{\"jid\":\"ff\",\"errtype\":\"Boom\","
                                    "\"message\":\"second\"}"));
-    info = job_info(f, "ff");
+    info = zn_srv_job(f->p, "ff");
     assert_string_equal(job_state(info), "dead");
     a = json_object_get(json_object_get(info, "job"), "failure");
     assert_string_equal(json_string_value(json_object_get(a, "errtype")),
@@ -288,7 +268,7 @@ test_fwp_worker_gone_requeues_at_once(void **state)
     assert_string_equal(fetch_jid(w2, "default"), "g1");
     zn_fwp_client_free(w2); /* gone without ACK */
     assert_string_equal(fetch_jid(f->w, "default"), "g1");
-    info = job_info(f, "g1");
+    info = zn_srv_job(f->p, "g1");
     a = json_array_get(json_object_get(info, "attempts"), 0);
     assert_string_equal(json_string_value(json_object_get(a, "outcome")),
                         "worker gone");
@@ -306,7 +286,7 @@ test_fwp_lease_expiry(void **state)
     assert_string_equal(fetch_jid(f->w, "default"), "le");
     /* Not acknowledged: after 1 s the lease expires and it comes back. */
     assert_string_equal(fetch_jid(f->w, "default"), "le");
-    info = job_info(f, "le");
+    info = zn_srv_job(f->p, "le");
     a = json_array_get(json_object_get(info, "attempts"), 0);
     assert_string_equal(json_string_value(json_object_get(a, "outcome")),
                         "lease expired");
@@ -365,7 +345,7 @@ test_fwp_queue_pause_resume_remove(void **state)
     assert_string_equal(fetch_jid(f->w, "mail"), "q1");
     push(f, "{\"jid\":\"q2\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
     free(zn_srv_call(f->p, "QUEUE", "REMOVE mail"));
-    info = job_info(f, "q1");
+    info = zn_srv_job(f->p, "q1");
     json_decref(info);
     assert_non_null(strstr(zn_srv_call_err(f->p, "JOBS", "{\"jid\":\"q2\"}"),
                            "q2"));
@@ -381,7 +361,7 @@ test_fwp_beat_and_info(void **state)
 
     free(zn_srv_call(f->w, "BEAT", "{\"wid\":\"w1\",\"rss_kb\":2048}"));
     assert_non_null(zn_srv_call_err(f->w, "BEAT", "{\"wid\":\"nobody\"}"));
-    info = parse(zn_srv_call(f->p, "INFO", NULL));
+    info = zn_srv_parse_take(zn_srv_call(f->p, "INFO", NULL));
     workers = json_object_get(json_object_get(info, "zenith"), "workers");
     assert_int_equal(json_array_size(workers), 1);
     assert_string_equal(json_string_value(json_object_get(

@@ -106,15 +106,6 @@ call_json(struct fx *f, const char *verb, const char *arg)
     return j;
 }
 
-static json_t *
-job_info(struct fx *f, const char *jid)
-{
-    char arg[128];
-
-    snprintf(arg, sizeof(arg), "{\"jid\":\"%s\"}", jid);
-    return call_json(f, "JOBS", arg);
-}
-
 static const char *
 job_str(json_t *info, const char *key)
 {
@@ -128,58 +119,6 @@ attempt_str(json_t *info, size_t i, const char *key)
     json_t *a = json_array_get(json_object_get(info, "attempts"), i);
 
     return json_string_value(json_object_get(a, key));
-}
-
-/* Polls until jid is in state; fails with the server's log. */
-static json_t *
-wait_state(struct fx *f, const char *jid, const char *state, int64_t base)
-{
-    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(base);
-
-    for (;;) {
-        json_t *info = job_info(f, jid);
-        const char *got = job_str(info, "state");
-
-        if (got && strcmp(got, state) == 0)
-            return info;
-        if (zn_clock_mono_ms() > deadline) {
-            zn_srv_dump_log(&f->srv);
-            fail_msg("job %s is %s, want %s", jid, got ? got : "(none)",
-                     state);
-        }
-        json_decref(info);
-        poll(NULL, 0, 20);
-    }
-}
-
-/* True once the server's log holds a line with every one of the texts. */
-static bool
-log_has(const struct zn_srv *s, const char *a, const char *b)
-{
-    FILE *fp = fopen(s->log, "r");
-    char line[4096];
-    bool found = false;
-
-    if (!fp)
-        return false;
-    while (!found && fgets(line, sizeof(line), fp))
-        found = strstr(line, a) && (!b || strstr(line, b));
-    fclose(fp);
-    return found;
-}
-
-static void
-wait_log(struct fx *f, const char *a, const char *b, int64_t base)
-{
-    int64_t deadline = zn_clock_mono_ms() + zn_test_ms(base);
-
-    while (!log_has(&f->srv, a, b)) {
-        if (zn_clock_mono_ms() > deadline) {
-            zn_srv_dump_log(&f->srv);
-            fail_msg("no log line with '%s' and '%s'", a, b ? b : "");
-        }
-        poll(NULL, 0, 20);
-    }
 }
 
 /* The pid INFO reports for worker wid, 0 when it is not connected. */
@@ -240,7 +179,7 @@ static void
 wait_all_done(struct fx *f, const char *const *jids, size_t n, int64_t base)
 {
     for (size_t i = 0; i < n; i++)
-        json_decref(wait_state(f, jids[i], "done", base));
+        json_decref(zn_srv_wait_state(&f->srv, f->p, jids[i], "done", base));
 }
 
 /* How many processes run with exactly this argv (from /proc/PID/cmdline). */
@@ -288,7 +227,7 @@ test_supervisor_runs_noop(void **state)
     const char *wid;
 
     push(f, "{\"jid\":\"n1\",\"jobtype\":\"noop\"}");
-    info = wait_state(f, "n1", "done", 10000);
+    info = zn_srv_wait_state(&f->srv, f->p, "n1", "done", 10000);
     /* The worker reports the attempt's CPU time and peak RSS with ACK. */
     a = json_array_get(json_object_get(info, "attempts"), 0);
     assert_true(json_is_integer(json_object_get(a, "cpu_ms")));
@@ -299,10 +238,10 @@ test_supervisor_runs_noop(void **state)
         fail_msg("n1 was worked by '%s', want a supervised main-N-G",
                  wid ? wid : "(none)");
     json_decref(info);
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-1\"",
-             5000);
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-2-1\"",
-             5000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-1-1\"", 5000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-2-1\"", 5000);
 }
 
 static void
@@ -313,7 +252,7 @@ test_supervisor_crash_is_attributed_and_quarantined(void **state)
     const char *msg;
 
     push(f, "{\"jid\":\"c1\",\"jobtype\":\"crash\",\"retry\":5}");
-    info = wait_state(f, "c1", "dead", 20000);
+    info = zn_srv_wait_state(&f->srv, f->p, "c1", "dead", 20000);
     attempts = json_object_get(info, "attempts");
     assert_int_equal(json_array_size(attempts), 2);
     assert_string_equal(attempt_str(info, 0, "outcome"), "SIGSEGV");
@@ -327,13 +266,13 @@ test_supervisor_crash_is_attributed_and_quarantined(void **state)
                     json_array_get(attempts, 0), "rss_kb")) > 0);
     json_decref(info);
     /* Both slots lost a process to c1: each gets a new one. */
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
-             10000);
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-2-2\"",
-             10000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-1-2\"", 10000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-2-2\"", 10000);
     assert_true(zn_srv_alive(&f->srv));
     push(f, "{\"jid\":\"n2\",\"jobtype\":\"noop\"}");
-    json_decref(wait_state(f, "n2", "done", 10000));
+    json_decref(zn_srv_wait_state(&f->srv, f->p, "n2", "done", 10000));
 }
 
 /*
@@ -349,13 +288,13 @@ test_supervisor_quarantine_survives_restart(void **state)
 
     push(f, "{\"jid\":\"q1\",\"jobtype\":\"crash\",\"retry\":5,"
             "\"backoff\":[4]}");
-    info = wait_state(f, "q1", "retry", 20000);
+    info = zn_srv_wait_state(&f->srv, f->p, "q1", "retry", 20000);
     assert_string_equal(attempt_str(info, 0, "outcome"), "SIGSEGV");
     json_decref(info);
     zn_fwp_client_free(f->p);
     assert_int_equal(zn_srv_stop(&f->srv), 0);
     start(f, config_text);
-    info = wait_state(f, "q1", "dead", 20000);
+    info = zn_srv_wait_state(&f->srv, f->p, "q1", "dead", 20000);
     assert_int_equal(json_array_size(json_object_get(info, "attempts")), 2);
     assert_true(json_is_true(json_object_get(json_object_get(info, "job"),
                                              "quarantined")));
@@ -376,7 +315,7 @@ test_supervisor_kill9_fails_and_reruns(void **state)
 
     push(f, "{\"jid\":\"k1\",\"jobtype\":\"sleep\",\"args\":[2],"
             "\"retry\":3}");
-    info = wait_state(f, "k1", "working", 10000);
+    info = zn_srv_wait_state(&f->srv, f->p, "k1", "working", 10000);
     snprintf(wid, sizeof(wid), "%s", job_str(info, "worker"));
     json_decref(info);
     deadline = zn_clock_mono_ms() + zn_test_ms(5000);
@@ -385,7 +324,7 @@ test_supervisor_kill9_fails_and_reruns(void **state)
     assert_true(pid > 0);
     killed = zn_clock_wall_ms();
     assert_int_equal(kill(pid, SIGKILL), 0);
-    info = wait_state(f, "k1", "done", 20000);
+    info = zn_srv_wait_state(&f->srv, f->p, "k1", "done", 20000);
     assert_true(json_array_size(json_object_get(info, "attempts")) >= 2);
     /* Re-run within 1 s of the kill, by the other (idle) worker. */
     rerun = attempt_ms(info, 1, "started_at") - killed;
@@ -397,8 +336,8 @@ test_supervisor_kill9_fails_and_reruns(void **state)
     assert_string_equal(attempt_str(info, 0, "errtype"), "SIGKILL");
     assert_string_equal(attempt_str(info, 0, "worker"), wid);
     json_decref(info);
-    wait_log(f, "\"supervisor.worker_exited\"", "\"status\":\"SIGKILL\"",
-             5000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_exited\"",
+                    "\"status\":\"SIGKILL\"", 5000);
 }
 
 /*
@@ -421,12 +360,12 @@ test_supervisor_stuck_retiring_worker_is_killed(void **state)
     assert_true(pid > 0);
     assert_int_equal(kill(pid, SIGSTOP), 0);
     free(zn_srv_call(f->p, "CONTROL", "{\"cmd\":\"restart\"}"));
-    wait_log(f, "\"supervisor.worker_killed\"", "\"wid\":\"main-1-1\"",
-             10000);
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
-             10000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_killed\"",
+                    "\"wid\":\"main-1-1\"", 10000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-1-2\"", 10000);
     push(f, "{\"jid\":\"after\",\"jobtype\":\"noop\"}");
-    json_decref(wait_state(f, "after", "done", 10000));
+    json_decref(zn_srv_wait_state(&f->srv, f->p, "after", "done", 10000));
 }
 
 /* A relative socket path (or --data) still reaches the workers. */
@@ -442,7 +381,7 @@ test_supervisor_relative_socket(void **state)
              (long)getpid());
     start(f, text);
     push(f, "{\"jid\":\"rel\",\"jobtype\":\"noop\"}");
-    json_decref(wait_state(f, "rel", "done", 10000));
+    json_decref(zn_srv_wait_state(&f->srv, f->p, "rel", "done", 10000));
 }
 
 /* True when this test process has target open too (inherited by all). */
@@ -479,8 +418,8 @@ test_supervisor_no_zombies_no_leaked_fds(void **state)
 
     n = wait_children(f, 2, kids);
     assert_int_equal(kill(kids[0], SIGKILL), 0);
-    wait_log(f, "\"supervisor.worker_exited\"", "\"status\":\"SIGKILL\"",
-             5000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_exited\"",
+                    "\"status\":\"SIGKILL\"", 5000);
     n = wait_children(f, 2, kids);
     for (size_t i = 0; i < n; i++) {
         for (int fd = 3; fd < 1024; fd++) {
@@ -547,19 +486,19 @@ test_supervisor_memory_replaces_worker(void **state)
     push(f, "{\"jid\":\"m2\",\"jobtype\":\"noop\"}");
     push(f, "{\"jid\":\"m3\",\"jobtype\":\"noop\"}");
     wait_all_done(f, jids, ZN_ARRAY_LEN(jids), 20000);
-    info = job_info(f, "g1");
+    info = zn_srv_job(f->p, "g1");
     assert_int_equal(json_array_size(json_object_get(info, "attempts")), 1);
     assert_string_equal(attempt_str(info, 0, "worker"), "main-1-1");
     json_decref(info);
-    wait_log(f, "\"worker.memory_exceeded\"", "\"wid\":\"main-1-1\"",
-             5000);
-    wait_log(f, "\"supervisor.worker_exited\"", "\"status\":\"exit 0\"",
-             5000);
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
-             5000);
+    zn_srv_wait_log(&f->srv, "\"worker.memory_exceeded\"",
+                    "\"wid\":\"main-1-1\"", 5000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_exited\"",
+                    "\"status\":\"exit 0\"", 5000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-1-2\"", 5000);
     /* The jobs after g1 ran on the replacement, each once. */
     for (size_t i = 1; i < ZN_ARRAY_LEN(jids); i++) {
-        info = job_info(f, jids[i]);
+        info = zn_srv_job(f->p, jids[i]);
         assert_int_equal(json_array_size(json_object_get(info, "attempts")),
                          1);
         assert_string_equal(attempt_str(info, 0, "worker"), "main-1-2");
@@ -583,7 +522,7 @@ test_supervisor_block_backoff_and_tries(void **state)
     push(f, "{\"jid\":\"b1\",\"jobtype\":\"fail\",\"args\":[\"no\"]}");
     push(f, "{\"jid\":\"b2\",\"jobtype\":\"fail\",\"args\":[\"no\"],"
             "\"retry\":0}");
-    info = wait_state(f, "b1", "dead", 30000);
+    info = zn_srv_wait_state(&f->srv, f->p, "b1", "dead", 30000);
     assert_int_equal(json_array_size(json_object_get(info, "attempts")), 4);
     for (size_t i = 1; i < 4; i++) {
         int64_t gap = attempt_ms(info, i, "started_at") -
@@ -598,7 +537,7 @@ test_supervisor_block_backoff_and_tries(void **state)
         }
     }
     json_decref(info);
-    info = wait_state(f, "b2", "dead", 10000);
+    info = zn_srv_wait_state(&f->srv, f->p, "b2", "dead", 10000);
     assert_int_equal(json_array_size(json_object_get(info, "attempts")), 1);
     json_decref(info);
 }
@@ -616,7 +555,7 @@ test_supervisor_block_timeout(void **state)
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
              "timeout = 2\ntries = 2\nbackoff = 0\n");
     push(f, "{\"jid\":\"t1\",\"jobtype\":\"sleep\",\"args\":[30]}");
-    info = wait_state(f, "t1", "dead", 30000);
+    info = zn_srv_wait_state(&f->srv, f->p, "t1", "dead", 30000);
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(info, "job"), "reserve_for")), 2);
     assert_int_equal(json_array_size(json_object_get(info, "attempts")), 2);
@@ -633,8 +572,8 @@ test_supervisor_block_timeout(void **state)
     }
     json_decref(info);
     /* The watchdog ended both workers; the slot has its third process. */
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-3\"",
-             10000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-1-3\"", 10000);
 }
 
 /*
@@ -662,7 +601,7 @@ test_supervisor_exec_ignoring_sigterm_is_killed(void **state)
         }
         poll(NULL, 0, 20);
     }
-    info = wait_state(f, "s1", "dead", 15000);
+    info = zn_srv_wait_state(&f->srv, f->p, "s1", "dead", 15000);
     json_decref(info);
     /* SIGTERM at the timeout, SIGKILL 2 s later: gone well before 29 s. */
     deadline = zn_clock_mono_ms() + zn_test_ms(8000);
@@ -673,7 +612,7 @@ test_supervisor_exec_ignoring_sigterm_is_killed(void **state)
         }
         poll(NULL, 0, 20);
     }
-    wait_log(f, "\"job.failed\"", "\"errtype\":\"timeout\"", 5000);
+    zn_srv_wait_log(&f->srv, "\"job.failed\"", "\"errtype\":\"timeout\"", 5000);
 }
 
 static void
@@ -786,19 +725,20 @@ test_supervisor_nice_and_max_time(void **state)
              "nice = 7\nmax_time = 1s\nmemory = 100\n"
              "memory_hard_factor = 3\n");
     /* Connected: it has exec'd, with its nice value and limits set. */
-    wait_log(f, "\"worker.connected\"", "\"wid\":\"main-1-1\"", 10000);
+    zn_srv_wait_log(&f->srv, "\"worker.connected\"", "\"wid\":\"main-1-1\"",
+                    10000);
     wait_children(f, 1, kids);
     assert_int_equal(nice_of(kids[0]), 7);
     if (HAVE_ADDRESS_LIMIT)
         assert_int_equal(address_limit_of(kids[0]), 300LL * 1024 * 1024);
     else
         assert_int_equal(address_limit_of(kids[0]), -1);
-    wait_log(f, "\"supervisor.worker_retiring\"", "\"reason\":\"max_time\"",
-             5000);
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-1-2\"",
-             8000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_retiring\"",
+                    "\"reason\":\"max_time\"", 5000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-1-2\"", 8000);
     push(f, "{\"jid\":\"x1\",\"jobtype\":\"noop\"}");
-    json_decref(wait_state(f, "x1", "done", 10000));
+    json_decref(zn_srv_wait_state(&f->srv, f->p, "x1", "done", 10000));
 }
 
 /*
@@ -853,14 +793,14 @@ test_supervisor_env_overrides(void **state)
     /* Good values: the block runs 3 processes on both queues. */
     f->srv.env = env;
     start(f, config_text);
-    wait_log(f, "\"supervisor.worker_started\"", "\"wid\":\"main-3-1\"",
-             10000);
-    wait_log(f, "\"supervisor.worker_started\"", "\"queues\":\"default,"
-             "other\"", 5000);
-    assert_true(log_has(&f->srv, "\"server.listening\"",
-                        "\"dashboard\":false"));
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"wid\":\"main-3-1\"", 10000);
+    zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
+                    "\"queues\":\"default,other\"", 5000);
+    assert_true(zn_srv_log_has(&f->srv, "\"server.listening\"",
+                               "\"dashboard\":false"));
     push(f, "{\"jid\":\"o1\",\"jobtype\":\"noop\",\"queue\":\"other\"}");
-    json_decref(wait_state(f, "o1", "done", 10000));
+    json_decref(zn_srv_wait_state(&f->srv, f->p, "o1", "done", 10000));
 }
 
 int

@@ -464,6 +464,19 @@ test_store_push_unique_after_window(void **state)
                                "within unique_for");
 }
 
+/*
+ * A batch's per-job errors: errs[i].code must be want[i] for each of its
+ * n jobs. The message names the job, both codes and the store's text.
+ */
+static void
+expect_errs(const struct zn_err *errs, const int *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (errs[i].code != want[i])
+            fail_msg("job %zu: %s, want %s (%s)", i, zn_err_name(errs[i].code),
+                     zn_err_name(want[i]), errs[i].msg);
+}
+
 static void
 test_store_push_batch_mixed(void **state)
 {
@@ -482,8 +495,7 @@ test_store_push_batch_mixed(void **state)
     jobs[4] = unique_job("u2", "q", "[9]", 60);
     jobs[5] = job_make("a", "q", "work", 5);
     OK(st->ops->push(st, jobs, 6, T0 + 10, errs));
-    for (int i = 0; i < 6; i++)
-        assert_int_equal(errs[i].code, want[i]);
+    expect_errs(errs, want, 6);
     assert_string_equal(errs[4].msg, "job is not unique: equal job 'u1' "
                                      "pushed within unique_for");
     assert_true(jobs[0]->seq < jobs[2]->seq);
@@ -509,6 +521,7 @@ test_store_push_batch_groups(void **state)
     struct zn_job *jobs[N], *g;
     struct zn_err errs[N];
     struct zn_err err = {0};
+    const int want[N] = {[5] = ZN_EINVAL, [20] = ZN_EEXIST};
     char jid[16], tag[16];
 
     push_ok(st, "taken", "q", 5, T0);
@@ -524,13 +537,9 @@ test_store_push_batch_groups(void **state)
     }
     job_tag(jobs[5], "\xff bad");
     OK(st->ops->push(st, jobs, N, T0 + 10, errs));
+    expect_errs(errs, want, N);
     for (int i = 0; i < N; i++) {
-        int want = i == 5 ? ZN_EINVAL : i == 20 ? ZN_EEXIST : 0;
-
-        if (errs[i].code != want)
-            fail_msg("job %d: %s, want %s (%s)", i, zn_err_name(errs[i].code),
-                     zn_err_name(want), errs[i].msg);
-        if (want)
+        if (want[i])
             continue;
         g = get_job(st, jobs[i]->jid);
         assert_int_equal(g->seq, jobs[i]->seq);
@@ -559,6 +568,7 @@ test_store_push_batch_full_groups(void **state)
     struct zn_job *jobs[N], *g;
     struct zn_err errs[N];
     struct zn_err err = {0};
+    const int want[12] = {[7] = ZN_EINVAL, [10] = ZN_EEXIST};
     char jid[16], tag[16];
     uint64_t last = 0;
 
@@ -585,14 +595,9 @@ test_store_push_batch_full_groups(void **state)
         jobs[i] = job_make(jid, i == 7 ? "bad queue!" : "q", "work", 5);
     }
     OK(st->ops->push(st, jobs, 12, T0, errs));
-    for (int i = 0; i < 12; i++) {
-        int want = i == 7 ? ZN_EINVAL : i == 10 ? ZN_EEXIST : 0;
-
-        if (errs[i].code != want)
-            fail_msg("job %d: %s, want %s (%s)", i, zn_err_name(errs[i].code),
-                     zn_err_name(want), errs[i].msg);
+    expect_errs(errs, want, 12);
+    for (int i = 0; i < 12; i++)
         zn_job_free(jobs[i]);
-    }
     assert_int_equal(count_of(st, 0), N + 10);
 }
 
