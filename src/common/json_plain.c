@@ -20,8 +20,9 @@
 #define DIGITS_MAX 18
 
 /*
- * full: any JSON (escapes, reals, repeated keys), only checked
- * (zn_json_valid); else plain JSON, read. max_depth: the deepest nesting.
+ * full: any JSON (escapes, reals, any number of keys, repeated or not),
+ * only checked (zn_json_valid): a number's value is not filled in. Else
+ * plain JSON, read. max_depth: the deepest nesting.
  */
 struct scan {
     const char *p, *end;
@@ -96,7 +97,7 @@ read_string(struct scan *s, struct zn_json_val *v)
     return false;
 }
 
-/* s->p is at '-' or a digit. */
+/* s->p is at '-' or a digit: plain mode's numbers. */
 static bool
 read_int(struct scan *s, struct zn_json_val *v)
 {
@@ -124,6 +125,39 @@ read_int(struct scan *s, struct zn_json_val *v)
     v->n = (size_t)(p - s->p);
     v->i = neg ? -i : i;
     s->p = p;
+    return true;
+}
+
+/* s->p is at '-' or a digit: any JSON number (full mode). */
+static bool
+read_number(struct scan *s)
+{
+    const char *start;
+
+    if (*s->p == '-')
+        s->p++;
+    start = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    if (s->p == start || (*start == '0' && s->p - start > 1))
+        return false;
+    if (s->p < s->end && *s->p == '.') {
+        start = ++s->p;
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+            s->p++;
+        if (s->p == start)
+            return false;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        start = s->p;
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+            s->p++;
+        if (s->p == start)
+            return false;
+    }
     return true;
 }
 
@@ -174,7 +208,8 @@ next_item(struct scan *s, char close, bool *more)
 
 /*
  * s->p is at '{'. When m is not NULL the members go there (the top
- * level); every level checks its keys are distinct.
+ * level, plain mode). In plain mode every level checks its keys are
+ * distinct and at most ZN_JSON_PLAIN_KEYS; full mode takes any keys.
  */
 static bool
 read_object(struct scan *s, int depth, struct zn_json_member *m, size_t *n,
@@ -189,18 +224,22 @@ read_object(struct scan *s, int depth, struct zn_json_member *m, size_t *n,
     if (!open_container(s, depth, '}', &more))
         return false;
     while (more) {
-        if (*s->p != '"' || !read_string(s, &key) ||
-            nkeys == ZN_JSON_PLAIN_KEYS)
+        if (*s->p != '"' || !read_string(s, &key))
             return false;
-        for (size_t i = 0; i < nkeys; i++)
-            if (keys[i].n == key.n && memcmp(keys[i].p, key.p, key.n) == 0)
+        if (!s->full) {
+            if (nkeys == ZN_JSON_PLAIN_KEYS)
                 return false;
+            for (size_t i = 0; i < nkeys; i++)
+                if (keys[i].n == key.n &&
+                    memcmp(keys[i].p, key.p, key.n) == 0)
+                    return false;
+            keys[nkeys++] = (struct span){key.p, key.n};
+        }
         if (!skip_space(s) || *s->p++ != ':' || !skip_space(s) ||
             !read_value(s, depth, &val))
             return false;
         if (m)
-            m[nkeys] = (struct zn_json_member){key.p, key.n, val};
-        keys[nkeys++] = (struct span){key.p, key.n};
+            m[nkeys - 1] = (struct zn_json_member){key.p, key.n, val};
         if (!next_item(s, '}', &more))
             return false;
     }
@@ -276,8 +315,9 @@ read_value(struct scan *s, int depth, struct zn_json_val *v)
     case 'n':
         return read_word(s, "null", ZN_JSON_PLAIN_NULL, v);
     default:
-        return (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) &&
-               read_int(s, v);
+        if (*s->p != '-' && (*s->p < '0' || *s->p > '9'))
+            return false;
+        return s->full ? read_number(s) : read_int(s, v);
     }
 }
 
@@ -311,91 +351,13 @@ zn_json_plain_array(const char *text, size_t len, size_t max,
     return true;
 }
 
-/* Any JSON number (full mode): what read_int leaves to jansson too. */
-static bool
-read_number(struct scan *s)
-{
-    const char *start;
-
-    if (s->p < s->end && *s->p == '-')
-        s->p++;
-    start = s->p;
-    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-        s->p++;
-    if (s->p == start || (*start == '0' && s->p - start > 1))
-        return false;
-    if (s->p < s->end && *s->p == '.') {
-        start = ++s->p;
-        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-            s->p++;
-        if (s->p == start)
-            return false;
-    }
-    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-        s->p++;
-        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
-            s->p++;
-        start = s->p;
-        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-            s->p++;
-        if (s->p == start)
-            return false;
-    }
-    return true;
-}
-
-static bool check_value(struct scan *s, int depth);
-
-/* s->p is at '[' or '{' (close is ']' or '}'): checked, not read. */
-static bool
-check_container(struct scan *s, int depth, char close)
-{
-    struct zn_json_val key;
-    bool more;
-
-    if (!open_container(s, depth, close, &more))
-        return false;
-    while (more) {
-        if (close == '}' &&
-            (*s->p != '"' || !read_string(s, &key) || !skip_space(s) ||
-             *s->p++ != ':' || !skip_space(s)))
-            return false;
-        if (!check_value(s, depth) || !next_item(s, close, &more))
-            return false;
-    }
-    return true;
-}
-
-/* s->p is at the value's first byte. */
-static bool
-check_value(struct scan *s, int depth)
-{
-    struct zn_json_val v;
-
-    switch (*s->p) {
-    case '"':
-        return read_string(s, &v);
-    case '{':
-        return check_container(s, depth + 1, '}');
-    case '[':
-        return check_container(s, depth + 1, ']');
-    case 't':
-        return read_word(s, "true", ZN_JSON_PLAIN_TRUE, &v);
-    case 'f':
-        return read_word(s, "false", ZN_JSON_PLAIN_FALSE, &v);
-    case 'n':
-        return read_word(s, "null", ZN_JSON_PLAIN_NULL, &v);
-    default:
-        return read_number(s);
-    }
-}
-
 bool
 zn_json_valid(const char *text, size_t len, char open)
 {
     struct scan s = {text, text + len, ZN_JSON_DEPTH_MAX, true};
+    struct zn_json_val v;
 
-    if (!skip_space(&s) || *s.p != open || !check_value(&s, 0))
+    if (!skip_space(&s) || *s.p != open || !read_value(&s, 0, &v))
         return false;
     return !skip_space(&s);
 }

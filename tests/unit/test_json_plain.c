@@ -176,6 +176,85 @@ test_json_plain_array(void **state)
     free(el);
 }
 
+static bool
+valid(const char *text, char open)
+{
+    return zn_json_valid(text, strlen(text), open);
+}
+
+/* Arrays nested depth deep, around one 1. */
+static char *
+brackets(int depth)
+{
+    char *s = malloc(2 * (size_t)depth + 2);
+
+    assert_non_null(s);
+    memset(s, '[', (size_t)depth);
+    s[depth] = '1';
+    memset(s + depth + 1, ']', (size_t)depth);
+    s[2 * depth + 1] = '\0';
+    return s;
+}
+
+/*
+ * Full mode (zn_json_valid) takes the JSON the plain reader leaves to
+ * jansson: reals, "-0", long integers, escapes, repeated keys, more keys
+ * and deeper nesting; what is not JSON neither takes.
+ */
+static void
+test_json_plain_valid_full(void **state)
+{
+    static const char *const full_only[] = {
+        "{\"a\":1.5}", "{\"a\":-0}", "{\"a\":-0.0}", "{\"a\":1e2}",
+        "{\"a\":-1.25E-3}", "{\"a\":0e+1}", "{\"a\":1234567890123456789}",
+        "{\"a\\n\":\"\\u00e9\\\"\\/\"}", "{\"a\":1,\"a\":2}",
+        "{\"a\":[{\"b\":1,\"b\":1}]}",
+    };
+    static const char *const neither[] = {
+        "", "{", "{\"a\":01}", "{\"a\":-01}", "{\"a\":1.}", "{\"a\":.5}",
+        "{\"a\":1e}", "{\"a\":1e+}", "{\"a\":1.5e}", "{\"a\":+1}",
+        "{\"a\":-}", "{\"a\":--1}", "{\"a\":NaN}", "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u00g0\"}", "{\"a\":\"\\u00\"}", "{\"a\":1,}",
+        "{\"a\":1}x", "{\"a\" 1}", "{1:1}", "{\"a\":\"\x01\"}",
+        "{\"a\":\"\xc3\"}", "{\"a\":[1 2]}", "{\"a\":tru}",
+    };
+    struct zn_json_member m[ZN_JSON_PLAIN_KEYS];
+    char keys[ZN_JSON_PLAIN_KEYS * 8 + 16], *s;
+    struct zn_json_val *el = NULL;
+    size_t n, len = 0;
+
+    (void)state;
+    for (size_t i = 0; i < ZN_ARRAY_LEN(full_only); i++) {
+        if (!valid(full_only[i], '{') || valid(full_only[i], '['))
+            fail_msg("not valid as an object: %s", full_only[i]);
+        if (plain(full_only[i], m, &n))
+            fail_msg("read as plain: %s", full_only[i]);
+    }
+    for (size_t i = 0; i < ZN_ARRAY_LEN(neither); i++)
+        if (valid(neither[i], '{') || plain(neither[i], m, &n))
+            fail_msg("taken: %s", neither[i]);
+    assert_true(valid(" [1.5, -0, \"\\t\"] ", '['));
+    assert_false(zn_json_plain_array("[1.5]", 5, 5, &el, &n));
+    assert_false(zn_json_plain_array("[-0]", 4, 5, &el, &n));
+    /* one key more than the plain reader takes */
+    keys[len++] = '{';
+    for (int i = 0; i <= ZN_JSON_PLAIN_KEYS; i++)
+        len += (size_t)snprintf(keys + len, sizeof(keys) - len,
+                                "%s\"k%d\":1", i ? "," : "", i);
+    snprintf(keys + len, sizeof(keys) - len, "}");
+    assert_true(valid(keys, '{'));
+    assert_false(plain(keys, m, &n));
+    s = nested(ZN_JSON_PLAIN_DEPTH + 1);
+    assert_true(valid(s, '{'));
+    free(s);
+    s = brackets(ZN_JSON_DEPTH_MAX);
+    assert_true(valid(s, '['));
+    free(s);
+    s = brackets(ZN_JSON_DEPTH_MAX + 1);
+    assert_false(valid(s, '['));
+    free(s);
+}
+
 /* The compact form of a value is what jansson writes for it. */
 static void
 test_json_plain_compact_as_jansson(void **state)
@@ -220,6 +299,7 @@ main(void)
         cmocka_unit_test(test_json_plain_prefixes),
         cmocka_unit_test(test_json_plain_limits),
         cmocka_unit_test(test_json_plain_array),
+        cmocka_unit_test(test_json_plain_valid_full),
         cmocka_unit_test(test_json_plain_compact_as_jansson),
     };
 
