@@ -2014,6 +2014,80 @@ test_store_transaction_rollback_hands_out_again(void **state)
     zn_job_free(g);
 }
 
+/*
+ * Many jobs fetched and ACKed in one transaction, some left working among
+ * them (the SQLite store writes ACKed ones by groups): each row, attempt
+ * and count is the job's own.
+ */
+static void
+test_store_transaction_acks_many(void **state)
+{
+    struct zn_store *st = st_of(state);
+    enum { N = 45 };
+    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok"};
+    struct zn_store_counters c;
+    struct zn_attempt *a = NULL;
+    struct zn_err err = {0};
+    struct zn_job *g;
+    char jid[16];
+    int acked = 0;
+    size_t n = 0;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(jid, sizeof(jid), "m%02d", i);
+        push_ok(st, jid, "q", 5, T0 + i);
+    }
+    OK(st->ops->begin(st, &err));
+    for (int i = 0; i < N; i++) {
+        snprintf(jid, sizeof(jid), "m%02d", i);
+        fetch_expect(st, "q", jid, T0 + 100 + i);
+    }
+    for (int i = 0; i < N; i++) {
+        if (i % 7 == 3)
+            continue; /* left working */
+        snprintf(jid, sizeof(jid), "m%02d", i);
+        o.cpu_ms = i;
+        o.rss_kb = 1000 + i;
+        OK(st->ops->finish(st, jid, T0 + 1000 + i, &o, &err));
+        acked++;
+    }
+    OK(st->ops->commit(st, &err));
+    for (int i = 0; i < N; i++) {
+        bool done = i % 7 != 3;
+
+        snprintf(jid, sizeof(jid), "m%02d", i);
+        g = get_job(st, jid);
+        assert_int_equal(g->state, done ? ZN_STATE_DONE : ZN_STATE_WORKING);
+        assert_int_equal(g->attempts, 1);
+        assert_int_equal(g->updated_at, done ? T0 + 1000 + i : T0 + 100 + i);
+        assert_int_equal(g->lease_until, done ? 0 : T0 + 100 + i + 300000);
+        if (done)
+            assert_null(g->worker);
+        else
+            assert_string_equal(g->worker, "w1");
+        zn_job_free(g);
+        OK(st->ops->attempts(st, jid, &a, &n, &err));
+        assert_int_equal(n, 1);
+        assert_string_equal(a[0].worker, "w1");
+        assert_int_equal(a[0].started_at, T0 + 100 + i);
+        assert_int_equal(a[0].ended_at, done ? T0 + 1000 + i : 0);
+        if (done) {
+            assert_string_equal(a[0].outcome, "ok");
+            assert_int_equal(a[0].cpu_ms, i);
+            assert_int_equal(a[0].rss_kb, 1000 + i);
+        } else {
+            assert_null(a[0].outcome);
+        }
+        zn_attempts_free(a, n);
+    }
+    OK(st->ops->counters(st, &c, &err));
+    assert_int_equal(c.processed, acked);
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_DONE)), acked);
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_WORKING)),
+                     N - acked);
+    expect_stats_true(st);
+}
+
 static void
 test_store_commit_keeps_writes(void **state)
 {
@@ -2227,6 +2301,7 @@ static const struct CMUnitTest generic_tests[] = {
     GENERIC(test_store_transaction_fetched_job_is_its_row),
     GENERIC(test_store_transaction_leases_are_seen),
     GENERIC(test_store_transaction_rollback_hands_out_again),
+    GENERIC(test_store_transaction_acks_many),
     GENERIC(test_store_commit_keeps_writes),
     GENERIC(test_store_many_jobs_one_transaction),
     GENERIC(test_store_sync_keeps_the_transaction),
