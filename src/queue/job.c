@@ -246,7 +246,7 @@ zn_job_parse_backoff(const char *s, int32_t *out, size_t *n,
         return zn_err_set(err, ZN_EINVAL, "backoff: must not be empty");
     for (;;) {
         int64_t v = 0;
-        const char *start = p;
+        const char *start;
 
         while (*p == ' ')
             p++;

@@ -935,7 +935,7 @@ sq_close(struct zn_store *st)
     if (s->journal && !sqlite3_get_autocommit(s->db))
         tx_undo(s, ZN__SQLITE_TX_OWN);
     if (s->journal && zn__sqlite_journal_owed(s->journal)) {
-        struct zn_err e;
+        struct zn_err e = {0};
 
         if (zn__sqlite_replay(s, &e) < 0)
             ZN_LOG(ZN_ERROR, "store.journal_not_replayed",

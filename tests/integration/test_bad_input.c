@@ -292,7 +292,7 @@ test_bad_input_before_hello(void **state)
     struct fx *f = *state;
     struct zn_fwp_addr a;
     struct zn_err err;
-    char buf[256];
+    char buf[256] = "";
     int fd;
     ssize_t n;
     size_t len = 0;

@@ -110,7 +110,7 @@ run_full(struct fx *f, int want, const char *const *env, bool conn,
     size_t used = 0;
     int n = 0, rc;
 
-    for (; args[n] && n < 40; n++) {
+    for (; n < 40 && args[n]; n++) {
         argv[n] = args[n];
         used += (size_t)snprintf(line + used, sizeof(line) - used, " %s",
                                  args[n]);

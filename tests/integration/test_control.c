@@ -75,7 +75,7 @@ cli(struct fx *f, const char *const *args, char **out, char **err)
     const char *argv[16];
     size_t n = 0;
 
-    for (; args[n] && n < 12; n++)
+    for (; n < 12 && args[n]; n++)
         argv[n] = args[n];
     argv[n++] = "--server";
     argv[n++] = f->srv.addr;
@@ -239,7 +239,7 @@ test_control_thousand_restarts_leak_nothing(void **state)
 {
     struct fx *f = *state;
     pid_t kids[CHILDREN_MAX];
-    size_t before, after = 0, zombies = 0, n;
+    size_t before, after, zombies = 0, n;
     int64_t deadline;
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 4\n"

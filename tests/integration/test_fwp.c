@@ -417,7 +417,7 @@ static void
 test_fwp_half_close_answers_everything(void **state)
 {
     struct fx *f = *state;
-    char buf[4096], hello[200], salt[40] = "", hash[65];
+    char buf[4096] = "", hello[200], salt[40] = "", hash[65];
     const char *p;
     size_t len = 0;
     ssize_t n;

@@ -416,7 +416,7 @@ test_supervisor_no_zombies_no_leaked_fds(void **state)
     char path[128], target[PATH_MAX], theirs[PATH_MAX];
     size_t n;
 
-    n = wait_children(f, 2, kids);
+    wait_children(f, 2, kids);
     assert_int_equal(kill(kids[0], SIGKILL), 0);
     zn_srv_wait_log(&f->srv, "\"supervisor.worker_exited\"",
                     "\"status\":\"SIGKILL\"", 5000);

@@ -37,7 +37,7 @@ httpd_main(void *arg)
     struct zn_test_httpd *d = arg;
     char reply[1024];
     int fd = accept(d->lfd, NULL, NULL);
-    ssize_t n = 1;
+    ssize_t n;
 
     if (fd < 0)
         return NULL;
