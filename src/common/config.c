@@ -27,6 +27,8 @@ enum opt_type {
     OPT_HOST,     /* a host name or address: 1..255 bytes, no spaces */
 };
 
+/* Fields in the order a row reads; packing would save 8 bytes a row. */
+/* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding) */
 struct option_def {
     const char *name;
     enum opt_type type;

@@ -620,6 +620,8 @@ send_lines(struct zn_fwp_client *c, const char *verb1, const char *arg1,
         rc = line_len(verb2, arg2, &len2, err);
     if (rc < 0)
         return rc;
+    /* Errors are negative, so line_len has set len1. */
+    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     buf = malloc(len1 + len2 + 1);
     if (!buf)
         return zn_err_set(err, ZN_ENOMEM, "out of memory");
@@ -668,6 +670,8 @@ zn_fwp_client_recv(struct zn_fwp_client *c, char **reply, struct zn_err *err)
         rc = read_reply(c, &r, ZN_EIO, err);
     if (rc < 0)
         return rc;
+    /* Errors are negative, so read_reply has filled r. */
+    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     if (r.type == '-') {
         rc = zn_err_set(err, ZN_EPROTO, "%s", printable(r.data));
         free(r.data);

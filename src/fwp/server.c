@@ -1076,6 +1076,7 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
         s->held_commit = false;
         while ((c = TAILQ_FIRST(&s->held))) {
             TAILQ_REMOVE(&s->held, c, held_link);
+            ZN_ASSERT(c->held_reply); /* set by hold_until */
             if (rc < 0)
                 reply_err(c, err.msg);
             else
@@ -1306,6 +1307,8 @@ zn_fwp_server_stop_listening(struct zn_fwp_server *s)
         evconnlistener_free(s->tcp);
     if (s->unix_l) {
         evconnlistener_free(s->unix_l);
+        /* unix_l is set only after unix_path (zn_fwp_server_new). */
+        /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
         unlink(s->unix_path);
     }
     s->tcp = NULL;

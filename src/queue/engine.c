@@ -363,6 +363,7 @@ get_working(struct zn_engine *e, const char *jid, struct zn_job **out,
         zn_job_free(*out);
         *out = NULL;
     }
+    ZN_ASSERT(rc < 0 || *out);
     return rc;
 }
 

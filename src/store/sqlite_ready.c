@@ -262,6 +262,8 @@ zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
             buffer_remove(s, r);
         rc = buffer_fill(s, queue, &r, err);
     }
+    /* Errors are negative, so buffer_fill has set r. */
+    /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
     if (rc < 0 || r->head == r->n)
         return rc;
     job = r->jobs[r->head];

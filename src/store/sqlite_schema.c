@@ -192,7 +192,7 @@ exec_err(sqlite3 *db, const char *path, const char *what, struct zn_err *err)
                       sqlite3_errmsg(db));
 }
 
-/* One integer from a statement like "PRAGMA user_version". */
+/* One integer from a statement like "PRAGMA user_version" (0: no row). */
 static int
 query_int(sqlite3 *db, const char *path, const char *sql, int64_t *v,
           struct zn_err *err)
@@ -200,10 +200,12 @@ query_int(sqlite3 *db, const char *path, const char *sql, int64_t *v,
     sqlite3_stmt *q;
     int rc;
 
+    *v = 0;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL))
         return exec_err(db, path, "open", err);
     rc = sqlite3_step(q);
-    *v = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int64(q, 0);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         rc = exec_err(db, path, "open", err);
     else

