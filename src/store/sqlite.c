@@ -553,7 +553,7 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
      */
     if (rc == 0 && own)
         rc = zn__sqlite_tx_open(s, &tx, "fetch from", err);
-    if (rc < 0)
+    if (rc)
         return rc;
     rc = paused_refresh(s, err);
     for (size_t i = 0; i < nq && !job && rc == 0; i++)
@@ -561,11 +561,8 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
             rc = zn__sqlite_ready_fetch(s, queues[i], wid, now, &job, err);
     if (rc == 0 && own)
         rc = zn__sqlite_settle(s, err);
-    if (own) {
-        /* Errors are negative, so zn__sqlite_tx_open has set tx. */
-        /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage) */
+    if (own)
         rc = zn__sqlite_tx_close(s, tx, rc, "fetch from", err);
-    }
     if (rc < 0) {
         zn_job_free(job);
         return rc;
@@ -687,7 +684,7 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
         return 0;
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "finish a job in", err);
-    if (rc < 0)
+    if (rc)
         return rc;
     rc = working(s, jid, o->worker, &seq, &n, queue, err);
     if (rc == 0)
@@ -702,8 +699,6 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
                               err);
     s->op_counter[o->next == ZN_STATE_DONE ? ZN__SQLITE_PROCESSED
                                            : ZN__SQLITE_FAILED]++;
-    /* Errors are negative, so zn__sqlite_tx_open has set tx. */
-    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage) */
     rc = zn__sqlite_tx_close(s, tx, rc, "finish a job in", err);
     /* Ready again, in its old place: it comes before buffered jobs. */
     if (rc == 0 && o->next == ZN_STATE_ENQUEUED)
@@ -844,11 +839,9 @@ sq_promote(struct zn_store *st, int64_t now, size_t limit, size_t *moved,
     rc = zn__sqlite_write_begin(s, "promote jobs in", err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "promote jobs in", err);
-    if (rc < 0)
+    if (rc)
         return rc;
     rc = promote_rows(s, now, limit, moved, queues, nqueues, err);
-    /* Errors are negative, so zn__sqlite_tx_open has set tx. */
-    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage) */
     rc = zn__sqlite_tx_close(s, tx, rc, "promote jobs in", err);
     if (rc == 0 && *moved)
         zn__sqlite_ready_drop(s);
@@ -909,7 +902,7 @@ sq_flush(struct zn_store *st, struct zn_err *err)
     rc = zn__sqlite_write_begin(s, "flush", err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "flush", err);
-    if (rc < 0)
+    if (rc)
         return rc;
     s->sync_due = true; /* an administrative change: see lazy_sync */
     /*
@@ -927,8 +920,6 @@ sq_flush(struct zn_store *st, struct zn_err *err)
         zn__sqlite_tally_void(s);
     paused_drop(s);
     zn__sqlite_ready_drop(s);
-    /* Errors are negative, so zn__sqlite_tx_open has set tx. */
-    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage) */
     return zn__sqlite_tx_close(s, tx, rc, "flush", err);
 }
 

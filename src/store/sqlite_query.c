@@ -530,12 +530,10 @@ zn__sqlite_retry_dead(struct zn_store *st, const struct zn_store_query *q,
     rc = zn__sqlite_write_begin(s, "retry jobs in", err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "retry jobs in", err);
-    if (rc < 0)
+    if (rc)
         return rc;
     s->sync_due = true; /* an administrative change: see lazy_sync */
     rc = retry_rows(s, q, now, n, err);
-    /* Errors are negative, so zn__sqlite_tx_open has set tx. */
-    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage) */
     rc = zn__sqlite_tx_close(s, tx, rc, "retry jobs in", err);
     if (rc < 0)
         *n = 0;
@@ -597,7 +595,7 @@ zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
     rc = zn__sqlite_write_begin(s, "remove jobs from", err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "remove jobs from", err);
-    if (rc < 0)
+    if (rc)
         return rc;
     /* Children first: their subquery needs the jobs rows. */
     rc = run_filtered(s, "DELETE FROM attempts WHERE seq IN (SELECT seq "
@@ -611,8 +609,6 @@ zn__sqlite_remove(struct zn_store *st, const struct zn_store_query *q,
     /* A change to sync (see lazy_sync); a prune that found nothing is not. */
     if (rc == 0 && *n > 0)
         s->sync_due = true;
-    /* Errors are negative, so zn__sqlite_tx_open has set tx. */
-    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage) */
     rc = zn__sqlite_tx_close(s, tx, rc, "remove jobs from", err);
     if (rc < 0)
         *n = 0;
