@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/json_plain.h"
+#include "common/log.h"
 #include "common/utf8.h"
 
 #define DIGITS_MAX 18
@@ -221,6 +222,7 @@ read_object(struct scan *s, int depth, struct zn_json_member *m, size_t *n,
     size_t nkeys = 0;
     bool more;
 
+    ZN_ASSERT(!m || !s->full);
     if (!open_container(s, depth, '}', &more))
         return false;
     while (more) {

@@ -195,8 +195,11 @@ put_value(struct zn__sqlite_journal *j, int param, enum zn__sqlite_jtype type,
 void
 zn__sqlite_journal_int(struct zn__sqlite_journal *j, int param, int64_t v)
 {
-    char *p = j ? put_value(j, param, ZN__SQLITE_JINT, sizeof(v)) : NULL;
+    char *p;
 
+    if (!j)
+        return;
+    p = put_value(j, param, ZN__SQLITE_JINT, sizeof(v));
     if (p)
         memcpy(p, &v, sizeof(v));
 }

@@ -94,18 +94,6 @@ push(struct fx *f, const char *json)
     free(zn_srv_call(f->p, "PUSH", json));
 }
 
-static json_t *
-call_json(struct fx *f, const char *verb, const char *arg)
-{
-    char *text = zn_srv_call(f->p, verb, arg);
-    json_t *j = json_loads(text, 0, NULL);
-
-    if (!j)
-        fail_msg("%s reply is not JSON: %s", verb, text);
-    free(text);
-    return j;
-}
-
 static const char *
 job_str(json_t *info, const char *key)
 {
@@ -125,7 +113,7 @@ attempt_str(json_t *info, size_t i, const char *key)
 static pid_t
 worker_pid(struct fx *f, const char *wid)
 {
-    json_t *info = call_json(f, "INFO", NULL), *w;
+    json_t *info = zn_srv_parse_take(zn_srv_call(f->p, "INFO", NULL)), *w;
     json_t *list = json_object_get(json_object_get(info, "zenith"),
                                    "workers");
     pid_t pid = 0;
