@@ -279,6 +279,12 @@ zn_srv_call(struct zn_fwp_client *c, const char *verb, const char *arg)
     return reply;
 }
 
+void
+zn_srv_push(struct zn_fwp_client *c, const char *json)
+{
+    free(zn_srv_call(c, "PUSH", json));
+}
+
 const char *
 zn_srv_call_err(struct zn_fwp_client *c, const char *verb, const char *arg)
 {
@@ -578,6 +584,30 @@ zn_srv_wait_state(const struct zn_srv *s, struct zn_fwp_client *c,
         json_decref(info);
         pause_ms(20);
     }
+}
+
+int64_t
+zn_srv_queue_count(const struct zn_srv *s, struct zn_fwp_client *c,
+                   const char *queue, const char *state)
+{
+    char *text = NULL;
+    json_t *info, *q;
+    struct zn_err err;
+    int64_t n = 0;
+    size_t i;
+
+    if (zn_fwp_client_call(c, "INFO", NULL, &text, &err) < 0) {
+        zn_srv_dump_log(s);
+        fail_msg("INFO: %s", err.msg);
+    }
+    info = json_loads(text, 0, NULL);
+    json_array_foreach(json_object_get(json_object_get(info, "zenith"),
+                                       "queues"), i, q)
+        if (strcmp(json_string_value(json_object_get(q, "name")), queue) == 0)
+            n = json_integer_value(json_object_get(q, state));
+    json_decref(info);
+    free(text);
+    return n;
 }
 
 /* ---- the server's log -------------------------------------------------- */

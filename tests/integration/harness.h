@@ -85,6 +85,9 @@ struct zn_fwp_client *zn_srv_connect(const struct zn_srv *s, const char *wid,
 /* One command that must succeed; returns the reply (caller frees). */
 char *zn_srv_call(struct zn_fwp_client *c, const char *verb, const char *arg);
 
+/* PUSH json, which must succeed (the reply is dropped). */
+void zn_srv_push(struct zn_fwp_client *c, const char *json);
+
 /* One command that must fail; returns the error message (static). */
 const char *zn_srv_call_err(struct zn_fwp_client *c, const char *verb,
                             const char *arg);
@@ -163,6 +166,14 @@ struct json_t *zn_srv_job(struct zn_fwp_client *c, const char *jid);
 struct json_t *zn_srv_wait_state(const struct zn_srv *s,
                                  struct zn_fwp_client *c, const char *jid,
                                  const char *state, int64_t base_ms);
+
+/*
+ * INFO's count of jobs in state (a key of zenith.queues[]: "done",
+ * "enqueued", ...) on queue; 0 when the queue is not listed. Fails the
+ * test, with the server's log, when INFO fails.
+ */
+int64_t zn_srv_queue_count(const struct zn_srv *s, struct zn_fwp_client *c,
+                           const char *queue, const char *state);
 
 /* ---- the server's log -------------------------------------------------- */
 

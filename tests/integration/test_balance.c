@@ -143,24 +143,6 @@ one_each(const int *n)
 static bool qa_grew(const int *n) { return n[0] >= 2; }
 static bool qa_full(const int *n) { return n[0] == 3; }
 
-/* Jobs of a queue that are done (INFO's zenith.queues). */
-static int64_t
-done_count(struct fx *f, const char *queue)
-{
-    char *text = zn_srv_call(f->p, "INFO", NULL);
-    json_t *info = json_loads(text, 0, NULL), *q;
-    int64_t n = 0;
-    size_t i;
-
-    json_array_foreach(json_object_get(json_object_get(info, "zenith"),
-                                       "queues"), i, q)
-        if (strcmp(json_string_value(json_object_get(q, "name")), queue) == 0)
-            n = json_integer_value(json_object_get(q, "done"));
-    json_decref(info);
-    free(text);
-    return n;
-}
-
 /*
  * One flooded queue of three, min 1, max 5, shift 1, cooldown 1 s: qa
  * gets a second process within the cooldown and its third soon after,
@@ -197,7 +179,7 @@ test_balance_auto_follows_the_flood(void **state)
            (long long)(zn_clock_mono_ms() - t0));
     watch(f, 1, 5, 5000, qa_full, "three workers on qa");
     deadline = zn_clock_mono_ms() + zn_test_ms(30000);
-    while (done_count(f, "qa") < JOBS) {
+    while (zn_srv_queue_count(&f->srv, f->p, "qa", "done") < JOBS) {
         int n[NQ];
 
         count_workers(f, n);

@@ -227,12 +227,6 @@ parse_out(const struct fx *f)
     return j;
 }
 
-static void
-push(struct fx *f, const char *json)
-{
-    free(zn_srv_call(f->p, "PUSH", json));
-}
-
 static const char *
 jstr(json_t *o, const char *key)
 {
@@ -305,7 +299,7 @@ make_dead(struct fx *f, const char *jid, const char *queue, int retry,
 
     snprintf(job, sizeof(job), "{\"jid\":\"%s\",\"jobtype\":\"mail\","
              "\"queue\":\"%s\",\"retry\":%d}", jid, queue, retry);
-    push(f, job);
+    zn_srv_push(f->p, job);
     assert_string_equal(fetch_jid(f->w, queue), jid);
     fail_job(f, jid, errtype, msg);
     expect_state(f, jid, "dead");
@@ -651,17 +645,17 @@ test_cli_status_table_and_json(void **state)
     json_t *all, *a, *b;
 
     /* Queue b: one job in retry, one dead, one scheduled; paused. */
-    push(f, "{\"jid\":\"b-retry\",\"jobtype\":\"x\",\"queue\":\"b\","
-            "\"retry\":3,\"backoff\":[600]}");
+    zn_srv_push(f->p, "{\"jid\":\"b-retry\",\"jobtype\":\"x\",\"queue\":\"b\","
+                      "\"retry\":3,\"backoff\":[600]}");
     assert_string_equal(fetch_jid(f->w, "b"), "b-retry");
     fail_job(f, "b-retry", "Boom", "later");
     make_dead(f, "b-dead", "b", 0, "Boom", "dead");
     RUN(f, 0, "push", "x", "--queue", "b", "--in", "3600");
     RUN(f, 0, "queue", "pause", "b");
     /* Queue a: three pushed, one of them working. */
-    push(f, "{\"jid\":\"a1\",\"jobtype\":\"x\",\"queue\":\"a\"}");
-    push(f, "{\"jid\":\"a2\",\"jobtype\":\"x\",\"queue\":\"a\"}");
-    push(f, "{\"jid\":\"a3\",\"jobtype\":\"x\",\"queue\":\"a\"}");
+    zn_srv_push(f->p, "{\"jid\":\"a1\",\"jobtype\":\"x\",\"queue\":\"a\"}");
+    zn_srv_push(f->p, "{\"jid\":\"a2\",\"jobtype\":\"x\",\"queue\":\"a\"}");
+    zn_srv_push(f->p, "{\"jid\":\"a3\",\"jobtype\":\"x\",\"queue\":\"a\"}");
     assert_string_equal(fetch_jid(f->w, "a"), "a1");
     /* The oldest waiting job of a ages: poll until it is a second old. */
     for (;;) {
@@ -726,7 +720,8 @@ test_cli_failed_list_and_show(void **state)
 
     make_dead(f, "d1", "q1", 0, "Boom", "boom one");
     make_dead(f, "d2", "q2", -1, "Other", "two");
-    push(f, "{\"jid\":\"alive\",\"jobtype\":\"mail\",\"queue\":\"q1\"}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"alive\",\"jobtype\":\"mail\",\"queue\":\"q1\"}");
     RUN(f, 0, "failed", "list");
     assert_int_equal(row(f->out, "JID", fields, 10), 5);
     assert_string_equal(fields[4], "MESSAGE");
@@ -852,7 +847,8 @@ test_cli_failed_retry_one_and_all(void **state)
     make_dead(f, "d1", "q1", 0, "Boom", "x");
     make_dead(f, "d2", "q1", 0, "Boom", "x");
     make_dead(f, "d3", "q2", -1, "Boom", "x");
-    push(f, "{\"jid\":\"alive\",\"jobtype\":\"mail\",\"queue\":\"q3\"}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"alive\",\"jobtype\":\"mail\",\"queue\":\"q3\"}");
     RUN(f, 0, "failed", "retry", "d1");
     expect_state(f, "d1", "enqueued");
     expect_state(f, "d2", "dead");
@@ -885,7 +881,8 @@ test_cli_failed_forget_and_flush(void **state)
     make_dead(f, "d2", "q1", 0, "Boom", "x");
     make_dead(f, "d3", "q2", 0, "Boom", "x");
     make_dead(f, "d4", "q2", -1, "Boom", "x");
-    push(f, "{\"jid\":\"alive\",\"jobtype\":\"mail\",\"queue\":\"q3\"}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"alive\",\"jobtype\":\"mail\",\"queue\":\"q3\"}");
     RUN(f, 0, "failed", "forget", "d1");
     expect_state(f, "d1", "gone");
     expect_state(f, "d2", "dead");
@@ -1005,12 +1002,12 @@ test_cli_queue_pause_resume_clear(void **state)
 {
     struct fx *f = *state;
 
-    push(f, "{\"jid\":\"m1\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
-    push(f, "{\"jid\":\"m2\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
-    push(f, "{\"jid\":\"m3\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
-    push(f, "{\"jid\":\"m4\",\"jobtype\":\"x\",\"queue\":\"mail\","
-            "\"at\":\"2099-01-01T00:00:00Z\"}");
-    push(f, "{\"jid\":\"o1\",\"jobtype\":\"x\",\"queue\":\"other\"}");
+    zn_srv_push(f->p, "{\"jid\":\"m1\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
+    zn_srv_push(f->p, "{\"jid\":\"m2\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
+    zn_srv_push(f->p, "{\"jid\":\"m3\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
+    zn_srv_push(f->p, "{\"jid\":\"m4\",\"jobtype\":\"x\",\"queue\":\"mail\","
+                      "\"at\":\"2099-01-01T00:00:00Z\"}");
+    zn_srv_push(f->p, "{\"jid\":\"o1\",\"jobtype\":\"x\",\"queue\":\"other\"}");
     assert_string_equal(fetch_jid(f->w, "mail"), "m1");
     RUN(f, 0, "queue", "pause", "mail");
     assert_string_equal(f->out, "");
@@ -1022,7 +1019,7 @@ test_cli_queue_pause_resume_clear(void **state)
     assert_false(queue_paused(f, "mail"));
     assert_string_equal(fetch_jid(f->w, "mail other"), "m2");
     /* clear: the waiting jobs go, the working ones stay. */
-    push(f, "{\"jid\":\"o2\",\"jobtype\":\"x\",\"queue\":\"other\"}");
+    zn_srv_push(f->p, "{\"jid\":\"o2\",\"jobtype\":\"x\",\"queue\":\"other\"}");
     RUN(f, 0, "queue", "clear", "mail");
     expect_state(f, "m3", "gone");
     expect_state(f, "m4", "gone");

@@ -62,12 +62,6 @@ start(struct fx *f, const char *text)
     f->p = zn_srv_connect(&f->srv, NULL, NULL);
 }
 
-static void
-push(struct fx *f, const char *json)
-{
-    free(zn_srv_call(f->p, "PUSH", json));
-}
-
 /* Runs `zenith ARGS... --server ADDR`; returns the exit status. */
 static int
 cli(struct fx *f, const char *const *args, char **out, char **err)
@@ -107,38 +101,12 @@ push_many(struct fx *f, const char *prefix, int n, const char *jobtype,
     free(text);
 }
 
-/* INFO's count of jobs in state on queue default. */
-static int64_t
-count_of(struct fx *f, const char *state)
-{
-    char *text = NULL;
-    json_t *info, *q;
-    struct zn_err err;
-    int64_t n = 0;
-    size_t i;
-
-    if (zn_fwp_client_call(f->p, "INFO", NULL, &text, &err) < 0) {
-        zn_srv_dump_log(&f->srv);
-        fail_msg("INFO: %s", err.msg);
-    }
-    info = json_loads(text, 0, NULL);
-
-    json_array_foreach(json_object_get(json_object_get(info, "zenith"),
-                                       "queues"), i, q)
-        if (strcmp(json_string_value(json_object_get(q, "name")),
-                   "default") == 0)
-            n = json_integer_value(json_object_get(q, state));
-    json_decref(info);
-    free(text);
-    return n;
-}
-
 static void
 wait_done(struct fx *f, int64_t want, int64_t base_ms)
 {
     int64_t deadline = zn_clock_mono_ms() + zn_test_ms(base_ms), n;
 
-    while ((n = count_of(f, "done")) < want) {
+    while ((n = zn_srv_queue_count(&f->srv, f->p, "default", "done")) < want) {
         if (zn_clock_mono_ms() > deadline) {
             zn_srv_dump_log(&f->srv);
             fail_msg("%lld of %lld jobs done", (long long)n,
@@ -160,7 +128,8 @@ assert_each_once(struct fx *f, int64_t want)
     int64_t seen = 0, after = 0;
 
     for (size_t i = 0; i < ZN_ARRAY_LEN(others); i++)
-        assert_int_equal(count_of(f, others[i]), 0);
+        assert_int_equal(zn_srv_queue_count(&f->srv, f->p, "default",
+                                            others[i]), 0);
     for (;;) {
         char arg[96], *text;
         json_t *page, *job;
@@ -212,7 +181,7 @@ test_control_restart_mid_run(void **state)
     push_many(f, "r", 5000, "sleep", "[0.002]");
     wait_done(f, 300, 20000);
     assert_int_equal(cli(f, restart, &out, NULL), 0);
-    done_then = count_of(f, "done");
+    done_then = zn_srv_queue_count(&f->srv, f->p, "default", "done");
     assert_non_null(strstr(out, "restarting 4 workers"));
     free(out);
     if (done_then >= 5000)
@@ -298,7 +267,7 @@ test_control_pause_and_continue(void **state)
         }
         poll(NULL, 0, 20);
     }
-    push(f, "{\"jid\":\"p1\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"p1\",\"jobtype\":\"noop\"}");
     poll(NULL, 0, 500); /* a worker, if any, would take it now */
     info = zn_srv_job(f->p, "p1");
     assert_string_equal(json_string_value(json_object_get(
@@ -338,7 +307,7 @@ test_control_workers_lists_all(void **state)
     zn_child_start(&f->w, log, wargs);
     zn_srv_wait_log(&f->srv, "\"worker.connected\"", "\"wid\":\"remote-1\"",
                     10000);
-    push(f, "{\"jid\":\"w1\",\"jobtype\":\"sleep\",\"args\":[3]}");
+    zn_srv_push(f->p, "{\"jid\":\"w1\",\"jobtype\":\"sleep\",\"args\":[3]}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "w1", "working", 10000));
     assert_int_equal(cli(f, workers, &out, NULL), 0);
     list = json_loads(out, 0, NULL);
@@ -391,7 +360,7 @@ test_control_terminate_waits_for_jobs(void **state)
     json_t *info;
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n");
-    push(f, "{\"jid\":\"d1\",\"jobtype\":\"sleep\",\"args\":[2]}");
+    zn_srv_push(f->p, "{\"jid\":\"d1\",\"jobtype\":\"sleep\",\"args\":[2]}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "d1", "working", 10000));
     assert_int_equal(cli(f, bad, NULL, NULL), 2);
     assert_int_equal(cli(f, term, NULL, NULL), 0);
@@ -419,7 +388,7 @@ test_control_terminate_grace_over(void **state)
     json_t *info;
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n");
-    push(f, "{\"jid\":\"g1\",\"jobtype\":\"sleep\",\"args\":[60]}");
+    zn_srv_push(f->p, "{\"jid\":\"g1\",\"jobtype\":\"sleep\",\"args\":[60]}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "g1", "working", 10000));
     assert_int_equal(cli(f, term, NULL, NULL), 0);
     zn_srv_wait_exit(&f->srv, 15000);
@@ -454,7 +423,7 @@ test_control_bad_input(void **state)
         if (!strstr(msg, "CONTROL"))
             fail_msg("CONTROL %s: '%s'", args[i], msg);
     }
-    push(f, "{\"jid\":\"b1\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"b1\",\"jobtype\":\"noop\"}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "b1", "done", 10000));
 }
 

@@ -59,12 +59,6 @@ teardown(void **state)
     return 0;
 }
 
-static void
-push(struct fx *f, const char *json)
-{
-    free(zn_srv_call(f->p, "PUSH", json));
-}
-
 /* FETCH that must return a job; returns its jid (static buffer). */
 static const char *
 fetch_jid(struct zn_fwp_client *c, const char *queues)
@@ -91,7 +85,8 @@ test_fwp_push_fetch_ack(void **state)
     struct fx *f = *state;
     json_t *info, *j;
 
-    push(f, "{\"jid\":\"j1\",\"jobtype\":\"send\",\"args\":[1,\"a\"]}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"j1\",\"jobtype\":\"send\",\"args\":[1,\"a\"]}");
     j = zn_srv_parse_take(zn_srv_call(f->w, "FETCH", "default"));
     assert_string_equal(json_string_value(json_object_get(j, "jid")), "j1");
     assert_string_equal(json_string_value(json_object_get(j, "jobtype")),
@@ -122,7 +117,7 @@ test_fwp_push_refusals(void **state)
                            "jobtype"));
     assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH", "{nope"),
                            "invalid JSON"));
-    push(f, "{\"jid\":\"dup\",\"jobtype\":\"x\"}");
+    zn_srv_push(f->p, "{\"jid\":\"dup\",\"jobtype\":\"x\"}");
     assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH",
                                            "{\"jid\":\"dup\",\"jobtype\":\"x\"}"),
                            "already exists"));
@@ -189,11 +184,12 @@ test_fwp_fetch_order_and_queues(void **state)
 {
     struct fx *f = *state;
 
-    push(f, "{\"jid\":\"low\",\"jobtype\":\"x\",\"priority\":1}");
-    push(f, "{\"jid\":\"mid1\",\"jobtype\":\"x\"}");
-    push(f, "{\"jid\":\"mid2\",\"jobtype\":\"x\"}");
-    push(f, "{\"jid\":\"high\",\"jobtype\":\"x\",\"priority\":9}");
-    push(f, "{\"jid\":\"crit\",\"jobtype\":\"x\",\"queue\":\"critical\"}");
+    zn_srv_push(f->p, "{\"jid\":\"low\",\"jobtype\":\"x\",\"priority\":1}");
+    zn_srv_push(f->p, "{\"jid\":\"mid1\",\"jobtype\":\"x\"}");
+    zn_srv_push(f->p, "{\"jid\":\"mid2\",\"jobtype\":\"x\"}");
+    zn_srv_push(f->p, "{\"jid\":\"high\",\"jobtype\":\"x\",\"priority\":9}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"crit\",\"jobtype\":\"x\",\"queue\":\"critical\"}");
     assert_string_equal(fetch_jid(f->w, "critical default"), "crit");
     assert_string_equal(fetch_jid(f->w, "critical default"), "high");
     assert_string_equal(fetch_jid(f->w, "critical default"), "mid1");
@@ -217,7 +213,7 @@ test_fwp_fetch_blocks_then_wakes(void **state)
     assert_true(zn_clock_mono_ms() - t0 >= 1900);
     /* A job pushed while the fetch waits is handed over at once. */
     assert_int_equal(zn_fwp_client_send(f->w, "FETCH", "wake", &err), 0);
-    push(f, "{\"jid\":\"wj\",\"jobtype\":\"x\",\"queue\":\"wake\"}");
+    zn_srv_push(f->p, "{\"jid\":\"wj\",\"jobtype\":\"x\",\"queue\":\"wake\"}");
     t0 = zn_clock_mono_ms();
     assert_int_equal(zn_fwp_client_recv(f->w, &reply, &err), 0);
     assert_non_null(reply);
@@ -232,7 +228,8 @@ test_fwp_fail_retry_then_dead(void **state)
     struct fx *f = *state;
     json_t *info, *a;
 
-    push(f, "{\"jid\":\"ff\",\"jobtype\":\"x\",\"retry\":1,\"backoff\":[0]}");
+    zn_srv_push(f->p, "{\"jid\":\"ff\",\"jobtype\":\"x\","
+                      "\"retry\":1,\"backoff\":[0]}");
     assert_string_equal(fetch_jid(f->w, "default"), "ff");
     free(zn_srv_call(f->w, "FAIL", "{\"jid\":\"ff\",\"errtype\":\"Boom\","
                                    "\"message\":\"first\",\"backtrace\":[\"a:1\"]}"));
@@ -264,7 +261,7 @@ test_fwp_worker_gone_requeues_at_once(void **state)
     struct zn_fwp_client *w2 = zn_srv_connect(&f->srv, "w2", f->password);
     json_t *info, *a;
 
-    push(f, "{\"jid\":\"g1\",\"jobtype\":\"x\"}");
+    zn_srv_push(f->p, "{\"jid\":\"g1\",\"jobtype\":\"x\"}");
     assert_string_equal(fetch_jid(w2, "default"), "g1");
     zn_fwp_client_free(w2); /* gone without ACK */
     assert_string_equal(fetch_jid(f->w, "default"), "g1");
@@ -281,8 +278,8 @@ test_fwp_lease_expiry(void **state)
     struct fx *f = *state;
     json_t *info, *a;
 
-    push(f, "{\"jid\":\"le\",\"jobtype\":\"x\",\"reserve_for\":1,"
-            "\"backoff\":[0]}");
+    zn_srv_push(f->p, "{\"jid\":\"le\",\"jobtype\":\"x\",\"reserve_for\":1,"
+                      "\"backoff\":[0]}");
     assert_string_equal(fetch_jid(f->w, "default"), "le");
     /* Not acknowledged: after 1 s the lease expires and it comes back. */
     assert_string_equal(fetch_jid(f->w, "default"), "le");
@@ -305,7 +302,7 @@ test_fwp_scheduled_job_waits(void **state)
     zn_clock_format(t0 + 2500, at, sizeof(at));
     snprintf(job, sizeof(job), "{\"jid\":\"later\",\"jobtype\":\"x\",\"at\":\"%s\"}",
              at);
-    push(f, job);
+    zn_srv_push(f->p, job);
     /* First FETCH waits its 2 s and comes back empty. */
     assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "default", &reply, &err),
                      0);
@@ -319,13 +316,15 @@ test_fwp_unique_for(void **state)
 {
     struct fx *f = *state;
 
-    push(f, "{\"jid\":\"u1\",\"jobtype\":\"mail\",\"args\":[7],\"unique_for\":60}");
+    zn_srv_push(f->p, "{\"jid\":\"u1\",\"jobtype\":\"mail\",\"args\":[7],"
+                      "\"unique_for\":60}");
     assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH",
                                            "{\"jid\":\"u2\",\"jobtype\":\"mail\","
                                            "\"args\":[7],\"unique_for\":60}"),
                            "u1"));
     /* Other args: a different job. */
-    push(f, "{\"jid\":\"u3\",\"jobtype\":\"mail\",\"args\":[8],\"unique_for\":60}");
+    zn_srv_push(f->p, "{\"jid\":\"u3\",\"jobtype\":\"mail\",\"args\":[8],"
+                      "\"unique_for\":60}");
 }
 
 static void
@@ -336,14 +335,14 @@ test_fwp_queue_pause_resume_remove(void **state)
     char *reply = NULL;
     json_t *info;
 
-    push(f, "{\"jid\":\"q1\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
+    zn_srv_push(f->p, "{\"jid\":\"q1\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
     free(zn_srv_call(f->p, "QUEUE", "PAUSE mail"));
     assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "mail", &reply, &err),
                      0);
     assert_null(reply);
     free(zn_srv_call(f->p, "QUEUE", "RESUME mail"));
     assert_string_equal(fetch_jid(f->w, "mail"), "q1");
-    push(f, "{\"jid\":\"q2\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
+    zn_srv_push(f->p, "{\"jid\":\"q2\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
     free(zn_srv_call(f->p, "QUEUE", "REMOVE mail"));
     info = zn_srv_job(f->p, "q1");
     json_decref(info);
@@ -381,7 +380,7 @@ test_fwp_flush(void **state)
     struct zn_err err;
     char *reply = NULL;
 
-    push(f, "{\"jid\":\"fl\",\"jobtype\":\"x\"}");
+    zn_srv_push(f->p, "{\"jid\":\"fl\",\"jobtype\":\"x\"}");
     free(zn_srv_call(f->p, "FLUSH", NULL));
     assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "default", &reply, &err),
                      0);
@@ -396,7 +395,7 @@ test_fwp_errors_keep_connection(void **state)
     assert_non_null(strstr(zn_srv_call_err(f->p, "BOGUS", "x"), "BOGUS"));
     assert_non_null(zn_srv_call_err(f->p, "INFO", "extra"));
     assert_non_null(zn_srv_call_err(f->p, "FETCH", "default"));
-    push(f, "{\"jid\":\"ok\",\"jobtype\":\"x\"}");
+    zn_srv_push(f->p, "{\"jid\":\"ok\",\"jobtype\":\"x\"}");
 }
 
 static void

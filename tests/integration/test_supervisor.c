@@ -88,12 +88,6 @@ teardown(void **state)
     return 0;
 }
 
-static void
-push(struct fx *f, const char *json)
-{
-    free(zn_srv_call(f->p, "PUSH", json));
-}
-
 static const char *
 job_str(json_t *info, const char *key)
 {
@@ -214,7 +208,7 @@ test_supervisor_runs_noop(void **state)
     json_t *info, *a;
     const char *wid;
 
-    push(f, "{\"jid\":\"n1\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"n1\",\"jobtype\":\"noop\"}");
     info = zn_srv_wait_state(&f->srv, f->p, "n1", "done", 10000);
     /* The worker reports the attempt's CPU time and peak RSS with ACK. */
     a = json_array_get(json_object_get(info, "attempts"), 0);
@@ -239,7 +233,7 @@ test_supervisor_crash_is_attributed_and_quarantined(void **state)
     json_t *info, *attempts;
     const char *msg;
 
-    push(f, "{\"jid\":\"c1\",\"jobtype\":\"crash\",\"retry\":5}");
+    zn_srv_push(f->p, "{\"jid\":\"c1\",\"jobtype\":\"crash\",\"retry\":5}");
     info = zn_srv_wait_state(&f->srv, f->p, "c1", "dead", 20000);
     attempts = json_object_get(info, "attempts");
     assert_int_equal(json_array_size(attempts), 2);
@@ -259,7 +253,7 @@ test_supervisor_crash_is_attributed_and_quarantined(void **state)
     zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
                     "\"wid\":\"main-2-2\"", 10000);
     assert_true(zn_srv_alive(&f->srv));
-    push(f, "{\"jid\":\"n2\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"n2\",\"jobtype\":\"noop\"}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "n2", "done", 10000));
 }
 
@@ -274,8 +268,8 @@ test_supervisor_quarantine_survives_restart(void **state)
     json_t *info;
     const char *msg;
 
-    push(f, "{\"jid\":\"q1\",\"jobtype\":\"crash\",\"retry\":5,"
-            "\"backoff\":[4]}");
+    zn_srv_push(f->p, "{\"jid\":\"q1\",\"jobtype\":\"crash\",\"retry\":5,"
+                      "\"backoff\":[4]}");
     info = zn_srv_wait_state(&f->srv, f->p, "q1", "retry", 20000);
     assert_string_equal(attempt_str(info, 0, "outcome"), "SIGSEGV");
     json_decref(info);
@@ -301,8 +295,8 @@ test_supervisor_kill9_fails_and_reruns(void **state)
     pid_t pid = 0;
     int64_t deadline, killed, rerun;
 
-    push(f, "{\"jid\":\"k1\",\"jobtype\":\"sleep\",\"args\":[2],"
-            "\"retry\":3}");
+    zn_srv_push(f->p, "{\"jid\":\"k1\",\"jobtype\":\"sleep\",\"args\":[2],"
+                      "\"retry\":3}");
     info = zn_srv_wait_state(&f->srv, f->p, "k1", "working", 10000);
     snprintf(wid, sizeof(wid), "%s", job_str(info, "worker"));
     json_decref(info);
@@ -352,7 +346,7 @@ test_supervisor_stuck_retiring_worker_is_killed(void **state)
                     "\"wid\":\"main-1-1\"", 10000);
     zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
                     "\"wid\":\"main-1-2\"", 10000);
-    push(f, "{\"jid\":\"after\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"after\",\"jobtype\":\"noop\"}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "after", "done", 10000));
 }
 
@@ -368,7 +362,7 @@ test_supervisor_relative_socket(void **state)
              "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n",
              (long)getpid());
     start(f, text);
-    push(f, "{\"jid\":\"rel\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"rel\",\"jobtype\":\"noop\"}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "rel", "done", 10000));
 }
 
@@ -469,10 +463,10 @@ test_supervisor_memory_replaces_worker(void **state)
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
              "memory = 100\n");
-    push(f, "{\"jid\":\"g1\",\"jobtype\":\"grow\",\"args\":[160]}");
-    push(f, "{\"jid\":\"m1\",\"jobtype\":\"noop\"}");
-    push(f, "{\"jid\":\"m2\",\"jobtype\":\"noop\"}");
-    push(f, "{\"jid\":\"m3\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"g1\",\"jobtype\":\"grow\",\"args\":[160]}");
+    zn_srv_push(f->p, "{\"jid\":\"m1\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"m2\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"m3\",\"jobtype\":\"noop\"}");
     wait_all_done(f, jids, ZN_ARRAY_LEN(jids), 20000);
     info = zn_srv_job(f->p, "g1");
     assert_int_equal(json_array_size(json_object_get(info, "attempts")), 1);
@@ -507,9 +501,10 @@ test_supervisor_block_backoff_and_tries(void **state)
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
              "tries = 4\nbackoff = 1,2,3\n");
-    push(f, "{\"jid\":\"b1\",\"jobtype\":\"fail\",\"args\":[\"no\"]}");
-    push(f, "{\"jid\":\"b2\",\"jobtype\":\"fail\",\"args\":[\"no\"],"
-            "\"retry\":0}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"b1\",\"jobtype\":\"fail\",\"args\":[\"no\"]}");
+    zn_srv_push(f->p, "{\"jid\":\"b2\",\"jobtype\":\"fail\",\"args\":[\"no\"],"
+                      "\"retry\":0}");
     info = zn_srv_wait_state(&f->srv, f->p, "b1", "dead", 30000);
     assert_int_equal(json_array_size(json_object_get(info, "attempts")), 4);
     for (size_t i = 1; i < 4; i++) {
@@ -542,7 +537,7 @@ test_supervisor_block_timeout(void **state)
 
     start(f, "[supervisor \"main\"]\nqueues = default\nprocesses = 1\n"
              "timeout = 2\ntries = 2\nbackoff = 0\n");
-    push(f, "{\"jid\":\"t1\",\"jobtype\":\"sleep\",\"args\":[30]}");
+    zn_srv_push(f->p, "{\"jid\":\"t1\",\"jobtype\":\"sleep\",\"args\":[30]}");
     info = zn_srv_wait_state(&f->srv, f->p, "t1", "dead", 30000);
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(info, "job"), "reserve_for")), 2);
@@ -580,7 +575,7 @@ test_supervisor_exec_ignoring_sigterm_is_killed(void **state)
              "timeout = 2\ntries = 1\n"
              "[job \"stubborn\"]\n"
              "command = /bin/sh -c \"trap '' TERM; exec sleep 29.25\"\n");
-    push(f, "{\"jid\":\"s1\",\"jobtype\":\"stubborn\"}");
+    zn_srv_push(f->p, "{\"jid\":\"s1\",\"jobtype\":\"stubborn\"}");
     deadline = zn_clock_mono_ms() + zn_test_ms(5000);
     while (count_cmdline(argv) == 0) {
         if (zn_clock_mono_ms() > deadline) {
@@ -725,7 +720,7 @@ test_supervisor_nice_and_max_time(void **state)
                     "\"reason\":\"max_time\"", 5000);
     zn_srv_wait_log(&f->srv, "\"supervisor.worker_started\"",
                     "\"wid\":\"main-1-2\"", 8000);
-    push(f, "{\"jid\":\"x1\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"x1\",\"jobtype\":\"noop\"}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "x1", "done", 10000));
 }
 
@@ -787,7 +782,8 @@ test_supervisor_env_overrides(void **state)
                     "\"queues\":\"default,other\"", 5000);
     assert_true(zn_srv_log_has(&f->srv, "\"server.listening\"",
                                "\"dashboard\":false"));
-    push(f, "{\"jid\":\"o1\",\"jobtype\":\"noop\",\"queue\":\"other\"}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"o1\",\"jobtype\":\"noop\",\"queue\":\"other\"}");
     json_decref(zn_srv_wait_state(&f->srv, f->p, "o1", "done", 10000));
 }
 

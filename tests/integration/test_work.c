@@ -66,12 +66,6 @@ teardown(void **state)
     return 0;
 }
 
-static void
-push(struct fx *f, const char *json)
-{
-    free(zn_srv_call(f->p, "PUSH", json));
-}
-
 /* `zenith work` on the default queue with the test's config, + extra. */
 static void
 start_worker(struct fx *f, const char *const *extra)
@@ -149,7 +143,7 @@ test_work_noop_acked(void **state)
 {
     struct fx *f = *state;
 
-    push(f, "{\"jid\":\"n1\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"n1\",\"jobtype\":\"noop\"}");
     work(f, "1");
     assert_state(f, "n1", "done");
     assert_true(zn_child_log_wait(&f->w, "\"event\":\"job.done\"", 0));
@@ -161,9 +155,10 @@ test_work_sleep_and_fail_to_dead(void **state)
     struct fx *f = *state;
     json_t *info;
 
-    push(f, "{\"jid\":\"s1\",\"jobtype\":\"sleep\",\"args\":[0.1]}");
-    push(f, "{\"jid\":\"f1\",\"jobtype\":\"fail\",\"args\":[\"boom\"],"
-            "\"retry\":1,\"backoff\":[0]}");
+    zn_srv_push(f->p, "{\"jid\":\"s1\",\"jobtype\":\"sleep\",\"args\":[0.1]}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"f1\",\"jobtype\":\"fail\",\"args\":[\"boom\"],"
+                "\"retry\":1,\"backoff\":[0]}");
     /* sleep, fail (retry), fail again (dead). */
     work(f, "3");
     assert_state(f, "s1", "done");
@@ -178,8 +173,9 @@ test_work_unknown_jobtype(void **state)
 {
     struct fx *f = *state;
 
-    push(f, "{\"jid\":\"u1\",\"jobtype\":\"resize-image\",\"retry\":0}");
-    push(f, "{\"jid\":\"u2\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p,
+                "{\"jid\":\"u1\",\"jobtype\":\"resize-image\",\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"u2\",\"jobtype\":\"noop\"}");
     work(f, "2");
     assert_dead(f, "u1", "unknown jobtype",
                 "no handler for jobtype 'resize-image'");
@@ -198,8 +194,8 @@ test_work_exec(void **state)
                   "test $ZENITH_QUEUE = default\"\n"
                   "[job \"resize\"]\n"
                   "command = /bin/sh -c \"echo resize failed >&2; exit 3\"\n");
-    push(f, "{\"jid\":\"e1\",\"jobtype\":\"check\"}");
-    push(f, "{\"jid\":\"e2\",\"jobtype\":\"resize\",\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"e1\",\"jobtype\":\"check\"}");
+    zn_srv_push(f->p, "{\"jid\":\"e2\",\"jobtype\":\"resize\",\"retry\":0}");
     work(f, "2");
     assert_state(f, "e1", "done");
     assert_dead(f, "e2", "exit 3", "resize failed");
@@ -213,11 +209,11 @@ test_work_exec_timeout_goes_on(void **state)
     zn_write_file(f->config, "[job \"slow\"]\ncommand = /bin/sleep 30\n"
                              "[job \"slow-1s\"]\ncommand = /bin/sleep 30\n"
                              "timeout = 1\n");
-    push(f, "{\"jid\":\"x1\",\"jobtype\":\"slow\",\"retry\":0,"
-            "\"reserve_for\":2}");
+    zn_srv_push(f->p, "{\"jid\":\"x1\",\"jobtype\":\"slow\",\"retry\":0,"
+                      "\"reserve_for\":2}");
     /* The config's timeout replaces the job's reserve_for (300 s). */
-    push(f, "{\"jid\":\"x2\",\"jobtype\":\"slow-1s\",\"retry\":0}");
-    push(f, "{\"jid\":\"x3\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"x2\",\"jobtype\":\"slow-1s\",\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"x3\",\"jobtype\":\"noop\"}");
     /* The commands are killed; the worker itself carries on. */
     work(f, "3");
     assert_dead(f, "x1", "timeout", "job ran past its timeout of 2 s");
@@ -239,8 +235,8 @@ test_work_webhook(void **state)
              "[job \"hook-down\"]\nurl = http://127.0.0.1:%d/in\n",
              ok.port, down.port);
     zn_write_file(f->config, cfg);
-    push(f, "{\"jid\":\"w1\",\"jobtype\":\"hook-ok\",\"args\":[42]}");
-    push(f, "{\"jid\":\"w2\",\"jobtype\":\"hook-down\",\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"w1\",\"jobtype\":\"hook-ok\",\"args\":[42]}");
+    zn_srv_push(f->p, "{\"jid\":\"w2\",\"jobtype\":\"hook-down\",\"retry\":0}");
     work(f, "2");
     zn_test_httpd_join(&ok);
     zn_test_httpd_join(&down);
@@ -257,8 +253,8 @@ test_work_builtin_timeout_exits(void **state)
     int64_t t0;
     json_t *info, *a;
 
-    push(f, "{\"jid\":\"t1\",\"jobtype\":\"sleep\",\"args\":[5],"
-            "\"reserve_for\":1,\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"t1\",\"jobtype\":\"sleep\",\"args\":[5],"
+                      "\"reserve_for\":1,\"retry\":0}");
     t0 = zn_clock_mono_ms();
     start_worker(f, NULL);
     /* The watchdog fails the job, then ends the stuck process: status 3. */
@@ -282,7 +278,7 @@ test_work_crash_is_not_lost(void **state)
     int64_t deadline;
     int status;
 
-    push(f, "{\"jid\":\"c1\",\"jobtype\":\"crash\",\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"c1\",\"jobtype\":\"crash\",\"retry\":0}");
     start_worker(f, NULL);
     status = zn_child_wait(&f->w, zn_test_ms(10000));
     if (status <= 0)
@@ -307,8 +303,8 @@ test_work_sigterm_fails_running_job(void **state)
 {
     struct fx *f = *state;
 
-    push(f, "{\"jid\":\"g1\",\"jobtype\":\"sleep\",\"args\":[30],"
-            "\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"g1\",\"jobtype\":\"sleep\",\"args\":[30],"
+                      "\"retry\":0}");
     start_worker(f, NULL);
     zn_child_wait_log(&f->w, "\"event\":\"job.started\"", 5000);
     kill(f->w.pid, SIGTERM);
@@ -322,7 +318,7 @@ test_work_sigterm_kills_exec(void **state)
     struct fx *f = *state;
 
     zn_write_file(f->config, "[job \"slow\"]\ncommand = /bin/sleep 30\n");
-    push(f, "{\"jid\":\"k1\",\"jobtype\":\"slow\",\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"k1\",\"jobtype\":\"slow\",\"retry\":0}");
     start_worker(f, NULL);
     zn_child_wait_log(&f->w, "\"event\":\"job.started\"", 5000);
     kill(f->w.pid, SIGTERM);
@@ -371,7 +367,7 @@ test_work_fetch_refused_goes_on(void **state)
     struct fx *f = *state;
     char path[PATH_MAX];
 
-    push(f, "{\"jid\":\"j1\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"j1\",\"jobtype\":\"noop\"}");
     zn_srv_db_path(&f->srv, path, sizeof(path));
     zn_test_sqlite_exec(path, "UPDATE jobs SET tags = '{oops'");
     start_worker(f, extra);
@@ -387,8 +383,8 @@ test_work_sigtstp_quiets(void **state)
 {
     struct fx *f = *state;
 
-    push(f, "{\"jid\":\"q1\",\"jobtype\":\"sleep\",\"args\":[0.5]}");
-    push(f, "{\"jid\":\"q2\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"q1\",\"jobtype\":\"sleep\",\"args\":[0.5]}");
+    zn_srv_push(f->p, "{\"jid\":\"q2\",\"jobtype\":\"noop\"}");
     start_worker(f, NULL);
     zn_child_wait_log(&f->w, "\"event\":\"job.started\"", 5000);
     kill(f->w.pid, SIGTSTP);
@@ -407,8 +403,8 @@ test_work_beats_with_its_wid(void **state)
     json_t *info = NULL, *wk = NULL;
     size_t i;
 
-    push(f, "{\"jid\":\"b1\",\"jobtype\":\"sleep\",\"args\":[30],"
-            "\"retry\":0}");
+    zn_srv_push(f->p, "{\"jid\":\"b1\",\"jobtype\":\"sleep\",\"args\":[30],"
+                      "\"retry\":0}");
     start_worker(f, extra);
     /* Its first BEAT comes at start, on the beat thread's connection. */
     while (!wk && zn_clock_mono_ms() < deadline) {
@@ -467,7 +463,7 @@ test_work_password(void **state)
     const char *wrong[] = {"--password", "nope", NULL};
     const char *right[] = {"--password", "pw-123", "--max-jobs", "1", NULL};
 
-    push(f, "{\"jid\":\"p1\",\"jobtype\":\"noop\"}");
+    zn_srv_push(f->p, "{\"jid\":\"p1\",\"jobtype\":\"noop\"}");
     start_worker(f, wrong);
     expect_exit(f, 1, 5000);
     start_worker(f, right);
