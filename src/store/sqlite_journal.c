@@ -259,7 +259,12 @@ void
 zn__sqlite_journal_undo(struct zn__sqlite_journal *j,
                         struct zn__sqlite_journal_mark mark)
 {
-    if (j && mark.len <= j->len) {
+    /*
+     * Only records built since the mark are undone: after a rollback the
+     * journal has none (len 0), and its clean state must stay, or the
+     * next commit would move the epoch past the records it owes.
+     */
+    if (j && mark.len < j->len) {
         j->len = mark.len;
         j->dirty = mark.dirty;
     }

@@ -656,6 +656,38 @@ test_store_sqlite_failed_push_leaves_the_rest(void **state)
 }
 
 /*
+ * A push that rolls the whole transaction back, after pushes before it
+ * were synced (answered): those are owed to the table, and an op that
+ * commits on its own before the next transaction must not disown them.
+ */
+static void
+test_store_sqlite_rollback_keeps_synced_pushes(void **state)
+{
+    struct fx *f = *state;
+    struct zn_store *st;
+    struct zn_err err = {0};
+    char path[PATH_MAX];
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    zn_test_sqlite_exec(path, "CREATE TRIGGER doom BEFORE INSERT ON jobs"
+                        " WHEN NEW.jid = 'doom' BEGIN"
+                        " SELECT RAISE(ROLLBACK, 'doom'); END");
+    st = sqlite_open_in(f, path, sizeof(path));
+    push_ok(st, "x", "q", T0);
+    OK(st->ops->begin(st, &err));
+    push_ok(st, "a", "q", T0 + 1);
+    OK(st->ops->sync(st, &err));
+    assert_int_equal(child_push(st, "doom", NULL), ZN_EIO);
+    /* The caller has not rolled back yet: this commits on its own. */
+    fetch_expect(st, "q", "x", T0 + 2);
+    zn_store_close(st);
+    st = sqlite_open_in(f, path, sizeof(path));
+    assert_int_equal(jid_count(path, "a"), 1);
+    assert_int_equal(count_of(st, 0), 2);
+    zn_store_close(st);
+}
+
+/*
  * Once open has replayed and synced what the journal held, the file is
  * emptied: a power cut can leave records of epochs the database never
  * reached, which must not meet the records written after them.
@@ -1099,6 +1131,7 @@ main(void)
         TEST(test_store_sqlite_journal_covers_unsynced_commits),
         TEST(test_store_sqlite_journal_emptied_after_replay),
         TEST(test_store_sqlite_failed_push_leaves_the_rest),
+        TEST(test_store_sqlite_rollback_keeps_synced_pushes),
         TEST(test_store_sqlite_big_flush_in_a_transaction),
         TEST(test_store_sqlite_journal_of_another_version),
         TEST(test_store_sqlite_journal_keeps_committed_removals),
