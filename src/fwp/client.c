@@ -610,7 +610,7 @@ static int
 send_lines(struct zn_fwp_client *c, const char *verb1, const char *arg1,
            const char *verb2, const char *arg2, struct zn_err *err)
 {
-    size_t len1, len2 = 0;
+    size_t len1 = 0, len2 = 0;
     char *buf;
     int rc = check_usable(c, err);
 
@@ -620,8 +620,6 @@ send_lines(struct zn_fwp_client *c, const char *verb1, const char *arg1,
         rc = line_len(verb2, arg2, &len2, err);
     if (rc < 0)
         return rc;
-    /* Errors are negative, so line_len has set len1. */
-    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     buf = malloc(len1 + len2 + 1);
     if (!buf)
         return zn_err_set(err, ZN_ENOMEM, "out of memory");
@@ -660,7 +658,7 @@ zn_fwp_client_buffered(const struct zn_fwp_client *c)
 int
 zn_fwp_client_recv(struct zn_fwp_client *c, char **reply, struct zn_err *err)
 {
-    struct zn_resp_reply r;
+    struct zn_resp_reply r = {0};
     int rc;
 
     if (reply)
@@ -670,8 +668,6 @@ zn_fwp_client_recv(struct zn_fwp_client *c, char **reply, struct zn_err *err)
         rc = read_reply(c, &r, ZN_EIO, err);
     if (rc < 0)
         return rc;
-    /* Errors are negative, so read_reply has filled r. */
-    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     if (r.type == '-') {
         rc = zn_err_set(err, ZN_EPROTO, "%s", printable(r.data));
         free(r.data);

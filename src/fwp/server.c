@@ -1307,8 +1307,7 @@ zn_fwp_server_stop_listening(struct zn_fwp_server *s)
         evconnlistener_free(s->tcp);
     if (s->unix_l) {
         evconnlistener_free(s->unix_l);
-        /* unix_l is set only after unix_path (zn_fwp_server_new). */
-        /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
+        ZN_ASSERT(s->unix_path); /* set before unix_l (zn_fwp_server_new) */
         unlink(s->unix_path);
     }
     s->tcp = NULL;

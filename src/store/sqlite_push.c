@@ -28,6 +28,8 @@ enum insert_param {
     P_LEASE_UNTIL, P_UPDATED_AT, P_PUSHED_AT, P_ATTEMPTS, P_FAILURES,
     P_WORKER, P_ERRTYPE, P_MESSAGE, P_BACKTRACE, P_FAILED_AT, P_QUARANTINED
 };
+_Static_assert(P_QUARANTINED == ZN__SQLITE_INSERT_NPARAM,
+               "a row's parameters are the insert's columns");
 
 /* One row of job_tags; len -1: tag is NUL-terminated. */
 static int

@@ -766,8 +766,7 @@ start_balancing(struct zn_supervisor *s)
     bool any = false;
 
     for (size_t i = 0; i < s->nblocks; i++) {
-        /* init_blocks gives each of the nblocks blocks its conf. */
-        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
+        ZN_ASSERT(s->blocks[i].conf); /* init_blocks gave each its conf */
         any |= s->blocks[i].conf->balance == ZN_SUPERVISOR_BALANCE_AUTO;
     }
     if (!any)
