@@ -600,13 +600,12 @@ zn_srv_queue_count(const struct zn_srv *s, struct zn_fwp_client *c,
         zn_srv_dump_log(s);
         fail_msg("INFO: %s", err.msg);
     }
-    info = json_loads(text, 0, NULL);
+    info = zn_srv_parse_take(text);
     json_array_foreach(json_object_get(json_object_get(info, "zenith"),
                                        "queues"), i, q)
         if (strcmp(json_string_value(json_object_get(q, "name")), queue) == 0)
             n = json_integer_value(json_object_get(q, state));
     json_decref(info);
-    free(text);
     return n;
 }
 

@@ -14,6 +14,10 @@
 set -euo pipefail
 build=$(cd "${1:?usage: clang_tidy.sh BUILD_DIR}" && pwd)
 cd "$(dirname "$0")/../.."
+command -v clang-tidy >/dev/null || {
+    echo "clang_tidy: clang-tidy is not installed (scripts/install-deps)" >&2
+    exit 1
+}
 
 if [ ! -f "$build/compile_commands.json" ]; then
     echo "clang_tidy: no compile_commands.json in '$build'" >&2

@@ -10,6 +10,10 @@
 # block.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+command -v cppcheck >/dev/null || {
+    echo "cppcheck: cppcheck is not installed (scripts/install-deps)" >&2
+    exit 1
+}
 
 header() {
     echo "#include <$1>" | cc -E -H -x c - 2>&1 >/dev/null |
