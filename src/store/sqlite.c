@@ -33,7 +33,8 @@
  * at a time, and hands them out from memory; in the caller's transaction
  * their leases and ACKs are written in batches (sqlite_ready.c), so a job
  * fetched and ACKed between two commits costs one update of its row and
- * one attempt row.
+ * one attempt row, written by the reader ahead's thread while the loop
+ * goes on handing out jobs.
  *
  * Invariants: state is one of enum zn_job_state; worker is set exactly
  * while a job is working; every attempt a fetch starts has its row once
@@ -60,7 +61,9 @@
  * The hot statements are prepared once at open and reused (the inserts
  * of several jobs when first used, sqlite_push.c).
  *
- * Non-goals: sharing one handle between threads (open one per thread).
+ * Non-goals: sharing one handle between threads (open one per thread);
+ * the reader ahead only borrows the connection while its owner waits for
+ * it or serves from memory (sqlite_ready.c).
  * list pages in seq order: a filter that few jobs match, with no index of
  * its own, reads the table until the page is full (the dashboard's cost,
  * not the event loop's).
@@ -102,6 +105,16 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
         "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs INDEXED BY jobs_ready"
         " WHERE state = 1 AND queue = ?1"
         " ORDER BY priority DESC, enqueued_at, seq LIMIT ?2",
+    /* The ready jobs after one (?2, ?3, ?4): of its priority, then below. */
+    [ZN__SQLITE_FETCH_AFTER] =
+        "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs INDEXED BY jobs_ready"
+        " WHERE state = 1 AND queue = ?1 AND priority = ?2"
+        " AND (enqueued_at, seq) > (?3, ?4)"
+        " ORDER BY enqueued_at, seq LIMIT ?5",
+    [ZN__SQLITE_FETCH_BELOW] =
+        "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs INDEXED BY jobs_ready"
+        " WHERE state = 1 AND queue = ?1 AND priority < ?2"
+        " ORDER BY priority DESC, enqueued_at, seq LIMIT ?3",
     [ZN__SQLITE_TAKE] =
         "UPDATE jobs SET state = 2, lease_until = ?2, attempts = ?3,"
         " worker = ?4, updated_at = ?5 WHERE seq = ?1 AND state = 1",
@@ -195,8 +208,12 @@ int
 zn__sqlite_step(struct zn__sqlite *s, sqlite3_stmt *st, const char *what,
                 struct zn_err *err)
 {
-    int rc = sqlite3_step(st);
+    int rc;
 
+    /* Only the reader ahead uses a connection it has borrowed. */
+    ZN_ASSERT(!zn__sqlite_ahead_busy(s) ||
+              zn__sqlite_ahead_is_self(s));
+    rc = sqlite3_step(st);
     if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         return rc;
     rc = zn__sqlite_err(s, what, err);
@@ -350,8 +367,10 @@ static int
 sq_begin(struct zn_store *st, struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
-    int rc;
+    int rc = zn__sqlite_ahead_join(s, err);
 
+    if (rc < 0)
+        return rc;
     if (!sqlite3_get_autocommit(s->db))
         return zn_err_set(err, ZN_ESTATE, "cannot begin on '%s': a "
                           "transaction is already open", s->path);
@@ -393,9 +412,10 @@ static int
 sq_commit(struct zn_store *st, struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
+    int rc = zn__sqlite_ahead_join(s, err);
 
-    int rc;
-
+    if (rc < 0)
+        return rc;
     if (sqlite3_get_autocommit(s->db))
         return zn_err_set(err, ZN_ESTATE, "cannot commit on '%s': no "
                           "transaction is open", s->path);
@@ -406,7 +426,11 @@ sq_commit(struct zn_store *st, struct zn_err *err)
 static void
 sq_rollback(struct zn_store *st)
 {
-    tx_undo(zn__sqlite_of(st), ZN__SQLITE_TX_OWN);
+    struct zn__sqlite *s = zn__sqlite_of(st);
+
+    /* Its error, if any, goes with the rest of the transaction. */
+    zn__sqlite_ahead_join(s, NULL);
+    tx_undo(s, ZN__SQLITE_TX_OWN);
 }
 
 /* Get. */
@@ -537,7 +561,12 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
          struct zn_err *err)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
-    bool own = sqlite3_get_autocommit(s->db);
+    /*
+     * The reader ahead runs only inside a transaction, which it does not
+     * end, and the paused cache stays valid until the transaction ends.
+     */
+    bool ahead = zn__sqlite_ahead_busy(s);
+    bool own = !ahead && sqlite3_get_autocommit(s->db);
     struct zn_job *job = NULL;
     enum zn__sqlite_tx tx;
     int rc;
@@ -555,10 +584,12 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
         rc = zn__sqlite_tx_open(s, &tx, "fetch from", err);
     if (rc)
         return rc;
-    rc = paused_refresh(s, err);
+    if (rc == 0 && !ahead)
+        rc = paused_refresh(s, err);
     for (size_t i = 0; i < nq && !job && rc == 0; i++)
         if (queues[i] && !paused_has(s, queues[i]))
-            rc = zn__sqlite_ready_fetch(s, queues[i], wid, now, &job, err);
+            rc = zn__sqlite_ready_fetch(s, queues[i], wid, now, !own, &job,
+                                        err);
     if (rc == 0 && own)
         rc = zn__sqlite_settle(s, err);
     if (own)
@@ -682,6 +713,8 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
         rc = zn__sqlite_held_ack(s, jid, now, o, &acked, err);
     if (rc == 0 && acked)
         return 0;
+    if (rc == 0)
+        rc = zn__sqlite_ahead_join(s, err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "finish a job in", err);
     if (rc)
@@ -930,6 +963,7 @@ sq_close(struct zn_store *st)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
 
+    zn__sqlite_ahead_stop(s);
     zn__sqlite_ckpt_stop(s);
     /* What the journal owes lands before the counts are called exact. */
     if (s->journal && !sqlite3_get_autocommit(s->db))
@@ -1073,6 +1107,8 @@ zn_store_sqlite_open(const char *path, const struct zn_sqlite_opts *opts,
         rc = journal_open(s, opts->durability, err);
     if (rc == 0 && s->journal)
         rc = zn__sqlite_ckpt_start(s, opts->durability, err);
+    if (rc == 0 && s->journal)
+        rc = zn__sqlite_ahead_start(s, err);
     if (rc < 0) {
         sq_close(&s->base);
         return rc;

@@ -55,7 +55,8 @@ int64_t zn_store_sqlite_checkpoints(struct zn_store *st);
 
 /*
  * The EXPLAIN QUERY PLAN of a prepared statement behind a hot operation
- * ("fetch" finds the job, "take" leases it, "promote" finds a due job,
+ * ("fetch" finds the job, "fetch_after" and "fetch_below" the ones after
+ * a buffer's last, "take" leases it, "promote" finds a due job,
  * "expired", "next_due", "get", "finish" finds the working job, "extend",
  * "unique" finds an equal job, "oldest" for queue_stats), one plan line
  * per text line, e.g. "SEARCH jobs USING INDEX jobs_ready (queue=?)".

@@ -5,7 +5,7 @@
  * the counts (sqlite_count.c), the schema and checkpointer
  * (sqlite_schema.c), pushes and their replay (sqlite_push.c), the push
  * journal (sqlite_journal.c) and the fetches served from memory
- * (sqlite_ready.c). Only src/store/sqlite*.c (and the
+ * with the reader ahead (sqlite_ready.c). Only src/store/sqlite*.c (and the
  * store's own tests) include it.
  */
 #ifndef ZN_STORE_SQLITE_INT_H
@@ -54,7 +54,8 @@ enum zn__sqlite_stmt {
     ZN__SQLITE_SAVEPOINT, ZN__SQLITE_RELEASE, ZN__SQLITE_ROLLBACK_TO,
     ZN__SQLITE_UNIQUE, ZN__SQLITE_INSERT, ZN__SQLITE_TAG,
     ZN__SQLITE_COUNTER_ADD, ZN__SQLITE_GET, ZN__SQLITE_SEQ_OF,
-    ZN__SQLITE_FETCH, ZN__SQLITE_TAKE, ZN__SQLITE_TAKE_DONE,
+    ZN__SQLITE_FETCH, ZN__SQLITE_FETCH_AFTER, ZN__SQLITE_FETCH_BELOW,
+    ZN__SQLITE_TAKE, ZN__SQLITE_TAKE_DONE,
     ZN__SQLITE_ATTEMPT_ADD,
     ZN__SQLITE_WORKING, ZN__SQLITE_FINISH_OK, ZN__SQLITE_FINISH_FAIL,
     ZN__SQLITE_ATTEMPT_END, ZN__SQLITE_EXTEND,
@@ -145,6 +146,7 @@ struct zn__sqlite {
     size_t ready_bytes; /* payload of the jobs in ready */
     struct zn__sqlite_held *held;
     size_t nheld, cap_held;
+    struct zn__sqlite_ahead *ahead; /* a writer's reader ahead, or NULL */
     /* Inserts of 2..ZN__SQLITE_GROUP_MAX jobs, prepared when first used. */
     sqlite3_stmt *group[ZN__SQLITE_GROUP_MAX + 1];
 };
@@ -357,11 +359,12 @@ int zn__sqlite_journal_replay(
  * caller's), or NULL when the queue has none. The lease is held in memory
  * until zn__sqlite_settle. A buffer read first settles the held jobs:
  * that settle's error, or one of the read (ZN_EIO for a bad row first in
- * line, ZN_ENOMEM), is returned.
+ * line, ZN_ENOMEM), is returned. With ahead (in the caller's transaction)
+ * the reader ahead may be given the buffer's next read.
  */
 int zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
-                           const char *wid, int64_t now, struct zn_job **out,
-                           struct zn_err *err);
+                           const char *wid, int64_t now, bool ahead,
+                           struct zn_job **out, struct zn_err *err);
 
 /*
  * Ends the attempt of a held job as o says, when o is its first ACK (an
@@ -389,6 +392,31 @@ int zn__sqlite_write_begin(struct zn__sqlite *s, const char *what,
  * forgotten: their rows say ready still.
  */
 int zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err);
+
+/*
+ * The reader ahead of a writer (sqlite_ready.c): a thread that borrows the
+ * connection inside the caller's transaction to write the ACKed held jobs
+ * and read a buffer's next jobs while the loop hands out the ones it has.
+ * While it is busy, every use of the connection but the fetches and first
+ * ACKs served from memory joins it first, which waits for its end:
+ * zn__sqlite_settle does, and push, begin, commit, rollback, finish,
+ * explain and close. The join fails (ZN_EIO, ZN_ENOMEM) only when the
+ * transaction the thread ran in rolled back by itself; a write that failed
+ * leaves its jobs held for the next settle. start fails when no thread
+ * can be had; stop joins and ends it (no-op when none runs).
+ */
+int zn__sqlite_ahead_start(struct zn__sqlite *s, struct zn_err *err);
+int zn__sqlite_ahead_join(struct zn__sqlite *s, struct zn_err *err);
+void zn__sqlite_ahead_stop(struct zn__sqlite *s);
+
+/* True while the reader ahead has the connection (it is busy). */
+bool zn__sqlite_ahead_busy(const struct zn__sqlite *s);
+
+/* The tasks the reader ahead ran (-1: none runs), for tests. */
+int64_t zn__sqlite_ahead_runs(struct zn__sqlite *s);
+
+/* True on the reader ahead's thread. */
+bool zn__sqlite_ahead_is_self(const struct zn__sqlite *s);
 
 /* Pushes (sqlite_push.c): the op, and the journal's replay. */
 int zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs,

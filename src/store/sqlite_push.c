@@ -535,10 +535,8 @@ zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
                 int64_t now, struct zn_err *errs)
 {
     struct zn__sqlite *s = zn__sqlite_of(st);
-    /* In a caller's transaction a push is journaled: it commits later. */
-    struct zn__sqlite_journal *j =
-        s->journal && !sqlite3_get_autocommit(s->db) ? s->journal : NULL;
-    struct zn__sqlite_journal_mark mark = zn__sqlite_journal_mark(j);
+    struct zn__sqlite_journal *j;
+    struct zn__sqlite_journal_mark mark;
     struct zn_err err;
     int64_t accepted = 0;
     enum zn__sqlite_tx tx;
@@ -548,7 +546,12 @@ zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
         zn_err_clear(&errs[i]);
     if (n == 0)
         return 0;
-    rc = zn__sqlite_writable(s, "push into", &err);
+    rc = zn__sqlite_ahead_join(s, &err);
+    /* In a caller's transaction a push is journaled: it commits later. */
+    j = s->journal && !sqlite3_get_autocommit(s->db) ? s->journal : NULL;
+    mark = zn__sqlite_journal_mark(j);
+    if (rc == 0)
+        rc = zn__sqlite_writable(s, "push into", &err);
     if (rc == 0 && push_is_one_statement(jobs, n))
         rc = zn__sqlite_tx_open_one(s, &tx, "push into", &err);
     else if (rc == 0)

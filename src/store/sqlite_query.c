@@ -965,16 +965,22 @@ zn_store_sqlite_explain(struct zn_store *st, const char *op, char **out,
         enum zn__sqlite_stmt id;
     } ops[] = {
         {"fetch", ZN__SQLITE_FETCH},     {"take", ZN__SQLITE_TAKE},
+        {"fetch_after", ZN__SQLITE_FETCH_AFTER},
+        {"fetch_below", ZN__SQLITE_FETCH_BELOW},
         {"promote", ZN__SQLITE_DUE},     {"expired", ZN__SQLITE_EXPIRED},
         {"next_due", ZN__SQLITE_NEXT_DUE}, {"get", ZN__SQLITE_GET},
         {"finish", ZN__SQLITE_WORKING},  {"extend", ZN__SQLITE_EXTEND},
         {"unique", ZN__SQLITE_UNIQUE},   {"oldest", ZN__SQLITE_OLDEST},
     };
+    int rc;
 
     *out = NULL;
     if (!st || st->ops != &zn__sqlite_ops)
         return zn_err_set(err, ZN_EINVAL, "cannot explain: not a sqlite "
                           "store");
+    rc = zn__sqlite_ahead_join(zn__sqlite_of(st), err);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < ZN_ARRAY_LEN(ops); i++)
         if (strcmp(ops[i].op, op) == 0)
             return explain_stmt(zn__sqlite_of(st),

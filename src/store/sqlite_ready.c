@@ -1,5 +1,6 @@
 /*
- * sqlite_ready.c - fetches served from memory, their writes batched.
+ * sqlite_ready.c - fetches served from memory, their writes batched and,
+ * inside a transaction, made on a thread of their own.
  *
  * Inside the engine's transaction a fetch and its ACK need not reach the
  * tables before the commit: a crash loses that transaction anyway, and
@@ -18,6 +19,10 @@
  *          and once ACKed the end of its attempt. settle writes them: a job
  *          fetched and ACKed in one batch goes from enqueued to done with
  *          one update and one attempt row.
+ *   ahead  the reader ahead (at the end of this file): a thread that, in
+ *          the caller's transaction, writes the ACKed held jobs and reads
+ *          a buffer's next jobs while the loop hands out the rest of it,
+ *          so a drain's SQLite work runs beside the loop, not in it.
  *
  * Invariants:
  *   - a ready job is in at most one buffer or in held, never both; the
@@ -34,16 +39,21 @@
  *   - every op but push, fetch and finish settles first, so what it reads
  *     or changes includes the leases; a finish settles when its job is
  *     held (and is not a first ACK, which ends the attempt in memory):
- *     the row of a job that is not held does not depend on the others.
+ *     the row of a job that is not held does not depend on the others;
+ *   - while the reader ahead is busy only its thread uses the connection
+ *     (zn__sqlite_step asserts it): settle joins it, and so do push,
+ *     begin, commit, rollback, close and a fetch that must read.
  *
  * Non-goals: finding a held job costs a scan of held from its newest end;
  * held is settled at every commit, and at HELD_MAX jobs.
  */
 #include "compat.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "store/sqlite_int.h"
 
 /* How many jobs one read puts in a queue's buffer. */
@@ -193,6 +203,8 @@ buffer_fill(struct zn__sqlite *s, const char *queue,
     return 0;
 }
 
+static void ahead_submit(struct zn__sqlite *s, struct zn__sqlite_ready *r);
+
 /* Leases job (taken from a buffer) to wid: job and held change alike. */
 static int
 held_add(struct zn__sqlite *s, struct zn_job *job, const char *wid,
@@ -238,8 +250,8 @@ held_add(struct zn__sqlite *s, struct zn_job *job, const char *wid,
 
 int
 zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
-                       const char *wid, int64_t now, struct zn_job **out,
-                       struct zn_err *err)
+                       const char *wid, int64_t now, bool ahead,
+                       struct zn_job **out, struct zn_err *err)
 {
     struct zn__sqlite_ready *r;
     struct zn_job *job;
@@ -251,6 +263,15 @@ zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
     r = buffer_of(s, queue);
     if (r && r->head == r->n && r->all)
         return 0;
+    /* The connection is needed: what the reader ahead read may do. */
+    if (s->nheld >= HELD_MAX || !r || r->head == r->n) {
+        rc = zn__sqlite_ahead_join(s, err);
+        if (rc < 0)
+            return rc;
+        r = buffer_of(s, queue);
+        if (r && r->head == r->n && r->all)
+            return 0;
+    }
     /* A read must not meet the jobs held: their rows say ready. */
     if (s->nheld >= HELD_MAX || !r || r->head == r->n)
         rc = zn__sqlite_settle(s, err);
@@ -273,6 +294,8 @@ zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
     r->head++;
     s->ready_bytes -= payload_bytes(job);
     *out = job;
+    if (ahead)
+        ahead_submit(s, r);
     return 0;
 }
 
@@ -392,10 +415,10 @@ int
 zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err)
 {
     enum zn__sqlite_tx tx;
-    int rc;
+    int rc = zn__sqlite_ahead_join(s, err);
 
-    if (s->nheld == 0)
-        return 0;
+    if (rc < 0 || s->nheld == 0)
+        return rc;
     rc = zn__sqlite_tx_open(s, &tx, "write leases to", err);
     if (rc == 0) {
         for (size_t i = 0; i < s->nheld && rc == 0; i++)
@@ -425,4 +448,383 @@ zn__sqlite_ready_close(struct zn__sqlite *s)
     free(s->held);
     s->held = NULL;
     s->cap_held = 0;
+}
+
+/*
+ * The reader ahead. Once a buffer is down to half of READY_ROWS, inside
+ * the caller's transaction, the thread takes the ACKed held jobs and
+ * writes them, then reads the jobs that follow the buffer's last one:
+ * the rest of its priority (ZN__SQLITE_FETCH_AFTER), then the lower ones
+ * (ZN__SQLITE_FETCH_BELOW). The next fetch that needs the connection
+ * joins it and appends them, but for the held ones: their rows say ready
+ * still, and a buffer emptied and refilled by a push (ready_pushed) may
+ * end before them. Every other ready job the read meets follows the
+ * buffer's last one; whatever removes a buffer (a push before its last
+ * job, a rollback, a requeue) joins first.
+ *
+ * The task's fields are the loop's until due is set and again once the
+ * thread clears it; busy is the loop's alone. The thread logs nothing. A
+ * write that fails puts its jobs back in held, so the next settle tries
+ * again and fails the op that needed it, as a settle of its own would
+ * have; a read that fails only stops short (a fetch that reads for itself
+ * reports it). Only when the transaction is gone does the join fail.
+ */
+struct zn__sqlite_ahead {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* wakes the thread */
+    pthread_cond_t idle; /* the thread's run ended */
+    bool due;
+    bool stop;
+    bool busy;           /* submitted and not joined */
+    int64_t runs;        /* tasks run to their end */
+    /* The task: the ACKed jobs to write, the read to make. */
+    struct zn__sqlite_held *held;
+    size_t nheld, cap_held;
+    char queue[ZN_QUEUE_NAME_MAX + 1];
+    int priority;        /* the buffer's last job: read after it */
+    int64_t enqueued_at;
+    int64_t seq;
+    size_t want;         /* jobs to read at most */
+    size_t bytes;        /* payload to read at most */
+    /* The outcome. */
+    bool opened;         /* the write's savepoint was opened */
+    int rc;              /* of the write */
+    bool gone;           /* the transaction rolled back by itself */
+    struct zn_err err;   /* of the write, or of what ended the transaction */
+    struct zn_job *jobs[READY_ROWS];
+    size_t njobs;
+    bool all;            /* the read reached the queue's last ready job */
+};
+
+/* Steps q, bound, appending its jobs to the read: SQLITE_DONE at its end. */
+static int
+ahead_read(struct zn__sqlite *s, struct zn__sqlite_ahead *a, sqlite3_stmt *q,
+           size_t *bytes)
+{
+    struct zn_job *job;
+    int rc;
+
+    for (;;) {
+        rc = zn__sqlite_step(s, q, "fetch from", &a->err);
+        if (rc != SQLITE_ROW || a->njobs == a->want || *bytes > a->bytes)
+            break;
+        rc = zn__sqlite_row_job(s, q, &job, &a->err);
+        if (rc < 0)
+            break;
+        a->jobs[a->njobs++] = job;
+        *bytes += payload_bytes(job);
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* The thread's part: writes the held jobs, then reads. */
+static void
+ahead_run(struct zn__sqlite *s, struct zn__sqlite_ahead *a)
+{
+    sqlite3_stmt *after = s->stmt[ZN__SQLITE_FETCH_AFTER];
+    sqlite3_stmt *below = s->stmt[ZN__SQLITE_FETCH_BELOW];
+    enum zn__sqlite_tx tx = ZN__SQLITE_TX_NESTED;
+    size_t bytes = 0;
+    int rc = 0;
+
+    a->opened = false;
+    a->njobs = 0;
+    a->all = false;
+    if (a->nheld) {
+        rc = zn__sqlite_tx_open(s, &tx, "write leases to", &a->err);
+        a->opened = rc == 0;
+        ZN_ASSERT(rc < 0 || tx == ZN__SQLITE_TX_NESTED);
+    }
+    for (size_t i = 0; i < a->nheld && rc == 0; i++)
+        rc = held_write(s, &a->held[i], &a->err);
+    /* The loop undoes a failed write (tx_undo touches its buffers). */
+    if (rc == 0 && a->opened)
+        rc = zn__sqlite_run(s, s->stmt[ZN__SQLITE_RELEASE], "write leases to",
+                            &a->err);
+    if (rc == 0 && a->opened)
+        zn__sqlite_tally_keep(s);
+    a->rc = rc;
+    if (rc == 0) {
+        sqlite3_bind_text(after, 1, a->queue, -1, SQLITE_STATIC);
+        sqlite3_bind_int(after, 2, a->priority);
+        sqlite3_bind_int64(after, 3, a->enqueued_at);
+        sqlite3_bind_int64(after, 4, a->seq);
+        sqlite3_bind_int64(after, 5, (int64_t)a->want + 1);
+        rc = ahead_read(s, a, after, &bytes);
+    }
+    if (rc == SQLITE_DONE) {
+        sqlite3_bind_text(below, 1, a->queue, -1, SQLITE_STATIC);
+        sqlite3_bind_int(below, 2, a->priority);
+        sqlite3_bind_int64(below, 3, (int64_t)(a->want - a->njobs) + 1);
+        rc = ahead_read(s, a, below, &bytes);
+    }
+    a->all = rc == SQLITE_DONE;
+    /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
+    a->gone = sqlite3_get_autocommit(s->db);
+}
+
+static void *
+ahead_main(void *arg)
+{
+    struct zn__sqlite *s = arg;
+    struct zn__sqlite_ahead *a = s->ahead;
+
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (!a->due && !a->stop)
+            pthread_cond_wait(&a->cv, &a->mu);
+        if (a->stop)
+            break;
+        pthread_mutex_unlock(&a->mu);
+        ahead_run(s, a);
+        pthread_mutex_lock(&a->mu);
+        a->due = false;
+        a->runs++;
+        pthread_cond_signal(&a->idle);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/*
+ * Room for the task's jobs to go back to held, whatever the loop holds
+ * by then (at most HELD_MAX: a fetch past it joins), so a write that
+ * fails loses none.
+ */
+static bool
+ahead_reserve(struct zn__sqlite *s, size_t moved)
+{
+    size_t kept = s->nheld - moved;
+    size_t need = (kept > HELD_MAX ? kept : HELD_MAX) + moved;
+    struct zn__sqlite_held *grown;
+
+    if (s->cap_held < need) {
+        grown = realloc(s->held, need * sizeof(*grown));
+        if (!grown)
+            return false;
+        s->held = grown;
+        s->cap_held = need;
+    }
+    if (s->ahead->cap_held < moved) {
+        grown = realloc(s->ahead->held, moved * sizeof(*grown));
+        if (!grown)
+            return false;
+        s->ahead->held = grown;
+        s->ahead->cap_held = moved;
+    }
+    return true;
+}
+
+/*
+ * Gives the thread its task when r, just fetched from in the caller's
+ * transaction, is down to half and may have more jobs behind it.
+ */
+static void
+ahead_submit(struct zn__sqlite *s, struct zn__sqlite_ready *r)
+{
+    struct zn__sqlite_ahead *a = s->ahead;
+    const struct zn_job *last;
+    size_t moved = 0, k = 0;
+
+    if (!a || a->busy || r->all || r->head == r->n ||
+        r->n - r->head > READY_ROWS / 2 || s->ready_bytes > READY_BYTES)
+        return;
+    for (size_t i = 0; i < s->nheld; i++)
+        moved += s->held[i].acked;
+    if (!ahead_reserve(s, moved))
+        return; /* the next settle writes them */
+    a->nheld = 0;
+    for (size_t i = 0; i < s->nheld; i++) {
+        if (s->held[i].acked)
+            a->held[a->nheld++] = s->held[i];
+        else
+            s->held[k++] = s->held[i];
+    }
+    s->nheld = k;
+    last = r->jobs[r->n - 1];
+    memcpy(a->queue, r->queue, sizeof(a->queue));
+    a->priority = last->priority;
+    a->enqueued_at = last->enqueued_at;
+    a->seq = (int64_t)last->seq;
+    a->want = READY_ROWS - (r->n - r->head);
+    a->bytes = READY_BYTES - s->ready_bytes;
+    a->busy = true;
+    pthread_mutex_lock(&a->mu);
+    a->due = true;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static bool
+is_held(const struct zn__sqlite *s, uint64_t seq)
+{
+    for (size_t i = 0; i < s->nheld; i++)
+        if (s->held[i].seq == (int64_t)seq)
+            return true;
+    return false;
+}
+
+/* Appends what the thread read to its buffer, as far as there is room. */
+static void
+ahead_merge(struct zn__sqlite *s, struct zn__sqlite_ahead *a)
+{
+    struct zn__sqlite_ready *r = buffer_of(s, a->queue);
+    bool fits = true;
+
+    /* Nothing removes a buffer while the thread reads (see above). */
+    ZN_ASSERT(r != NULL);
+    memmove(r->jobs, r->jobs + r->head, (r->n - r->head) * sizeof(*r->jobs));
+    r->n -= r->head;
+    r->head = 0;
+    for (size_t i = 0; i < a->njobs; i++) {
+        struct zn_job *job = a->jobs[i];
+
+        fits = fits && r->n < READY_ROWS && s->ready_bytes <= READY_BYTES;
+        if (!fits || is_held(s, job->seq)) {
+            zn_job_free(job);
+            continue;
+        }
+        r->jobs[r->n++] = job;
+        s->ready_bytes += payload_bytes(job);
+    }
+    r->all = fits && a->all;
+    a->njobs = 0;
+}
+
+/*
+ * A write that failed: its jobs are held again (ahead_reserve made room)
+ * and its savepoint is undone, as a settle of its own would have done.
+ */
+static void
+ahead_failed(struct zn__sqlite *s, struct zn__sqlite_ahead *a)
+{
+    ZN_ASSERT(s->nheld + a->nheld <= s->cap_held);
+    memcpy(s->held + s->nheld, a->held, a->nheld * sizeof(*a->held));
+    s->nheld += a->nheld;
+    a->nheld = 0;
+    if (a->opened)
+        zn__sqlite_tx_close(s, ZN__SQLITE_TX_NESTED, a->rc, "write leases to",
+                            NULL);
+    zn__sqlite_ready_drop(s);
+}
+
+int
+zn__sqlite_ahead_join(struct zn__sqlite *s, struct zn_err *err)
+{
+    struct zn__sqlite_ahead *a = s->ahead;
+
+    if (!a || !a->busy)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    while (a->due)
+        pthread_cond_wait(&a->idle, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    a->busy = false;
+    if (a->gone) {
+        /* As a rollback: nothing held or read is left, the error is. */
+        for (size_t i = 0; i < a->nheld; i++)
+            free(a->held[i].worker);
+        a->nheld = 0;
+        for (size_t i = 0; i < a->njobs; i++)
+            zn_job_free(a->jobs[i]);
+        a->njobs = 0;
+        zn__sqlite_tx_close(s, ZN__SQLITE_TX_OWN, ZN_EIO, "write leases to",
+                            NULL);
+        if (a->err.code == 0)
+            zn_err_set(&a->err, ZN_EIO, "cannot write leases to '%s': the "
+                       "transaction rolled back", s->path);
+        if (err)
+            *err = a->err;
+        return a->err.code;
+    }
+    if (a->rc < 0) {
+        ahead_failed(s, a);
+        return 0;
+    }
+    for (size_t i = 0; i < a->nheld; i++)
+        free(a->held[i].worker);
+    a->nheld = 0;
+    ahead_merge(s, a);
+    return 0;
+}
+
+bool
+zn__sqlite_ahead_busy(const struct zn__sqlite *s)
+{
+    return s->ahead && s->ahead->busy;
+}
+
+int64_t
+zn__sqlite_ahead_runs(struct zn__sqlite *s)
+{
+    int64_t n;
+
+    if (!s->ahead)
+        return -1;
+    pthread_mutex_lock(&s->ahead->mu);
+    n = s->ahead->runs;
+    pthread_mutex_unlock(&s->ahead->mu);
+    return n;
+}
+
+bool
+zn__sqlite_ahead_is_self(const struct zn__sqlite *s)
+{
+    return s->ahead && pthread_equal(pthread_self(), s->ahead->thread);
+}
+
+int
+zn__sqlite_ahead_start(struct zn__sqlite *s, struct zn_err *err)
+{
+    struct zn__sqlite_ahead *a = calloc(1, sizeof(*a));
+    int rc;
+
+    if (!a)
+        return zn__sqlite_nomem(s, "start the reader ahead of", err);
+    rc = pthread_mutex_init(&a->mu, NULL);
+    if (rc)
+        goto fail;
+    rc = pthread_cond_init(&a->cv, NULL);
+    if (rc)
+        goto fail_mu;
+    rc = pthread_cond_init(&a->idle, NULL);
+    if (rc)
+        goto fail_cv;
+    s->ahead = a;
+    rc = pthread_create(&a->thread, NULL, ahead_main, s);
+    if (rc == 0)
+        return 0;
+    s->ahead = NULL;
+    pthread_cond_destroy(&a->idle);
+fail_cv:
+    pthread_cond_destroy(&a->cv);
+fail_mu:
+    pthread_mutex_destroy(&a->mu);
+fail:
+    free(a);
+    return zn_err_set(err, ZN_ENOMEM, "cannot start the reader ahead of "
+                      "'%s': %s", s->path, strerror(rc));
+}
+
+void
+zn__sqlite_ahead_stop(struct zn__sqlite *s)
+{
+    struct zn__sqlite_ahead *a = s->ahead;
+
+    if (!a)
+        return;
+    zn__sqlite_ahead_join(s, NULL);
+    pthread_mutex_lock(&a->mu);
+    a->stop = true;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->thread, NULL);
+    pthread_cond_destroy(&a->cv);
+    pthread_cond_destroy(&a->idle);
+    pthread_mutex_destroy(&a->mu);
+    free(a->held);
+    free(a);
+    s->ahead = NULL;
 }

@@ -75,8 +75,8 @@ db_path(const char *dir, char *out, size_t size)
 }
 
 static void
-push_ok(struct zn_store *st, const char *jid, const char *queue,
-        int64_t now)
+push_prio(struct zn_store *st, const char *jid, const char *queue,
+          int priority, int64_t now)
 {
     struct zn_job *j = zn_job_new();
     struct zn_err e = {0};
@@ -84,6 +84,7 @@ push_ok(struct zn_store *st, const char *jid, const char *queue,
     assert_non_null(j);
     snprintf(j->jid, sizeof(j->jid), "%s", jid);
     snprintf(j->queue, sizeof(j->queue), "%s", queue);
+    j->priority = priority;
     j->jobtype = strdup("work");
     j->args = strdup("[]");
     j->retry = 3;
@@ -92,6 +93,13 @@ push_ok(struct zn_store *st, const char *jid, const char *queue,
     assert_int_equal(st->ops->push(st, &j, 1, now, &e), 0);
     assert_int_equal(e.code, 0);
     zn_job_free(j);
+}
+
+static void
+push_ok(struct zn_store *st, const char *jid, const char *queue,
+        int64_t now)
+{
+    push_prio(st, jid, queue, 5, now);
 }
 
 /* Fetches the next job of queue and checks it is jid (NULL: nothing). */
@@ -894,6 +902,10 @@ test_store_sqlite_query_plans_use_indexes(void **state)
     struct zn_store *st = sqlite_open_in(f, path, sizeof(path));
 
     expect_index_plan(st, "fetch", "USING INDEX jobs_ready (queue=?)");
+    expect_index_plan(st, "fetch_after", "USING INDEX jobs_ready (queue=? "
+                      "AND priority=? AND enqueued_at>?)");
+    expect_index_plan(st, "fetch_below",
+                      "USING INDEX jobs_ready (queue=? AND priority<?)");
     expect_index_plan(st, "take", "USING INTEGER PRIMARY KEY (rowid=?)");
     expect_index_plan(st, "promote", "USING INDEX jobs_due (next_at<?)");
     expect_index_plan(st, "expired", "USING INDEX jobs_lease (lease_until<?)");
@@ -1115,6 +1127,247 @@ test_store_sqlite_damaged_row_after_good_ones(void **state)
     zn_store_close(st);
 }
 
+/* What the model of the next test knows of a job. */
+struct ahead_job {
+    char jid[24];
+    int priority;
+    int64_t enqueued_at;
+    bool taken;
+};
+
+/* Pushes job n of the model, and into st. */
+static void
+ahead_push(struct zn_store *st, struct ahead_job *m, size_t n, int priority,
+           int64_t now)
+{
+    snprintf(m[n].jid, sizeof(m[n].jid), "j%zu", n);
+    m[n].priority = priority;
+    m[n].enqueued_at = now;
+    m[n].taken = false;
+    push_prio(st, m[n].jid, "q", priority, now);
+}
+
+/* The job of the model a fetch must hand out next: jobs_ready's order. */
+static struct ahead_job *
+ahead_next(struct ahead_job *m, size_t n)
+{
+    struct ahead_job *best = NULL;
+
+    for (size_t i = 0; i < n; i++) /* push order is seq order */
+        if (!m[i].taken &&
+            (!best || m[i].priority > best->priority ||
+             (m[i].priority == best->priority &&
+              m[i].enqueued_at < best->enqueued_at)))
+            best = &m[i];
+    return best;
+}
+
+/*
+ * In a transaction the reader ahead writes the ACKed jobs and reads a
+ * buffer's next ones while the buffer is handed out. Jobs of three
+ * priorities, many pushed in one millisecond and some pushed during the
+ * drain, come out one each in fetch order (the model says which job is
+ * next) and end as their ACK or lease left them.
+ */
+static void
+test_store_sqlite_read_ahead_keeps_fetch_order(void **state)
+{
+    enum { FIRST = 300, MAX = 400 };
+    struct fx *f = *state;
+    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok",
+                                 .cpu_ms = -1, .rss_kb = -1};
+    const char *queues[] = {"q"};
+    static struct ahead_job m[MAX];
+    struct zn_store_counters c;
+    struct zn_err err = {0};
+    char path[PATH_MAX];
+    struct zn_store *st = sqlite_open_in(f, path, sizeof(path));
+    struct ahead_job *want;
+    int64_t now = T0 + 10, acked = 0, leased = 0;
+    size_t n = 0;
+
+    for (; n < FIRST; n++)
+        ahead_push(st, m, n, n < 120 ? 5 : n < 240 ? 9 : 1,
+                   n < 200 ? T0 : T0 + 1);
+    OK(st->ops->begin(st, &err));
+    while ((want = ahead_next(m, n))) {
+        struct zn_job *job = NULL;
+
+        /* Now and then two more: one behind the priority 5 jobs, one
+         * before the priority 1 jobs still there. */
+        if (++now % 23 == 0 && n + 2 <= MAX) {
+            ahead_push(st, m, n, 5, now);
+            ahead_push(st, m, n + 1, 3, now);
+            n += 2;
+            want = ahead_next(m, n);
+        }
+        OK(st->ops->fetch(st, queues, 1, "w1", now, &job, &err));
+        assert_non_null(job);
+        assert_string_equal(job->jid, want->jid);
+        want->taken = true;
+        if (now % 9 == 0) {
+            leased++;
+        } else {
+            OK(st->ops->finish(st, job->jid, now, &o, &err));
+            acked++;
+        }
+        zn_job_free(job);
+    }
+    assert_true(n > FIRST);
+    assert_true(zn__sqlite_ahead_runs(zn__sqlite_of(st)) > 4);
+    fetch_expect(st, "q", NULL, now);
+    OK(st->ops->commit(st, &err));
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_DONE)), acked);
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_WORKING)), leased);
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 0);
+    OK(st->ops->counters(st, &c, &err));
+    assert_int_equal(c.processed, acked);
+    zn_store_close(st);
+}
+
+/*
+ * A held job is not handed out again by a read ahead that meets it: a
+ * buffer emptied and refilled by pushes of a higher priority ends before
+ * it, so the read after the buffer's last job finds its row, still ready.
+ */
+static void
+test_store_sqlite_read_ahead_skips_held_jobs(void **state)
+{
+    struct fx *f = *state;
+    const char *queues[] = {"q"};
+    struct zn_err err = {0};
+    char path[PATH_MAX], jid[16];
+    struct zn_store *st = sqlite_open_in(f, path, sizeof(path));
+    struct zn_job *job = NULL;
+    int i;
+
+    push_ok(st, "held", "q", T0);
+    OK(st->ops->begin(st, &err));
+    fetch_expect(st, "q", "held", T0 + 1);
+    for (i = 0; i < 100; i++) {
+        snprintf(jid, sizeof(jid), "p%d", i);
+        push_prio(st, jid, "q", 9, T0 + 2);
+    }
+    for (i = 0; i < 100; i++) {
+        snprintf(jid, sizeof(jid), "p%d", i);
+        OK(st->ops->fetch(st, queues, 1, "w2", T0 + 3, &job, &err));
+        assert_non_null(job);
+        assert_string_equal(job->jid, jid);
+        zn_job_free(job);
+    }
+    assert_true(zn__sqlite_ahead_runs(zn__sqlite_of(st)) > 0);
+    fetch_expect(st, "q", NULL, T0 + 4);
+    OK(st->ops->commit(st, &err));
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_WORKING)), 101);
+    zn_store_close(st);
+}
+
+/* Pushes n jobs j0... to queue q, each on its own. */
+static void
+push_many(struct zn_store *st, int n)
+{
+    char jid[16];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(jid, sizeof(jid), "j%d", i);
+        push_ok(st, jid, "q", T0);
+    }
+}
+
+/*
+ * Fetches and ACKs the jobs of queue q, the one of fetch number bad as
+ * worker "bad", until an op fails (its code, err set) or n are done (0).
+ * *done: the fetches made.
+ */
+static int
+drain_until_error(struct zn_store *st, int n, int bad, int *done,
+                  struct zn_err *err)
+{
+    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok",
+                                 .cpu_ms = -1, .rss_kb = -1};
+    const char *queues[] = {"q"};
+    int rc = 0, i;
+
+    for (i = 0; i < n && rc == 0; i++) {
+        struct zn_job *job = NULL;
+
+        rc = st->ops->fetch(st, queues, 1, i == bad ? "bad" : "w1", T0 + i,
+                            &job, err);
+        if (rc == 0) {
+            assert_non_null(job);
+            rc = st->ops->finish(st, job->jid, T0 + i, &o, err);
+        }
+        zn_job_free(job);
+    }
+    *done = i;
+    return rc;
+}
+
+/*
+ * A write of the reader ahead that fails fails an op that follows, and
+ * the commit: rolled back, every job is ready again.
+ */
+static void
+test_store_sqlite_read_ahead_write_fails_the_transaction(void **state)
+{
+    struct fx *f = *state;
+    struct zn_store_counters c;
+    struct zn_err err = {0};
+    char path[PATH_MAX];
+    struct zn_store *st = sqlite_open_in(f, path, sizeof(path));
+    int rc, done;
+
+    push_many(st, 200);
+    zn_test_sqlite_poison(path, "attempts", "NEW.worker = 'bad'");
+    OK(st->ops->begin(st, &err));
+    rc = drain_until_error(st, 200, 10, &done, &err);
+    if (rc == 0)
+        rc = st->ops->commit(st, &err);
+    assert_int_equal(rc, ZN_EIO);
+    assert_non_null(strstr(err.msg, "poison"));
+    assert_true(zn__sqlite_ahead_runs(zn__sqlite_of(st)) > 0);
+    st->ops->rollback(st);
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 200);
+    OK(st->ops->counters(st, &c, &err));
+    assert_int_equal(c.processed, 0);
+    zn_store_close(st);
+}
+
+/*
+ * A write of the reader ahead that rolls the whole transaction back fails
+ * the op that joins it; nothing of the transaction stays but the pushes
+ * it synced, which the next transaction replays.
+ */
+static void
+test_store_sqlite_read_ahead_rollback_ends_the_transaction(void **state)
+{
+    struct fx *f = *state;
+    struct zn_err err = {0};
+    char path[PATH_MAX];
+    struct zn_store *st;
+    int done;
+
+    zn_store_close(sqlite_open_in(f, path, sizeof(path)));
+    zn_test_sqlite_exec(path, "CREATE TRIGGER doom BEFORE INSERT ON attempts"
+                        " WHEN NEW.worker = 'bad' BEGIN"
+                        " SELECT RAISE(ROLLBACK, 'doom'); END");
+    st = sqlite_open_in(f, path, sizeof(path));
+    push_many(st, 200);
+    OK(st->ops->begin(st, &err));
+    push_ok(st, "synced", "other", T0);
+    OK(st->ops->sync(st, &err));
+    assert_int_equal(drain_until_error(st, 200, 3, &done, &err), ZN_EIO);
+    assert_non_null(strstr(err.msg, "doom"));
+    assert_true(done < 100); /* the first read ahead met it */
+    assert_true(zn__sqlite_ahead_runs(zn__sqlite_of(st)) > 0);
+    st->ops->rollback(st);
+    OK(st->ops->begin(st, &err));
+    OK(st->ops->commit(st, &err));
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 201);
+    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_DONE)), 0);
+    zn_store_close(st);
+}
+
 #define TEST(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -1147,6 +1400,10 @@ main(void)
         TEST(test_store_sqlite_unwritable_leases_fail_the_transaction),
         TEST(test_store_sqlite_locked_lease_keeps_the_job),
         TEST(test_store_sqlite_damaged_row_after_good_ones),
+        TEST(test_store_sqlite_read_ahead_keeps_fetch_order),
+        TEST(test_store_sqlite_read_ahead_skips_held_jobs),
+        TEST(test_store_sqlite_read_ahead_write_fails_the_transaction),
+        TEST(test_store_sqlite_read_ahead_rollback_ends_the_transaction),
     };
 
     /* Damaged rows fail fetches on purpose; keep their log lines out. */
