@@ -711,10 +711,14 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
      */
     if (rc == 0)
         rc = zn__sqlite_held_ack(s, jid, now, o, &acked, err);
+    /* A write of the reader ahead that failed puts its jobs back. */
+    if (rc == 0 && !acked && zn__sqlite_ahead_busy(s)) {
+        rc = zn__sqlite_ahead_join(s, err);
+        if (rc == 0)
+            rc = zn__sqlite_held_ack(s, jid, now, o, &acked, err);
+    }
     if (rc == 0 && acked)
         return 0;
-    if (rc == 0)
-        rc = zn__sqlite_ahead_join(s, err);
     if (rc == 0)
         rc = zn__sqlite_tx_open(s, &tx, "finish a job in", err);
     if (rc)

@@ -13,6 +13,7 @@
 
 #include "compat.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include <sqlite3.h>
@@ -229,6 +230,24 @@ int zn__sqlite_seq_of(struct zn__sqlite *s, const char *jid, int64_t *seq,
  */
 int zn__sqlite_db_open(const char *path, const struct zn_sqlite_opts *opts,
                        sqlite3 **out, struct zn_err *err);
+
+/*
+ * A thread of the store (the checkpointer, the reader ahead) and what it
+ * waits on, under mu: cv wakes it, idle tells that a run ended, stop
+ * that it must end. start runs run(arg) in it: 0 or an errno value. stop
+ * sets stop, signals cv, joins the thread and frees what start made.
+ */
+struct zn__sqlite_thread {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_cond_t idle;
+    bool stop;
+};
+
+int zn__sqlite_thread_start(struct zn__sqlite_thread *t,
+                            void *(*run)(void *), void *arg);
+void zn__sqlite_thread_stop(struct zn__sqlite_thread *t);
 
 /*
  * Starts the checkpointer thread of a writer, with its own connection;

@@ -42,7 +42,8 @@
  *     the row of a job that is not held does not depend on the others;
  *   - while the reader ahead is busy only its thread uses the connection
  *     (zn__sqlite_step asserts it): settle joins it, and so do push,
- *     begin, commit, rollback, close and a fetch that must read.
+ *     begin, commit, rollback, close, explain, a finish of a job not
+ *     held and a fetch that must read.
  *
  * Non-goals: finding a held job costs a scan of held from its newest end;
  * held is settled at every commit, and at HELD_MAX jobs.
@@ -470,12 +471,8 @@ zn__sqlite_ready_close(struct zn__sqlite *s)
  * reports it). Only when the transaction is gone does the join fail.
  */
 struct zn__sqlite_ahead {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;   /* wakes the thread */
-    pthread_cond_t idle; /* the thread's run ended */
+    struct zn__sqlite_thread t;
     bool due;
-    bool stop;
     bool busy;           /* submitted and not joined */
     int64_t runs;        /* tasks run to their end */
     /* The task: the ACKed jobs to write, the read to make. */
@@ -532,6 +529,7 @@ ahead_run(struct zn__sqlite *s, struct zn__sqlite_ahead *a)
     a->opened = false;
     a->njobs = 0;
     a->all = false;
+    zn_err_clear(&a->err);
     if (a->nheld) {
         rc = zn__sqlite_tx_open(s, &tx, "write leases to", &a->err);
         a->opened = rc == 0;
@@ -571,20 +569,20 @@ ahead_main(void *arg)
     struct zn__sqlite *s = arg;
     struct zn__sqlite_ahead *a = s->ahead;
 
-    pthread_mutex_lock(&a->mu);
+    pthread_mutex_lock(&a->t.mu);
     for (;;) {
-        while (!a->due && !a->stop)
-            pthread_cond_wait(&a->cv, &a->mu);
-        if (a->stop)
+        while (!a->due && !a->t.stop)
+            pthread_cond_wait(&a->t.cv, &a->t.mu);
+        if (a->t.stop)
             break;
-        pthread_mutex_unlock(&a->mu);
+        pthread_mutex_unlock(&a->t.mu);
         ahead_run(s, a);
-        pthread_mutex_lock(&a->mu);
+        pthread_mutex_lock(&a->t.mu);
         a->due = false;
         a->runs++;
-        pthread_cond_signal(&a->idle);
+        pthread_cond_signal(&a->t.idle);
     }
-    pthread_mutex_unlock(&a->mu);
+    pthread_mutex_unlock(&a->t.mu);
     return NULL;
 }
 
@@ -651,10 +649,10 @@ ahead_submit(struct zn__sqlite *s, struct zn__sqlite_ready *r)
     a->want = READY_ROWS - (r->n - r->head);
     a->bytes = READY_BYTES - s->ready_bytes;
     a->busy = true;
-    pthread_mutex_lock(&a->mu);
+    pthread_mutex_lock(&a->t.mu);
     a->due = true;
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
+    pthread_cond_signal(&a->t.cv);
+    pthread_mutex_unlock(&a->t.mu);
 }
 
 static bool
@@ -717,10 +715,10 @@ zn__sqlite_ahead_join(struct zn__sqlite *s, struct zn_err *err)
 
     if (!a || !a->busy)
         return 0;
-    pthread_mutex_lock(&a->mu);
+    pthread_mutex_lock(&a->t.mu);
     while (a->due)
-        pthread_cond_wait(&a->idle, &a->mu);
-    pthread_mutex_unlock(&a->mu);
+        pthread_cond_wait(&a->t.idle, &a->t.mu);
+    pthread_mutex_unlock(&a->t.mu);
     a->busy = false;
     if (a->gone) {
         /* As a rollback: nothing held or read is left, the error is. */
@@ -763,16 +761,16 @@ zn__sqlite_ahead_runs(struct zn__sqlite *s)
 
     if (!s->ahead)
         return -1;
-    pthread_mutex_lock(&s->ahead->mu);
+    pthread_mutex_lock(&s->ahead->t.mu);
     n = s->ahead->runs;
-    pthread_mutex_unlock(&s->ahead->mu);
+    pthread_mutex_unlock(&s->ahead->t.mu);
     return n;
 }
 
 bool
 zn__sqlite_ahead_is_self(const struct zn__sqlite *s)
 {
-    return s->ahead && pthread_equal(pthread_self(), s->ahead->thread);
+    return s->ahead && pthread_equal(pthread_self(), s->ahead->t.thread);
 }
 
 int
@@ -783,26 +781,11 @@ zn__sqlite_ahead_start(struct zn__sqlite *s, struct zn_err *err)
 
     if (!a)
         return zn__sqlite_nomem(s, "start the reader ahead of", err);
-    rc = pthread_mutex_init(&a->mu, NULL);
-    if (rc)
-        goto fail;
-    rc = pthread_cond_init(&a->cv, NULL);
-    if (rc)
-        goto fail_mu;
-    rc = pthread_cond_init(&a->idle, NULL);
-    if (rc)
-        goto fail_cv;
     s->ahead = a;
-    rc = pthread_create(&a->thread, NULL, ahead_main, s);
+    rc = zn__sqlite_thread_start(&a->t, ahead_main, s);
     if (rc == 0)
         return 0;
     s->ahead = NULL;
-    pthread_cond_destroy(&a->idle);
-fail_cv:
-    pthread_cond_destroy(&a->cv);
-fail_mu:
-    pthread_mutex_destroy(&a->mu);
-fail:
     free(a);
     return zn_err_set(err, ZN_ENOMEM, "cannot start the reader ahead of "
                       "'%s': %s", s->path, strerror(rc));
@@ -816,14 +799,7 @@ zn__sqlite_ahead_stop(struct zn__sqlite *s)
     if (!a)
         return;
     zn__sqlite_ahead_join(s, NULL);
-    pthread_mutex_lock(&a->mu);
-    a->stop = true;
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    pthread_join(a->thread, NULL);
-    pthread_cond_destroy(&a->cv);
-    pthread_cond_destroy(&a->idle);
-    pthread_mutex_destroy(&a->mu);
+    zn__sqlite_thread_stop(&a->t);
     free(a->held);
     free(a);
     s->ahead = NULL;

@@ -372,16 +372,51 @@ zn__sqlite_db_open(const char *path, const struct zn_sqlite_opts *opts,
     return rc;
 }
 
+/* The store's threads. */
+
+int
+zn__sqlite_thread_start(struct zn__sqlite_thread *t, void *(*run)(void *),
+                        void *arg)
+{
+    int rc = pthread_mutex_init(&t->mu, NULL);
+
+    if (rc)
+        return rc;
+    rc = pthread_cond_init(&t->cv, NULL);
+    if (rc == 0) {
+        rc = pthread_cond_init(&t->idle, NULL);
+        if (rc == 0) {
+            t->stop = false;
+            rc = pthread_create(&t->thread, NULL, run, arg);
+            if (rc == 0)
+                return 0;
+            pthread_cond_destroy(&t->idle);
+        }
+        pthread_cond_destroy(&t->cv);
+    }
+    pthread_mutex_destroy(&t->mu);
+    return rc;
+}
+
+void
+zn__sqlite_thread_stop(struct zn__sqlite_thread *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->stop = true;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->thread, NULL);
+    pthread_cond_destroy(&t->cv);
+    pthread_cond_destroy(&t->idle);
+    pthread_mutex_destroy(&t->mu);
+}
+
 /* The checkpointer. */
 
 struct zn__sqlite_ckpt {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;   /* wakes the thread */
-    pthread_cond_t idle; /* the thread's run ended */
+    struct zn__sqlite_thread t;
     bool due;      /* the writer crossed CKPT_FRAMES since the last run */
     bool busy;     /* the thread is in a checkpoint */
-    bool stop;
     int64_t runs;  /* checkpoints done, by the thread or the writer */
     int backfilled; /* frames the last checkpoint had copied, 0: none */
     int last_frames; /* the WAL's frames at the writer's last commit */
@@ -395,15 +430,15 @@ ckpt_main(void *arg)
     struct zn__sqlite_ckpt *k = arg;
     int log_frames, done_frames, rc;
 
-    pthread_mutex_lock(&k->mu);
+    pthread_mutex_lock(&k->t.mu);
     for (;;) {
-        while (!k->due && !k->stop)
-            pthread_cond_wait(&k->cv, &k->mu);
-        if (k->stop)
+        while (!k->due && !k->t.stop)
+            pthread_cond_wait(&k->t.cv, &k->t.mu);
+        if (k->t.stop)
             break;
         k->due = false;
         k->busy = true;
-        pthread_mutex_unlock(&k->mu);
+        pthread_mutex_unlock(&k->t.mu);
         rc = sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                        &log_frames, &done_frames);
         /* BUSY: another checkpoint runs; the next commit asks again. */
@@ -411,14 +446,14 @@ ckpt_main(void *arg)
             ZN_LOG(ZN_ERROR, "store.checkpoint_failed",
                    ZN_STR("path", k->path),
                    ZN_STR("error", sqlite3_errmsg(k->db)));
-        pthread_mutex_lock(&k->mu);
+        pthread_mutex_lock(&k->t.mu);
         k->busy = false;
         k->runs++;
         if (rc == SQLITE_OK)
             k->backfilled = done_frames;
-        pthread_cond_broadcast(&k->idle);
+        pthread_cond_broadcast(&k->t.idle);
     }
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->t.mu);
     return NULL;
 }
 
@@ -434,32 +469,32 @@ wal_hook_cb(void *arg, sqlite3 *db, const char *name, int frames)
     int done = 0;
     bool near, full, catch_up;
 
-    pthread_mutex_lock(&k->mu);
+    pthread_mutex_lock(&k->t.mu);
     if (frames < k->last_frames)
         k->backfilled = 0; /* the WAL started over */
     k->last_frames = frames;
     near = k->backfilled > 0 && frames - k->backfilled <= CATCH_UP_FRAMES;
     full = frames >= WAL_MAX_FRAMES;
     while (full && k->busy)
-        pthread_cond_wait(&k->idle, &k->mu);
+        pthread_cond_wait(&k->t.idle, &k->t.mu);
     catch_up = frames >= CKPT_FRAMES && (near || full) && !k->busy;
     if (catch_up)
         k->due = false; /* the thread must not start under the writer */
     else if (frames >= CKPT_FRAMES && !near && !k->due) {
         k->due = true;
-        pthread_cond_signal(&k->cv);
+        pthread_cond_signal(&k->t.cv);
     }
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->t.mu);
     if (!catch_up)
         return SQLITE_OK;
     /* BUSY: another process's checkpoint runs; the next commit retries. */
     if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
                                   &done) != SQLITE_OK)
         return SQLITE_OK;
-    pthread_mutex_lock(&k->mu);
+    pthread_mutex_lock(&k->t.mu);
     k->runs++;
     k->backfilled = done;
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->t.mu);
     return SQLITE_OK;
 }
 
@@ -477,10 +512,7 @@ zn__sqlite_ckpt_start(struct zn__sqlite *s, enum zn_durability durability,
     if (rc == 0 && sqlite3_exec(k->db, "PRAGMA cache_size = -1024", NULL,
                                 NULL, NULL))
         rc = exec_err(k->db, s->path, "start the checkpointer of", err);
-    if (rc == 0 && (pthread_mutex_init(&k->mu, NULL) ||
-                    pthread_cond_init(&k->cv, NULL) ||
-                    pthread_cond_init(&k->idle, NULL) ||
-                    pthread_create(&k->thread, NULL, ckpt_main, k)))
+    if (rc == 0 && zn__sqlite_thread_start(&k->t, ckpt_main, k))
         rc = zn_err_set(err, ZN_ENOMEM, "cannot start the checkpointer of "
                         "'%s': no thread", s->path);
     if (rc < 0) {
@@ -501,14 +533,7 @@ zn__sqlite_ckpt_stop(struct zn__sqlite *s)
     if (!k)
         return;
     sqlite3_wal_hook(s->db, NULL, NULL);
-    pthread_mutex_lock(&k->mu);
-    k->stop = true;
-    pthread_cond_signal(&k->cv);
-    pthread_mutex_unlock(&k->mu);
-    pthread_join(k->thread, NULL);
-    pthread_cond_destroy(&k->cv);
-    pthread_cond_destroy(&k->idle);
-    pthread_mutex_destroy(&k->mu);
+    zn__sqlite_thread_stop(&k->t);
     sqlite3_close(k->db);
     free(k);
     s->ckpt = NULL;
@@ -523,9 +548,9 @@ zn_store_sqlite_checkpoints(struct zn_store *st)
     if (!st || st->ops != &zn__sqlite_ops || !zn__sqlite_of(st)->ckpt)
         return -1;
     k = zn__sqlite_of(st)->ckpt;
-    pthread_mutex_lock(&k->mu);
+    pthread_mutex_lock(&k->t.mu);
     n = k->runs;
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->t.mu);
     return n;
 }
 
