@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "common/clock.h"
+#include "queue/job.h"
 #include "harness.h"
 #include "support/files.h"
 
@@ -552,6 +553,20 @@ zn_srv_parse_take(char *reply)
         fail_msg("not JSON: %s", reply ? reply : "(nil)");
     free(reply);
     return j;
+}
+
+const char *
+zn_srv_fetch_jid(struct zn_fwp_client *c, const char *queues)
+{
+    static char jid[ZN_JID_MAX + 1];
+    json_t *j = zn_srv_parse_take(zn_srv_call(c, "FETCH", queues));
+    const char *s = json_string_value(json_object_get(j, "jid"));
+
+    if (!s)
+        fail_msg("FETCH %s: a job without a jid", queues);
+    snprintf(jid, sizeof(jid), "%s", s);
+    json_decref(j);
+    return jid;
 }
 
 json_t *

@@ -156,6 +156,12 @@ struct json_t;
 struct json_t *zn_srv_parse_take(char *reply);
 
 /*
+ * FETCH queues, which must hand out a job: its jid, in a static buffer
+ * (the next call overwrites it). Fails the test on a nil or bad reply.
+ */
+const char *zn_srv_fetch_jid(struct zn_fwp_client *c, const char *queues);
+
+/*
  * JOBS {"jid":jid}: {"job":{...},"attempts":[...]} (caller json_decrefs).
  * Fails the test when the call fails (-ERR: no such job), or the reply is
  * nil or not JSON.

@@ -265,18 +265,6 @@ expect_state(struct fx *f, const char *jid, const char *want)
     json_decref(info);
 }
 
-/* FETCH that must return a job; returns its jid (static buffer). */
-static const char *
-fetch_jid(struct zn_fwp_client *c, const char *queues)
-{
-    static char jid[80];
-    json_t *j = zn_srv_parse_take(zn_srv_call(c, "FETCH", queues));
-
-    snprintf(jid, sizeof(jid), "%s", jstr(j, "jid"));
-    json_decref(j);
-    return jid;
-}
-
 static void
 fail_job(struct fx *f, const char *jid, const char *errtype, const char *msg)
 {
@@ -300,7 +288,7 @@ make_dead(struct fx *f, const char *jid, const char *queue, int retry,
     snprintf(job, sizeof(job), "{\"jid\":\"%s\",\"jobtype\":\"mail\","
              "\"queue\":\"%s\",\"retry\":%d}", jid, queue, retry);
     zn_srv_push(f->p, job);
-    assert_string_equal(fetch_jid(f->w, queue), jid);
+    assert_string_equal(zn_srv_fetch_jid(f->w, queue), jid);
     fail_job(f, jid, errtype, msg);
     expect_state(f, jid, "dead");
 }
@@ -432,7 +420,7 @@ test_cli_push_defaults(void **state)
     assert_null(json_object_get(job, "backoff"));
     assert_string_equal(jstr(job, "state"), "enqueued");
     json_decref(info);
-    assert_string_equal(fetch_jid(f->w, "default"), jid);
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), jid);
 }
 
 static void
@@ -493,7 +481,7 @@ test_cli_push_at_time(void **state)
         "2000-01-01T00:00:00Z");
     snprintf(jid, sizeof(jid), "%s", pushed_jid(f));
     expect_state(f, jid, "enqueued");
-    assert_string_equal(fetch_jid(f->w, "later"), jid);
+    assert_string_equal(zn_srv_fetch_jid(f->w, "later"), jid);
 }
 
 static void
@@ -509,24 +497,24 @@ test_cli_push_flags_take_effect(void **state)
     snprintf(low, sizeof(low), "%s", pushed_jid(f));
     RUN(f, 0, "push", "mail", "--queue", "prio", "--priority", "9");
     snprintf(high, sizeof(high), "%s", pushed_jid(f));
-    assert_string_equal(fetch_jid(f->w, "prio"), high);
-    assert_string_equal(fetch_jid(f->w, "prio"), low);
+    assert_string_equal(zn_srv_fetch_jid(f->w, "prio"), high);
+    assert_string_equal(zn_srv_fetch_jid(f->w, "prio"), low);
     /* --retry 0 and --retry -1: dead after the first failure. */
     RUN(f, 0, "push", "mail", "--queue", "r", "--retry", "0");
     snprintf(jid, sizeof(jid), "%s", pushed_jid(f));
-    assert_string_equal(fetch_jid(f->w, "r"), jid);
+    assert_string_equal(zn_srv_fetch_jid(f->w, "r"), jid);
     fail_job(f, jid, "Boom", "no");
     expect_state(f, jid, "dead");
     RUN(f, 0, "push", "mail", "--queue", "r", "--retry", "-1");
     snprintf(jid, sizeof(jid), "%s", pushed_jid(f));
-    assert_string_equal(fetch_jid(f->w, "r"), jid);
+    assert_string_equal(zn_srv_fetch_jid(f->w, "r"), jid);
     fail_job(f, jid, "Boom", "no");
     expect_state(f, jid, "dead");
     /* --retry 1 --backoff 600: a retry ten minutes after the failure. */
     RUN(f, 0, "push", "mail", "--queue", "r", "--retry", "1", "--backoff",
         "600");
     snprintf(jid, sizeof(jid), "%s", pushed_jid(f));
-    assert_string_equal(fetch_jid(f->w, "r"), jid);
+    assert_string_equal(zn_srv_fetch_jid(f->w, "r"), jid);
     fail_job(f, jid, "Boom", "once");
     info = zn_srv_job(f->p, jid);
     assert_string_equal(jstr(json_object_get(info, "job"), "state"), "retry");
@@ -647,7 +635,7 @@ test_cli_status_table_and_json(void **state)
     /* Queue b: one job in retry, one dead, one scheduled; paused. */
     zn_srv_push(f->p, "{\"jid\":\"b-retry\",\"jobtype\":\"x\",\"queue\":\"b\","
                       "\"retry\":3,\"backoff\":[600]}");
-    assert_string_equal(fetch_jid(f->w, "b"), "b-retry");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "b"), "b-retry");
     fail_job(f, "b-retry", "Boom", "later");
     make_dead(f, "b-dead", "b", 0, "Boom", "dead");
     RUN(f, 0, "push", "x", "--queue", "b", "--in", "3600");
@@ -656,7 +644,7 @@ test_cli_status_table_and_json(void **state)
     zn_srv_push(f->p, "{\"jid\":\"a1\",\"jobtype\":\"x\",\"queue\":\"a\"}");
     zn_srv_push(f->p, "{\"jid\":\"a2\",\"jobtype\":\"x\",\"queue\":\"a\"}");
     zn_srv_push(f->p, "{\"jid\":\"a3\",\"jobtype\":\"x\",\"queue\":\"a\"}");
-    assert_string_equal(fetch_jid(f->w, "a"), "a1");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "a"), "a1");
     /* The oldest waiting job of a ages: poll until it is a second old. */
     for (;;) {
         RUN(f, 0, "status", "--json");
@@ -852,7 +840,7 @@ test_cli_failed_retry_one_and_all(void **state)
     RUN(f, 0, "failed", "retry", "d1");
     expect_state(f, "d1", "enqueued");
     expect_state(f, "d2", "dead");
-    assert_string_equal(fetch_jid(f->w, "q1"), "d1");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "q1"), "d1");
     RUN(f, 1, "failed", "retry", "alive");
     assert_string_equal(f->err, "zenith: job 'alive' is not dead (it is "
                                 "enqueued)\n");
@@ -869,7 +857,7 @@ test_cli_failed_retry_one_and_all(void **state)
     expect_state(f, "d2", "enqueued");
     RUN(f, 0, "failed", "list", "--json");
     assert_string_equal(f->out, "[]\n");
-    assert_string_equal(fetch_jid(f->w, "q2"), "d3");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "q2"), "d3");
 }
 
 static void
@@ -1008,16 +996,16 @@ test_cli_queue_pause_resume_clear(void **state)
     zn_srv_push(f->p, "{\"jid\":\"m4\",\"jobtype\":\"x\",\"queue\":\"mail\","
                       "\"at\":\"2099-01-01T00:00:00Z\"}");
     zn_srv_push(f->p, "{\"jid\":\"o1\",\"jobtype\":\"x\",\"queue\":\"other\"}");
-    assert_string_equal(fetch_jid(f->w, "mail"), "m1");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "mail"), "m1");
     RUN(f, 0, "queue", "pause", "mail");
     assert_string_equal(f->out, "");
     assert_true(queue_paused(f, "mail"));
     assert_false(queue_paused(f, "other"));
     /* A paused queue is passed over. */
-    assert_string_equal(fetch_jid(f->w, "mail other"), "o1");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "mail other"), "o1");
     RUN(f, 0, "queue", "resume", "mail");
     assert_false(queue_paused(f, "mail"));
-    assert_string_equal(fetch_jid(f->w, "mail other"), "m2");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "mail other"), "m2");
     /* clear: the waiting jobs go, the working ones stay. */
     zn_srv_push(f->p, "{\"jid\":\"o2\",\"jobtype\":\"x\",\"queue\":\"other\"}");
     RUN(f, 0, "queue", "clear", "mail");

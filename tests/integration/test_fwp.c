@@ -59,19 +59,6 @@ teardown(void **state)
     return 0;
 }
 
-/* FETCH that must return a job; returns its jid (static buffer). */
-static const char *
-fetch_jid(struct zn_fwp_client *c, const char *queues)
-{
-    static char jid[80];
-    json_t *j = zn_srv_parse_take(zn_srv_call(c, "FETCH", queues));
-
-    snprintf(jid, sizeof(jid), "%s",
-             json_string_value(json_object_get(j, "jid")));
-    json_decref(j);
-    return jid;
-}
-
 static const char *
 job_state(json_t *info)
 {
@@ -142,7 +129,7 @@ test_fwp_pushb_reports_refused(void **state)
     assert_non_null(strstr(json_string_value(json_object_get(r, "b3")),
                            "priority"));
     json_decref(r);
-    assert_string_equal(fetch_jid(f->w, "default"), "b1");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "b1");
     r = zn_srv_parse_take(zn_srv_call(f->p, "PUSHB", "[]"));
     assert_int_equal(json_object_size(r), 0);
     json_decref(r);
@@ -165,8 +152,8 @@ test_fwp_pushb_reports_refused(void **state)
                                "priority"));
         json_decref(r);
     }
-    assert_string_equal(fetch_jid(f->w, "default"), "b4");
-    assert_string_equal(fetch_jid(f->w, "default"), "b5");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "b4");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "b5");
     /* Strings are not jobs, even one that holds a job's text. */
     r = zn_srv_parse_take(zn_srv_call(f->p, "PUSHB", "[\"x\",\"{}\",\"\"]"));
     for (int i = 0; i < 3; i++) {
@@ -190,11 +177,11 @@ test_fwp_fetch_order_and_queues(void **state)
     zn_srv_push(f->p, "{\"jid\":\"high\",\"jobtype\":\"x\",\"priority\":9}");
     zn_srv_push(f->p,
                 "{\"jid\":\"crit\",\"jobtype\":\"x\",\"queue\":\"critical\"}");
-    assert_string_equal(fetch_jid(f->w, "critical default"), "crit");
-    assert_string_equal(fetch_jid(f->w, "critical default"), "high");
-    assert_string_equal(fetch_jid(f->w, "critical default"), "mid1");
-    assert_string_equal(fetch_jid(f->w, "critical default"), "mid2");
-    assert_string_equal(fetch_jid(f->w, "critical default"), "low");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "critical default"), "crit");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "critical default"), "high");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "critical default"), "mid1");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "critical default"), "mid2");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "critical default"), "low");
 }
 
 static void
@@ -230,7 +217,7 @@ test_fwp_fail_retry_then_dead(void **state)
 
     zn_srv_push(f->p, "{\"jid\":\"ff\",\"jobtype\":\"x\","
                       "\"retry\":1,\"backoff\":[0]}");
-    assert_string_equal(fetch_jid(f->w, "default"), "ff");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "ff");
     free(zn_srv_call(f->w, "FAIL", "{\"jid\":\"ff\",\"errtype\":\"Boom\","
                                    "\"message\":\"first\",\"backtrace\":[\"a:1\"]}"));
     info = zn_srv_job(f->p, "ff");
@@ -238,7 +225,7 @@ test_fwp_fail_retry_then_dead(void **state)
                 !strcmp(job_state(info), "enqueued"));
     json_decref(info);
     /* Backoff 0: enqueued again by the next tick; FETCH waits for it. */
-    assert_string_equal(fetch_jid(f->w, "default"), "ff");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "ff");
     free(zn_srv_call(f->w, "FAIL", "{\"jid\":\"ff\",\"errtype\":\"Boom\","
                                    "\"message\":\"second\"}"));
     info = zn_srv_job(f->p, "ff");
@@ -262,9 +249,9 @@ test_fwp_worker_gone_requeues_at_once(void **state)
     json_t *info, *a;
 
     zn_srv_push(f->p, "{\"jid\":\"g1\",\"jobtype\":\"x\"}");
-    assert_string_equal(fetch_jid(w2, "default"), "g1");
+    assert_string_equal(zn_srv_fetch_jid(w2, "default"), "g1");
     zn_fwp_client_free(w2); /* gone without ACK */
-    assert_string_equal(fetch_jid(f->w, "default"), "g1");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "g1");
     info = zn_srv_job(f->p, "g1");
     a = json_array_get(json_object_get(info, "attempts"), 0);
     assert_string_equal(json_string_value(json_object_get(a, "outcome")),
@@ -280,9 +267,9 @@ test_fwp_lease_expiry(void **state)
 
     zn_srv_push(f->p, "{\"jid\":\"le\",\"jobtype\":\"x\",\"reserve_for\":1,"
                       "\"backoff\":[0]}");
-    assert_string_equal(fetch_jid(f->w, "default"), "le");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "le");
     /* Not acknowledged: after 1 s the lease expires and it comes back. */
-    assert_string_equal(fetch_jid(f->w, "default"), "le");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "le");
     info = zn_srv_job(f->p, "le");
     a = json_array_get(json_object_get(info, "attempts"), 0);
     assert_string_equal(json_string_value(json_object_get(a, "outcome")),
@@ -307,7 +294,7 @@ test_fwp_scheduled_job_waits(void **state)
     assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "default", &reply, &err),
                      0);
     assert_null(reply);
-    assert_string_equal(fetch_jid(f->w, "default"), "later");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "later");
     assert_true(zn_clock_wall_ms() >= t0 + 2500);
 }
 
@@ -341,7 +328,7 @@ test_fwp_queue_pause_resume_remove(void **state)
                      0);
     assert_null(reply);
     free(zn_srv_call(f->p, "QUEUE", "RESUME mail"));
-    assert_string_equal(fetch_jid(f->w, "mail"), "q1");
+    assert_string_equal(zn_srv_fetch_jid(f->w, "mail"), "q1");
     zn_srv_push(f->p, "{\"jid\":\"q2\",\"jobtype\":\"x\",\"queue\":\"mail\"}");
     free(zn_srv_call(f->p, "QUEUE", "REMOVE mail"));
     info = zn_srv_job(f->p, "q1");
