@@ -4,8 +4,8 @@
  * The engine owns the rules (which state comes next, when, why); a store
  * only persists them and answers queries. Two back ends implement this
  * table of functions: sqlite (embedded, one file) and, later, redis. Both
- * must pass tests/unit/test_store.c, which is written against this header
- * only.
+ * must pass tests/unit/test_store.c and test_store_query.c, which are
+ * written against this header only.
  *
  * Batches: every write may run inside begin/commit. The engine opens one
  * transaction and commits it once for many loop iterations; the pushes of

@@ -1,8 +1,8 @@
 /*
  * test_store_sqlite.c - the sqlite back end's own tests, beyond the
- * conformance suite of test_store.c that it also runs: migrations and
- * schema versions, query plans of the hot statements, rows damaged on
- * disk, and changes made by another connection. To damage a database on
+ * conformance suite (test_store.c, test_store_query.c) that it also runs:
+ * migrations and schema versions, query plans of the hot statements, rows
+ * damaged on disk, and changes made by another connection. To damage a database on
  * purpose these tests open it with sqlite3 directly.
  */
 #include "compat.h"
