@@ -226,38 +226,20 @@ test_clock_jid_shape(void **state)
     assert_int_equal(jid_ms(jid), t);
 }
 
-/* Strictly increasing, so also all distinct. */
+/*
+ * 100,000 jids made from t on, strictly increasing (so also all
+ * distinct), each carrying its ms: all in ms t (per_ms 0), or per_ms in
+ * each ms after t. *last gets the last one.
+ */
 static void
-test_clock_jid_increases_within_one_ms(void **state)
+expect_jids_increase(int64_t t, int per_ms, char *last)
 {
     char a[ZN_JID_MAX + 1], b[ZN_JID_MAX + 1];
     char *prev = a, *cur = b, *tmp;
-    int64_t t = fresh_ms();
 
-    (void)state;
     zn_job_make_jid(t, prev);
     for (int i = 0; i < 100000; i++) {
-        zn_job_make_jid(t, cur);
-        if (strcmp(prev, cur) >= 0)
-            fail_msg("call %d: '%s' is not after '%s'", i, cur, prev);
-        assert_int_equal(jid_ms(cur), t);
-        tmp = prev;
-        prev = cur;
-        cur = tmp;
-    }
-}
-
-static void
-test_clock_jid_increases_across_ms(void **state)
-{
-    char a[ZN_JID_MAX + 1], b[ZN_JID_MAX + 1];
-    char *prev = a, *cur = b, *tmp;
-    int64_t t = fresh_ms();
-
-    (void)state;
-    zn_job_make_jid(t, prev);
-    for (int i = 0; i < 100000; i++) {
-        int64_t ms = t + 1 + i / 100; /* 100 jids in each of 1000 ms */
+        int64_t ms = per_ms ? t + 1 + i / per_ms : t;
 
         zn_job_make_jid(ms, cur);
         if (strcmp(prev, cur) >= 0)
@@ -267,9 +249,29 @@ test_clock_jid_increases_across_ms(void **state)
         prev = cur;
         cur = tmp;
     }
+    memcpy(last, prev, ZN_JID_MAX + 1);
+}
+
+static void
+test_clock_jid_increases_within_one_ms(void **state)
+{
+    char last[ZN_JID_MAX + 1];
+
+    (void)state;
+    expect_jids_increase(fresh_ms(), 0, last);
+}
+
+static void
+test_clock_jid_increases_across_ms(void **state)
+{
+    char last[ZN_JID_MAX + 1], cur[ZN_JID_MAX + 1];
+    int64_t t = fresh_ms();
+
+    (void)state;
+    expect_jids_increase(t, 100, last); /* 100 jids in each of 1000 ms */
     /* A clock that steps back keeps the order too. */
     zn_job_make_jid(t, cur);
-    assert_true(strcmp(prev, cur) < 0);
+    assert_true(strcmp(last, cur) < 0);
 }
 
 int
