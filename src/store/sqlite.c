@@ -584,7 +584,7 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
         rc = zn__sqlite_tx_open(s, &tx, "fetch from", err);
     if (rc)
         return rc;
-    if (rc == 0 && !ahead)
+    if (!ahead)
         rc = paused_refresh(s, err);
     for (size_t i = 0; i < nq && !job && rc == 0; i++)
         if (queues[i] && !paused_has(s, queues[i]))
@@ -711,12 +711,6 @@ sq_finish(struct zn_store *st, const char *jid, int64_t now,
      */
     if (rc == 0)
         rc = zn__sqlite_held_ack(s, jid, now, o, &acked, err);
-    /* A write of the reader ahead that failed puts its jobs back. */
-    if (rc == 0 && !acked && zn__sqlite_ahead_busy(s)) {
-        rc = zn__sqlite_ahead_join(s, err);
-        if (rc == 0)
-            rc = zn__sqlite_held_ack(s, jid, now, o, &acked, err);
-    }
     if (rc == 0 && acked)
         return 0;
     if (rc == 0)

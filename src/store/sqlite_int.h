@@ -389,8 +389,9 @@ int zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
  * Ends the attempt of a held job as o says, when o is its first ACK (an
  * outcome of "ok" or none, no error): *acked. Else, when jid is held, the
  * held jobs are settled for the finish to find its row (the settle's
- * error is returned). ZN_ESTATE when o->worker is set and another worker
- * holds the lease.
+ * error is returned). A jid not held joins the reader ahead, which may
+ * have it (that join's error). ZN_ESTATE when o->worker is set and
+ * another worker holds the lease.
  */
 int zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
                         const struct zn_store_outcome *o, bool *acked,

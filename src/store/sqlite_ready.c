@@ -249,6 +249,20 @@ held_add(struct zn__sqlite *s, struct zn_job *job, const char *wid,
     return 0;
 }
 
+/* r has no job to hand out, and a read would find none. */
+static bool
+buffer_spent(const struct zn__sqlite_ready *r)
+{
+    return r && r->head == r->n && r->all;
+}
+
+/* A fetch from r (NULL: none yet) must read, or settle first. */
+static bool
+needs_db(const struct zn__sqlite *s, const struct zn__sqlite_ready *r)
+{
+    return s->nheld >= HELD_MAX || !r || r->head == r->n;
+}
+
 int
 zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
                        const char *wid, int64_t now, bool ahead,
@@ -262,22 +276,22 @@ zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
     if (strlen(queue) > ZN_QUEUE_NAME_MAX)
         return 0; /* no job is in such a queue */
     r = buffer_of(s, queue);
-    if (r && r->head == r->n && r->all)
+    if (buffer_spent(r))
         return 0;
-    /* The connection is needed: what the reader ahead read may do. */
-    if (s->nheld >= HELD_MAX || !r || r->head == r->n) {
+    if (needs_db(s, r)) {
+        /* What the reader ahead read may be enough. */
         rc = zn__sqlite_ahead_join(s, err);
         if (rc < 0)
             return rc;
         r = buffer_of(s, queue);
-        if (r && r->head == r->n && r->all)
+        if (buffer_spent(r))
             return 0;
+        /* A read must not meet the jobs held: their rows say ready. */
+        if (needs_db(s, r))
+            rc = zn__sqlite_settle(s, err);
+        if (rc < 0)
+            return rc;
     }
-    /* A read must not meet the jobs held: their rows say ready. */
-    if (s->nheld >= HELD_MAX || !r || r->head == r->n)
-        rc = zn__sqlite_settle(s, err);
-    if (rc < 0)
-        return rc;
     /* A settle that succeeds leaves the buffers as they were. */
     if (!r || r->head == r->n) {
         if (r)
@@ -300,17 +314,32 @@ zn__sqlite_ready_fetch(struct zn__sqlite *s, const char *queue,
     return 0;
 }
 
+/* The held job jid, from the newest end, or NULL. */
+static struct zn__sqlite_held *
+held_find(struct zn__sqlite *s, const char *jid)
+{
+    for (size_t i = s->nheld; i-- > 0;)
+        if (strcmp(s->held[i].jid, jid) == 0)
+            return &s->held[i];
+    return NULL;
+}
+
 int
 zn__sqlite_held_ack(struct zn__sqlite *s, const char *jid, int64_t now,
                     const struct zn_store_outcome *o, bool *acked,
                     struct zn_err *err)
 {
-    struct zn__sqlite_held *h = NULL;
+    struct zn__sqlite_held *h = held_find(s, jid);
+    int rc;
 
     *acked = false;
-    for (size_t i = s->nheld; i-- > 0 && !h;)
-        if (strcmp(s->held[i].jid, jid) == 0)
-            h = &s->held[i];
+    /* The reader ahead's write has it, and puts it back if it fails. */
+    if (!h && zn__sqlite_ahead_busy(s)) {
+        rc = zn__sqlite_ahead_join(s, err);
+        if (rc < 0)
+            return rc;
+        h = held_find(s, jid);
+    }
     if (!h)
         return 0;
     /* Anything but a first ACK is for the row: write it first. */
@@ -404,11 +433,18 @@ zn__sqlite_lease_elsewhere(const char *jid, struct zn_err *err)
                       "passed to another worker", jid);
 }
 
+/* Frees what n held jobs own. */
+static void
+held_free(struct zn__sqlite_held *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(h[i].worker);
+}
+
 void
 zn__sqlite_held_discard(struct zn__sqlite *s)
 {
-    for (size_t i = 0; i < s->nheld; i++)
-        free(s->held[i].worker);
+    held_free(s->held, s->nheld);
     s->nheld = 0;
 }
 
@@ -487,7 +523,6 @@ struct zn__sqlite_ahead {
     /* The outcome. */
     bool opened;         /* the write's savepoint was opened */
     int rc;              /* of the write */
-    bool gone;           /* the transaction rolled back by itself */
     struct zn_err err;   /* of the write, or of what ended the transaction */
     struct zn_job *jobs[READY_ROWS];
     size_t njobs;
@@ -559,8 +594,6 @@ ahead_run(struct zn__sqlite *s, struct zn__sqlite_ahead *a)
         rc = ahead_read(s, a, below, &bytes);
     }
     a->all = rc == SQLITE_DONE;
-    /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
-    a->gone = sqlite3_get_autocommit(s->db);
 }
 
 static void *
@@ -712,6 +745,7 @@ int
 zn__sqlite_ahead_join(struct zn__sqlite *s, struct zn_err *err)
 {
     struct zn__sqlite_ahead *a = s->ahead;
+    bool gone;
 
     if (!a || !a->busy)
         return 0;
@@ -720,32 +754,30 @@ zn__sqlite_ahead_join(struct zn__sqlite *s, struct zn_err *err)
         pthread_cond_wait(&a->t.idle, &a->t.mu);
     pthread_mutex_unlock(&a->t.mu);
     a->busy = false;
-    if (a->gone) {
-        /* As a rollback: nothing held or read is left, the error is. */
-        for (size_t i = 0; i < a->nheld; i++)
-            free(a->held[i].worker);
-        a->nheld = 0;
-        for (size_t i = 0; i < a->njobs; i++)
-            zn_job_free(a->jobs[i]);
-        a->njobs = 0;
-        zn__sqlite_tx_close(s, ZN__SQLITE_TX_OWN, ZN_EIO, "write leases to",
-                            NULL);
-        if (a->err.code == 0)
-            zn_err_set(&a->err, ZN_EIO, "cannot write leases to '%s': the "
-                       "transaction rolled back", s->path);
-        if (err)
-            *err = a->err;
-        return a->err.code;
-    }
-    if (a->rc < 0) {
+    /* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
+    gone = sqlite3_get_autocommit(s->db);
+    if (a->rc < 0 && !gone) {
         ahead_failed(s, a);
         return 0;
     }
-    for (size_t i = 0; i < a->nheld; i++)
-        free(a->held[i].worker);
+    held_free(a->held, a->nheld);
     a->nheld = 0;
-    ahead_merge(s, a);
-    return 0;
+    if (!gone) {
+        ahead_merge(s, a);
+        return 0;
+    }
+    /* As a rollback: nothing held or read is left, the error is. */
+    for (size_t i = 0; i < a->njobs; i++)
+        zn_job_free(a->jobs[i]);
+    a->njobs = 0;
+    zn__sqlite_tx_close(s, ZN__SQLITE_TX_OWN, ZN_EIO, "write leases to",
+                        NULL);
+    if (a->err.code == 0)
+        zn_err_set(&a->err, ZN_EIO, "cannot write leases to '%s': the "
+                   "transaction rolled back", s->path);
+    if (err)
+        *err = a->err;
+    return a->err.code;
 }
 
 bool

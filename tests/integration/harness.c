@@ -617,9 +617,14 @@ zn_srv_queue_count(const struct zn_srv *s, struct zn_fwp_client *c,
     }
     info = zn_srv_parse_take(text);
     json_array_foreach(json_object_get(json_object_get(info, "zenith"),
-                                       "queues"), i, q)
-        if (strcmp(json_string_value(json_object_get(q, "name")), queue) == 0)
+                                       "queues"), i, q) {
+        const char *name = json_string_value(json_object_get(q, "name"));
+
+        if (!name)
+            fail_msg("INFO: a queue without a name");
+        if (strcmp(name, queue) == 0)
             n = json_integer_value(json_object_get(q, state));
+    }
     json_decref(info);
     return n;
 }

@@ -74,6 +74,10 @@ db_path(const char *dir, char *out, size_t size)
     assert_true(n > 0 && (size_t)n < size);
 }
 
+/* An ACK, as a worker sends it. */
+static const struct zn_store_outcome ack_ok = {
+    .next = ZN_STATE_DONE, .outcome = "ok", .cpu_ms = -1, .rss_kb = -1};
+
 static void
 push_prio(struct zn_store *st, const char *jid, const char *queue,
           int priority, int64_t now)
@@ -1048,8 +1052,6 @@ static void
 test_store_sqlite_unwritable_leases_fail_the_transaction(void **state)
 {
     struct fx *f = *state;
-    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok",
-                                 .cpu_ms = -1, .rss_kb = -1};
     struct zn_store_counters c;
     struct zn_err err = {0};
     struct zn_job *job = NULL;
@@ -1062,7 +1064,7 @@ test_store_sqlite_unwritable_leases_fail_the_transaction(void **state)
     zn_test_sqlite_poison(path, "attempts", "NEW.worker = 'bad'");
     OK(st->ops->begin(st, &err));
     fetch_expect(st, "q", "a", T0 + 1);
-    OK(st->ops->finish(st, "a", T0 + 2, &o, &err));
+    OK(st->ops->finish(st, "a", T0 + 2, &ack_ok, &err));
     assert_int_equal(fetch_rc(st, "bad", T0 + 3), 0);
     assert_int_equal(st->ops->get(st, "c", &job, &err), ZN_EIO);
     assert_int_equal(fetch_rc(st, "w2", T0 + 4), ZN_EIO);
@@ -1174,8 +1176,6 @@ test_store_sqlite_read_ahead_keeps_fetch_order(void **state)
 {
     enum { FIRST = 300, MAX = 400 };
     struct fx *f = *state;
-    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok",
-                                 .cpu_ms = -1, .rss_kb = -1};
     const char *queues[] = {"q"};
     static struct ahead_job m[MAX];
     struct zn_store_counters c;
@@ -1210,7 +1210,7 @@ test_store_sqlite_read_ahead_keeps_fetch_order(void **state)
         if (now % 9 == 0) {
             leased++;
         } else {
-            OK(st->ops->finish(st, job->jid, now, &o, &err));
+            OK(st->ops->finish(st, job->jid, now, &ack_ok, &err));
             acked++;
         }
         zn_job_free(job);
@@ -1285,8 +1285,6 @@ static int
 drain_until_error(struct zn_store *st, int n, int bad, int *done,
                   struct zn_err *err)
 {
-    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok",
-                                 .cpu_ms = -1, .rss_kb = -1};
     const char *queues[] = {"q"};
     int rc = 0, i;
 
@@ -1297,7 +1295,7 @@ drain_until_error(struct zn_store *st, int n, int bad, int *done,
                             &job, err);
         if (rc == 0) {
             assert_non_null(job);
-            rc = st->ops->finish(st, job->jid, T0 + i, &o, err);
+            rc = st->ops->finish(st, job->jid, T0 + i, &ack_ok, err);
         }
         zn_job_free(job);
     }
@@ -1315,8 +1313,6 @@ static void
 test_store_sqlite_read_ahead_write_fails_the_transaction(void **state)
 {
     struct fx *f = *state;
-    struct zn_store_outcome o = {.next = ZN_STATE_DONE, .outcome = "ok",
-                                 .cpu_ms = -1, .rss_kb = -1};
     struct zn_store_counters c;
     struct zn_err err = {0};
     char path[PATH_MAX];
@@ -1328,7 +1324,7 @@ test_store_sqlite_read_ahead_write_fails_the_transaction(void **state)
     OK(st->ops->begin(st, &err));
     /* The read ahead after fetch 32 takes the ACK of fetch 10 along. */
     OK(drain_until_error(st, 40, 10, &done, &err));
-    assert_int_equal(st->ops->finish(st, "j10", T0 + 50, &o, &err), ZN_EIO);
+    assert_int_equal(st->ops->finish(st, "j10", T0 + 50, &ack_ok, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "poison"));
     push_ok(st, "after", "other", T0);
     assert_true(zn__sqlite_ahead_runs(zn__sqlite_of(st)) > 0);
