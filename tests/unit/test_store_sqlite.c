@@ -2,8 +2,9 @@
  * test_store_sqlite.c - the sqlite back end's own tests, beyond the
  * conformance suite (test_store.c, test_store_query.c) that it also runs:
  * migrations and schema versions, query plans of the hot statements, rows
- * damaged on disk, and changes made by another connection. To damage a database on
- * purpose these tests open it with sqlite3 directly.
+ * damaged on disk, changes made by another connection, and the reader
+ * ahead. To damage a database on purpose these tests open it with sqlite3
+ * directly. The helpers of store_fx.h serve here too.
  */
 #include "compat.h"
 
@@ -25,25 +26,14 @@
 #include "common/log.h"
 #include "store/sqlite.h"
 #include "store/sqlite_int.h"
+#include "store_fx.h"
 #include "support/files.h"
-
-#define T0 INT64_C(1700000000000)
 
 /* Fixture: a directory of its own; each test opens what it needs. */
 
 struct fx {
     char dir[PATH_MAX];
 };
-
-static void
-ok_(int rc, const struct zn_err *err, const char *call)
-{
-    if (rc != 0)
-        fail_msg("%s: %s: %s", call, zn_err_name(rc), err->msg);
-}
-
-/* Asserts that call returned 0; needs a struct zn_err err in scope. */
-#define OK(call) ok_((call), &err, #call)
 
 static int
 setup(void **state)
@@ -104,36 +94,6 @@ push_ok(struct zn_store *st, const char *jid, const char *queue,
         int64_t now)
 {
     push_prio(st, jid, queue, 5, now);
-}
-
-/* Fetches the next job of queue and checks it is jid (NULL: nothing). */
-static void
-fetch_expect(struct zn_store *st, const char *queue, const char *jid,
-             int64_t now)
-{
-    const char *queues[] = {queue};
-    struct zn_job *job = NULL;
-    struct zn_err err = {0};
-
-    OK(st->ops->fetch(st, queues, 1, "w1", now, &job, &err));
-    if (!jid) {
-        assert_null(job);
-        return;
-    }
-    assert_non_null(job);
-    assert_string_equal(job->jid, jid);
-    zn_job_free(job);
-}
-
-static int64_t
-count_of(struct zn_store *st, unsigned states)
-{
-    struct zn_store_query q = {.states = states};
-    struct zn_err err = {0};
-    int64_t n = -1;
-
-    OK(st->ops->count(st, &q, &n, &err));
-    return n;
 }
 
 static struct zn_store *
@@ -252,8 +212,8 @@ test_store_sqlite_v1_data_survives(void **state)
     assert_int_equal(g->seq, 8);
     zn_job_free(g);
     assert_int_equal(stat_of(st, "q", ZN_STATE_ENQUEUED), 2);
-    fetch_expect(st, "q", "old", T0 + 2);
-    fetch_expect(st, "q", "new", T0 + 2);
+    zn_sfx_fetch_expect(st, "q", "old", T0 + 2);
+    zn_sfx_fetch_expect(st, "q", "new", T0 + 2);
     zn_store_close(st);
 }
 
@@ -412,7 +372,7 @@ test_store_sqlite_checkpointer_bounds_wal(void **state)
     /* Without checkpoints 5,000 commits leave 15,000 frames or more. */
     assert_int_equal(stat(wal, &sb), 0);
     assert_true(sb.st_size <= 32 + 2010 * (4096 + 24));
-    assert_int_equal(count_of(st, 0), 5000);
+    assert_int_equal(zn_sfx_count_of(st, 0), 5000);
     zn_store_close(st);
 }
 
@@ -530,7 +490,7 @@ test_store_sqlite_journal_replays_synced_pushes(void **state)
                                       " WHERE tag IN ('t-j2', 't-j3')"), 2);
     /* Opened again: nothing is replayed twice. */
     st = sqlite_open_in(f, path, sizeof(path));
-    assert_int_equal(count_of(st, 0), 4);
+    assert_int_equal(zn_sfx_count_of(st, 0), 4);
     assert_int_equal(stat_of(st, "q", ZN_STATE_ENQUEUED), 4);
     /*
      * The counter of the committed pushes went with the crash (counters
@@ -538,7 +498,7 @@ test_store_sqlite_journal_replays_synced_pushes(void **state)
      */
     OK(st->ops->counters(st, &c, &err));
     assert_true(c.pushed >= 2);
-    fetch_expect(st, "q", "j0", T0);
+    zn_sfx_fetch_expect(st, "q", "j0", T0);
     zn_store_close(st);
 }
 
@@ -622,11 +582,11 @@ test_store_sqlite_big_flush_in_a_transaction(void **state)
             zn_job_free(jobs[i]);
         }
     }
-    assert_int_equal(count_of(st, 0), BATCH * BATCHES);
+    assert_int_equal(zn_sfx_count_of(st, 0), BATCH * BATCHES);
     OK(st->ops->begin(st, &err));
     OK(st->ops->flush(st, &err));
     OK(st->ops->commit(st, &err));
-    assert_int_equal(count_of(st, 0), 0);
+    assert_int_equal(zn_sfx_count_of(st, 0), 0);
     zn_store_close(st);
 }
 
@@ -650,19 +610,19 @@ test_store_sqlite_failed_push_leaves_the_rest(void **state)
     zn_test_sqlite_poison(path, "jobs", "NEW.jid LIKE 'bad%'");
     crash_after(path, ZN_DURABILITY_FULL, script);
     st = sqlite_open_in(f, path, sizeof(path));
-    assert_int_equal(count_of(st, 0), 2);
+    assert_int_equal(zn_sfx_count_of(st, 0), 2);
     OK(st->ops->begin(st, &err));
     push_ok(st, "c", "q", T0);
     assert_int_equal(child_push(st, "bad2", NULL), ZN_EIO);
     push_ok(st, "d", "q", T0);
     OK(st->ops->commit(st, &err));
-    assert_int_equal(count_of(st, 0), 4);
+    assert_int_equal(zn_sfx_count_of(st, 0), 4);
     assert_int_equal(stat_of(st, "q", ZN_STATE_ENQUEUED), 4);
-    fetch_expect(st, "q", "a", T0 + 1);
-    fetch_expect(st, "q", "b", T0 + 2);
-    fetch_expect(st, "q", "c", T0 + 3);
-    fetch_expect(st, "q", "d", T0 + 4);
-    fetch_expect(st, "q", NULL, T0 + 5);
+    zn_sfx_fetch_expect(st, "q", "a", T0 + 1);
+    zn_sfx_fetch_expect(st, "q", "b", T0 + 2);
+    zn_sfx_fetch_expect(st, "q", "c", T0 + 3);
+    zn_sfx_fetch_expect(st, "q", "d", T0 + 4);
+    zn_sfx_fetch_expect(st, "q", NULL, T0 + 5);
     zn_store_close(st);
     assert_int_equal(jid_count(path, "bad"), 0);
 }
@@ -691,11 +651,11 @@ test_store_sqlite_rollback_keeps_synced_pushes(void **state)
     OK(st->ops->sync(st, &err));
     assert_int_equal(child_push(st, "doom", NULL), ZN_EIO);
     /* The caller has not rolled back yet: this commits on its own. */
-    fetch_expect(st, "q", "x", T0 + 2);
+    zn_sfx_fetch_expect(st, "q", "x", T0 + 2);
     zn_store_close(st);
     st = sqlite_open_in(f, path, sizeof(path));
     assert_int_equal(jid_count(path, "a"), 1);
-    assert_int_equal(count_of(st, 0), 2);
+    assert_int_equal(zn_sfx_count_of(st, 0), 2);
     zn_store_close(st);
 }
 
@@ -948,14 +908,14 @@ test_store_sqlite_damaged_row_is_eio(void **state)
     assert_int_equal(st->ops->fetch(st, (const char *const[]){"q"}, 1, "w",
                                     T0, &job, &err), ZN_EIO);
     assert_null(job);
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 1);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 1);
 
     zn_test_sqlite_exec(path, "UPDATE jobs SET tags = NULL, backoff = 'x,y'");
     assert_int_equal(st->ops->get(st, "bad", &job, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "column 'backoff'"));
 
     zn_test_sqlite_exec(path, "UPDATE jobs SET backoff = NULL");
-    fetch_expect(st, "q", "bad", T0);
+    zn_sfx_fetch_expect(st, "q", "bad", T0);
     zn_test_sqlite_exec(path, "UPDATE attempts SET worker = NULL");
     assert_int_equal(st->ops->attempts(st, "bad", &a, &n, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "column 'worker' is NULL"));
@@ -973,11 +933,11 @@ test_store_sqlite_pause_seen_across_handles(void **state)
 
     push_ok(a, "x", "q", T0);
     push_ok(a, "y", "q", T0);
-    fetch_expect(a, "q", "x", T0);
+    zn_sfx_fetch_expect(a, "q", "x", T0);
     OK(b->ops->set_paused(b, "q", true, &err));
-    fetch_expect(a, "q", NULL, T0);
+    zn_sfx_fetch_expect(a, "q", NULL, T0);
     OK(b->ops->set_paused(b, "q", false, &err));
-    fetch_expect(a, "q", "y", T0);
+    zn_sfx_fetch_expect(a, "q", "y", T0);
     zn_store_close(b);
     zn_store_close(a);
 }
@@ -997,14 +957,14 @@ test_store_sqlite_ready_jobs_follow_other_handles(void **state)
     push_ok(a, "x", "q", T0);
     push_ok(a, "y", "q", T0);
     push_ok(a, "z", "q", T0);
-    fetch_expect(a, "q", "x", T0);
+    zn_sfx_fetch_expect(a, "q", "x", T0);
     OK(b->ops->remove(b, &q, &n, &err));
     assert_int_equal(n, 1);
-    fetch_expect(a, "q", "z", T0);
-    fetch_expect(a, "q", NULL, T0);
+    zn_sfx_fetch_expect(a, "q", "z", T0);
+    zn_sfx_fetch_expect(a, "q", NULL, T0);
     push_ok(b, "w", "q", T0 + 1);
-    fetch_expect(a, "q", "w", T0 + 2);
-    fetch_expect(a, "q", NULL, T0 + 3);
+    zn_sfx_fetch_expect(a, "q", "w", T0 + 2);
+    zn_sfx_fetch_expect(a, "q", NULL, T0 + 3);
     zn_store_close(b);
     zn_store_close(a);
 }
@@ -1022,11 +982,11 @@ test_store_sqlite_ready_queues_bounded(void **state)
     OK(st->ops->begin(st, &err));
     for (int i = 0; i < 1000; i++) {
         snprintf(queue, sizeof(queue), "q%d", i);
-        fetch_expect(st, queue, i == 7 ? "a" : NULL, T0);
+        zn_sfx_fetch_expect(st, queue, i == 7 ? "a" : NULL, T0);
         assert_true(zn__sqlite_of(st)->nready <= ZN__SQLITE_READY_QUEUES);
     }
     push_ok(st, "b", "q7", T0 + 1);
-    fetch_expect(st, "q7", "b", T0 + 2);
+    zn_sfx_fetch_expect(st, "q7", "b", T0 + 2);
     OK(st->ops->commit(st, &err));
     zn_store_close(st);
 }
@@ -1063,7 +1023,7 @@ test_store_sqlite_unwritable_leases_fail_the_transaction(void **state)
     push_ok(st, "c", "q", T0);
     zn_test_sqlite_poison(path, "attempts", "NEW.worker = 'bad'");
     OK(st->ops->begin(st, &err));
-    fetch_expect(st, "q", "a", T0 + 1);
+    zn_sfx_fetch_expect(st, "q", "a", T0 + 1);
     OK(st->ops->finish(st, "a", T0 + 2, &ack_ok, &err));
     assert_int_equal(fetch_rc(st, "bad", T0 + 3), 0);
     assert_int_equal(st->ops->get(st, "c", &job, &err), ZN_EIO);
@@ -1071,15 +1031,15 @@ test_store_sqlite_unwritable_leases_fail_the_transaction(void **state)
     assert_int_equal(st->ops->commit(st, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "poison"));
     st->ops->rollback(st);
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 3);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 3);
     OK(st->ops->counters(st, &c, &err));
     assert_int_equal(c.processed, 0);
 
     /* Outside a transaction the fetch alone fails; the job stays ready. */
     assert_int_equal(fetch_rc(st, "bad", T0 + 5), ZN_EIO);
-    fetch_expect(st, "q", "a", T0 + 6);
-    fetch_expect(st, "q", "b", T0 + 7);
-    fetch_expect(st, "q", "c", T0 + 8);
+    zn_sfx_fetch_expect(st, "q", "a", T0 + 6);
+    zn_sfx_fetch_expect(st, "q", "b", T0 + 7);
+    zn_sfx_fetch_expect(st, "q", "c", T0 + 8);
     zn_store_close(st);
 }
 
@@ -1095,7 +1055,7 @@ test_store_sqlite_locked_lease_keeps_the_job(void **state)
     push_ok(a, "x", "q", T0);
     push_ok(a, "y", "q", T0);
     push_ok(a, "z", "q", T0);
-    fetch_expect(a, "q", "x", T0);
+    zn_sfx_fetch_expect(a, "q", "x", T0);
     sqlite3_busy_timeout(zn__sqlite_of(a)->db, 0);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
@@ -1104,9 +1064,9 @@ test_store_sqlite_locked_lease_keeps_the_job(void **state)
     assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    fetch_expect(a, "q", "y", T0 + 2);
-    fetch_expect(a, "q", "z", T0 + 3);
-    fetch_expect(a, "q", NULL, T0 + 4);
+    zn_sfx_fetch_expect(a, "q", "y", T0 + 2);
+    zn_sfx_fetch_expect(a, "q", "z", T0 + 3);
+    zn_sfx_fetch_expect(a, "q", NULL, T0 + 4);
     zn_store_close(a);
 }
 
@@ -1122,8 +1082,8 @@ test_store_sqlite_damaged_row_after_good_ones(void **state)
     push_ok(st, "y", "q", T0);
     push_ok(st, "z", "q", T0);
     zn_test_sqlite_exec(path, "UPDATE jobs SET attempts = -5 WHERE jid = 'z'");
-    fetch_expect(st, "q", "x", T0);
-    fetch_expect(st, "q", "y", T0);
+    zn_sfx_fetch_expect(st, "q", "x", T0);
+    zn_sfx_fetch_expect(st, "q", "y", T0);
     assert_int_equal(fetch_rc(st, "w1", T0), ZN_EIO);
     assert_int_equal(fetch_rc(st, "w1", T0), ZN_EIO);
     zn_store_close(st);
@@ -1217,11 +1177,13 @@ test_store_sqlite_read_ahead_keeps_fetch_order(void **state)
     }
     assert_true(n > FIRST);
     assert_true(zn__sqlite_ahead_runs(zn__sqlite_of(st)) > 4);
-    fetch_expect(st, "q", NULL, now);
+    zn_sfx_fetch_expect(st, "q", NULL, now);
     OK(st->ops->commit(st, &err));
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_DONE)), acked);
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_WORKING)), leased);
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 0);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_DONE)),
+                     acked);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_WORKING)),
+                     leased);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 0);
     OK(st->ops->counters(st, &c, &err));
     assert_int_equal(c.processed, acked);
     zn_store_close(st);
@@ -1245,7 +1207,7 @@ test_store_sqlite_read_ahead_skips_held_jobs(void **state)
 
     push_ok(st, "held", "q", T0);
     OK(st->ops->begin(st, &err));
-    fetch_expect(st, "q", "held", T0 + 1);
+    zn_sfx_fetch_expect(st, "q", "held", T0 + 1);
     for (i = 0; i < 100; i++) {
         snprintf(jid, sizeof(jid), "p%d", i);
         push_prio(st, jid, "q", 9, T0 + 2);
@@ -1258,9 +1220,9 @@ test_store_sqlite_read_ahead_skips_held_jobs(void **state)
         zn_job_free(job);
     }
     assert_true(zn__sqlite_ahead_runs(zn__sqlite_of(st)) > 0);
-    fetch_expect(st, "q", NULL, T0 + 4);
+    zn_sfx_fetch_expect(st, "q", NULL, T0 + 4);
     OK(st->ops->commit(st, &err));
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_WORKING)), 101);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_WORKING)), 101);
     zn_store_close(st);
 }
 
@@ -1324,7 +1286,8 @@ test_store_sqlite_read_ahead_write_fails_the_transaction(void **state)
     OK(st->ops->begin(st, &err));
     /* The read ahead after fetch 32 takes the ACK of fetch 10 along. */
     OK(drain_until_error(st, 40, 10, &done, &err));
-    assert_int_equal(st->ops->finish(st, "j10", T0 + 50, &ack_ok, &err), ZN_EIO);
+    assert_int_equal(st->ops->finish(st, "j10", T0 + 50, &ack_ok, &err),
+                     ZN_EIO);
     assert_non_null(strstr(err.msg, "poison"));
     push_ok(st, "after", "other", T0);
     assert_true(zn__sqlite_ahead_runs(zn__sqlite_of(st)) > 0);
@@ -1334,7 +1297,7 @@ test_store_sqlite_read_ahead_write_fails_the_transaction(void **state)
     st->ops->rollback(st);
     OK(st->ops->begin(st, &err));
     OK(st->ops->commit(st, &err));
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 201);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 201);
     OK(st->ops->counters(st, &c, &err));
     assert_int_equal(c.processed, 0);
     zn_store_close(st);
@@ -1370,8 +1333,8 @@ test_store_sqlite_read_ahead_rollback_ends_the_transaction(void **state)
     st->ops->rollback(st);
     OK(st->ops->begin(st, &err));
     OK(st->ops->commit(st, &err));
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 201);
-    assert_int_equal(count_of(st, ZN_STATE_BIT(ZN_STATE_DONE)), 0);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_ENQUEUED)), 201);
+    assert_int_equal(zn_sfx_count_of(st, ZN_STATE_BIT(ZN_STATE_DONE)), 0);
     zn_store_close(st);
 }
 
