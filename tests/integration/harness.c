@@ -564,7 +564,8 @@ zn_srv_fetch_jid(struct zn_fwp_client *c, const char *queues)
 
     if (!s)
         fail_msg("FETCH %s: a job without a jid", queues);
-    snprintf(jid, sizeof(jid), "%s", s);
+    /* fail_msg does not return; -O3 does not know it. */
+    snprintf(jid, sizeof(jid), "%s", s ? s : "");
     json_decref(j);
     return jid;
 }
