@@ -14,7 +14,9 @@
  * one loop turn later through the bufferevent's write event: that saved
  * two epoll_ctl calls and a loop turn per request. Only a reply the
  * socket cannot take at once is left to the bufferevent (EV_WRITE is
- * enabled just until its output drains).
+ * enabled just until its output drains). Once they are out and no reply
+ * waits for a sync, the engine's idle hook lets the store do the work it
+ * deferred (the inserts of answered pushes).
  *
  * Consumers register under their wid; a wid may have several connections
  * (client libraries keep a pool). When the last one closes, the jobs that
@@ -1122,7 +1124,11 @@ zn_fwp_server_flush(struct zn_fwp_server *s)
     } while (!TAILQ_EMPTY(&s->resumed));
     free_dead(s);
     /* Held replies need the next sync now; the rest can wait for it. */
-    return !TAILQ_EMPTY(&s->held);
+    if (!TAILQ_EMPTY(&s->held))
+        return true;
+    /* The replies are out: what the store deferred costs no one a wait. */
+    zn_engine_idle(s->engine, &err);
+    return false;
 }
 
 /* ---- setup ------------------------------------------------------------- */

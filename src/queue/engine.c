@@ -179,6 +179,24 @@ ready(struct zn_engine *e)
     }
 }
 
+/* The open transaction failed at event (logged): it is rolled back. */
+static int
+txn_failed(struct zn_engine *e, const char *event, int rc,
+           const struct zn_err *err)
+{
+    e->in_txn = false;
+    e->st->ops->rollback(e->st);
+    touched_reset(e);
+    /*
+     * The journaled pushes this rollback dropped come back with the next
+     * begin, into queues no longer in touched: the next commit wakes
+     * every fetcher.
+     */
+    e->touched_all = true;
+    ZN_LOG(ZN_ERROR, event, ZN_STR("error", err ? err->msg : ""));
+    return rc;
+}
+
 int
 zn_engine_commit(struct zn_engine *e, struct zn_err *err)
 {
@@ -186,23 +204,23 @@ zn_engine_commit(struct zn_engine *e, struct zn_err *err)
 
     if (!e->in_txn)
         return 0;
-    e->in_txn = false;
     rc = e->st->ops->commit(e->st, err);
-    if (rc < 0) {
-        e->st->ops->rollback(e->st);
-        touched_reset(e);
-        /*
-         * The journaled pushes this rollback dropped come back with the
-         * next begin, into queues no longer in touched: the next commit
-         * wakes every fetcher.
-         */
-        e->touched_all = true;
-        ZN_LOG(ZN_ERROR, "store.commit_failed",
-               ZN_STR("error", err ? err->msg : ""));
-        return rc;
-    }
+    if (rc < 0)
+        return txn_failed(e, "store.commit_failed", rc, err);
+    e->in_txn = false;
     ready(e);
     return 0;
+}
+
+int
+zn_engine_idle(struct zn_engine *e, struct zn_err *err)
+{
+    int rc;
+
+    if (!e->in_txn || !e->st->ops->idle)
+        return 0;
+    rc = e->st->ops->idle(e->st, err);
+    return rc < 0 ? txn_failed(e, "store.idle_failed", rc, err) : 0;
 }
 
 int

@@ -79,6 +79,14 @@ int zn_engine_commit(struct zn_engine *e, struct zn_err *err);
 int zn_engine_sync(struct zn_engine *e, struct zn_err *err);
 
 /*
+ * Lets the store do the work it deferred (zn_store_ops.idle) while
+ * nothing waits for it: after the replies of an iteration went out. On
+ * failure the transaction is rolled back as a failed zn_engine_commit's,
+ * and the error is logged and returned.
+ */
+int zn_engine_idle(struct zn_engine *e, struct zn_err *err);
+
+/*
  * Accepts n parsed jobs: fills the defaults from the config (retry,
  * reserve_for), a jid when the client gave none, created/enqueued times
  * and the state (SCHEDULED when "at" is in the future). errs[i] gets each

@@ -41,7 +41,9 @@
  * settled (sqlite_ready.c);
  * queue_counts plus the changes pending in memory equal the jobs table.
  * The leases held in memory (sqlite_ready.c) are written before any op
- * but push, fetch and finish reads or writes a row, and before a commit.
+ * but push, fetch and finish reads or writes a row, and before a commit;
+ * the deferred pushes (sqlite_push.c) are inserted before that, and
+ * before a fetch or a push that inserts.
  *
  * This file holds open and close, transactions and the job lifecycle
  * (fetch, finish, promote...), the hot path; pushes and the journal's
@@ -55,7 +57,8 @@
  * Each write op is atomic on its own: it runs in its own transaction in
  * autocommit mode, or in a savepoint inside the caller's transaction (a
  * push of one job without tags, one INSERT, needs none there).
- * Inside a transaction a fetch and a first ACK only change memory;
+ * Inside a transaction a fetch, a first ACK and a single push without
+ * unique_for only change memory (and the push journal);
  * zn__sqlite_settle writes the held jobs in one savepoint, and when that
  * fails the transaction fails.
  * The hot statements are prepared once at open and reused (the inserts
@@ -101,6 +104,7 @@ static const char *const stmt_sql[ZN__SQLITE_NSTMT] = {
     [ZN__SQLITE_GET] =
         "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs WHERE jid = ?1",
     [ZN__SQLITE_SEQ_OF] = "SELECT seq FROM jobs WHERE jid = ?1",
+    [ZN__SQLITE_SEQ_MAX] = "SELECT max(seq) FROM jobs",
     [ZN__SQLITE_FETCH] =
         "SELECT " ZN__SQLITE_JOB_COLS " FROM jobs INDEXED BY jobs_ready"
         " WHERE state = 1 AND queue = ?1"
@@ -294,6 +298,7 @@ tx_undo(struct zn__sqlite *s, enum zn__sqlite_tx tx)
         if (s->journal)
             zn__sqlite_journal_rolled_back(s->journal);
         zn__sqlite_held_discard(s);
+        zn__sqlite_deferred_discard(s);
     }
     if (sqlite3_get_autocommit(s->db)) {
         zn__sqlite_tally_abort(s);
@@ -406,6 +411,12 @@ sq_sync(struct zn_store *st, struct zn_err *err)
     if (rc < 0)
         s->sync_due = true;
     return rc;
+}
+
+static int
+sq_idle(struct zn_store *st, struct zn_err *err)
+{
+    return zn__sqlite_deferred_insert(zn__sqlite_of(st), err);
 }
 
 static int
@@ -568,7 +579,8 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
     bool ahead = zn__sqlite_ahead_busy(s);
     bool own = !ahead && sqlite3_get_autocommit(s->db);
     struct zn_job *job = NULL;
-    enum zn__sqlite_tx tx;
+    /* What tx_open sets when own (set here too for -O3's flow analysis). */
+    enum zn__sqlite_tx tx = ZN__SQLITE_TX_OWN;
     int rc;
 
     *out = NULL;
@@ -584,7 +596,9 @@ sq_fetch(struct zn_store *st, const char *const *queues, size_t nq,
         rc = zn__sqlite_tx_open(s, &tx, "fetch from", err);
     if (rc)
         return rc;
-    if (!ahead)
+    /* Nothing is handed out before the jobs pushed ahead of it. */
+    rc = zn__sqlite_deferred_insert(s, err);
+    if (rc == 0 && !ahead)
         rc = paused_refresh(s, err);
     for (size_t i = 0; i < nq && !job && rc == 0; i++)
         if (queues[i] && !paused_has(s, queues[i]))
@@ -977,8 +991,10 @@ sq_close(struct zn_store *st)
         zn__sqlite_counts_close(s);
     for (int i = 0; i < ZN__SQLITE_NSTMT; i++)
         sqlite3_finalize(s->stmt[i]);
-    for (int i = 0; i <= ZN__SQLITE_GROUP_MAX; i++)
-        sqlite3_finalize(s->group[i]);
+    for (int i = 0; i <= ZN__SQLITE_GROUP_MAX; i++) {
+        sqlite3_finalize(s->group[0][i]);
+        sqlite3_finalize(s->group[1][i]);
+    }
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         ZN_LOG(ZN_ERROR, "store.close_failed", ZN_STR("path", s->path),
                ZN_STR("error", sqlite3_errmsg(s->db)));
@@ -998,6 +1014,7 @@ const struct zn_store_ops zn__sqlite_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .sync = sq_sync,
+    .idle = sq_idle,
     .push = zn__sqlite_push,
     .get = sq_get,
     .fetch = sq_fetch,

@@ -31,9 +31,16 @@
 /*
  * The insert of a job: its columns, then one row of parameters; a group
  * of rows numbers them on, ZN__SQLITE_INSERT_NPARAM a row (sqlite_push.c).
+ * The deferred pushes' insert, whose jids were checked, is OR FAIL: it
+ * needs no statement journal, which a statement of many rows that may
+ * abort does, and which costs a copy of every page the statement changes
+ * (past 64 KiB, in a temporary file).
  */
-#define ZN__SQLITE_INSERT_INTO                                              \
-    "INSERT INTO jobs (jid, queue, jobtype, state, priority, args, custom, " \
+#define ZN__SQLITE_INSERT_INTO "INSERT INTO jobs " ZN__SQLITE_INSERT_COLS
+#define ZN__SQLITE_INSERT_OR_FAIL                                           \
+    "INSERT OR FAIL INTO jobs " ZN__SQLITE_INSERT_COLS
+#define ZN__SQLITE_INSERT_COLS                                              \
+    "(jid, queue, jobtype, state, priority, args, custom, "                 \
     "tags, backoff, retry, reserve_for, unique_for, unique_key, "           \
     "backtrace_lines, created_at, enqueued_at, at, next_at, lease_until, "  \
     "updated_at, pushed_at, attempts, failures, worker, errtype, message, " \
@@ -46,6 +53,9 @@
 /* The most jobs one insert statement writes (sqlite_push.c). */
 #define ZN__SQLITE_GROUP_MAX 16
 
+/* The most pushes answered before their insert (sqlite_push.c). */
+#define ZN__SQLITE_DEFERRED_MAX (4 * ZN__SQLITE_GROUP_MAX)
+
 /*
  * The statements prepared once at open (their SQL is in sqlite.c, the
  * insert's above).
@@ -55,6 +65,7 @@ enum zn__sqlite_stmt {
     ZN__SQLITE_SAVEPOINT, ZN__SQLITE_RELEASE, ZN__SQLITE_ROLLBACK_TO,
     ZN__SQLITE_UNIQUE, ZN__SQLITE_INSERT, ZN__SQLITE_TAG,
     ZN__SQLITE_COUNTER_ADD, ZN__SQLITE_GET, ZN__SQLITE_SEQ_OF,
+    ZN__SQLITE_SEQ_MAX,
     ZN__SQLITE_FETCH, ZN__SQLITE_FETCH_AFTER, ZN__SQLITE_FETCH_BELOW,
     ZN__SQLITE_TAKE, ZN__SQLITE_TAKE_DONE,
     ZN__SQLITE_ATTEMPT_ADD,
@@ -103,6 +114,18 @@ struct zn__sqlite_held {
     int64_t rss_kb;
 };
 
+/*
+ * A job's row and what it needs besides the job (sqlite_push.c): its tags
+ * as JSON (malloc'd, or NULL), its unique key (or NULL) and the push's
+ * time. A deferred row owns its job, a copy.
+ */
+struct zn__sqlite_row {
+    struct zn_job *job;
+    char *tags;
+    const char *key;
+    int64_t now;
+};
+
 struct zn__sqlite {
     struct zn_store base; /* first: a zn_store * is a zn__sqlite * */
     sqlite3 *db;
@@ -148,8 +171,14 @@ struct zn__sqlite {
     struct zn__sqlite_held *held;
     size_t nheld, cap_held;
     struct zn__sqlite_ahead *ahead; /* a writer's reader ahead, or NULL */
-    /* Inserts of 2..ZN__SQLITE_GROUP_MAX jobs, prepared when first used. */
-    sqlite3_stmt *group[ZN__SQLITE_GROUP_MAX + 1];
+    /*
+     * Inserts of 1..ZN__SQLITE_GROUP_MAX jobs, prepared when first used:
+     * [0] of a batch (one job: stmt's), [1] of deferred pushes.
+     */
+    sqlite3_stmt *group[2][ZN__SQLITE_GROUP_MAX + 1];
+    /* Pushes answered before their insert, in order (sqlite_push.c). */
+    struct zn__sqlite_row deferred[ZN__SQLITE_DEFERRED_MAX];
+    size_t ndeferred;
 };
 
 /*
@@ -405,11 +434,12 @@ int zn__sqlite_write_begin(struct zn__sqlite *s, const char *what,
                            struct zn_err *err);
 
 /*
- * Writes the held jobs (in an op of its own: never inside another op's
- * savepoint). On failure in the caller's transaction they stay held, and
- * the next settle (the commit's, at the latest) tries again; the caller
- * rolls back a commit that fails. In an op's own transaction they are
- * forgotten: their rows say ready still.
+ * Inserts the deferred pushes and writes the held jobs (in an op of its
+ * own: never inside another op's savepoint). On failure in the caller's
+ * transaction the held jobs stay held, and the next settle (the
+ * commit's, at the latest) tries again; the caller rolls back a commit
+ * that fails. In an op's own transaction they are forgotten: their rows
+ * say ready still.
  */
 int zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err);
 
@@ -447,6 +477,19 @@ int zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs,
  * transaction of its own (at open), or in the caller's (see sq_begin).
  */
 int zn__sqlite_replay(struct zn__sqlite *s, struct zn_err *err);
+
+/*
+ * Inserts the deferred pushes, in the caller's transaction: settle does,
+ * and every other op that reads or inserts jobs calls it or settle first
+ * (sqlite_push.c says why). On failure the ones not inserted stay
+ * deferred and the next call tries again, so a commit cannot pass them
+ * by; a failure that ends the transaction discards them, and the journal
+ * owes them.
+ */
+int zn__sqlite_deferred_insert(struct zn__sqlite *s, struct zn_err *err);
+
+/* The transaction rolled back: the deferred pushes wait for the replay. */
+void zn__sqlite_deferred_discard(struct zn__sqlite *s);
 
 /* The transaction rolled back: the held jobs are ready again. */
 void zn__sqlite_held_discard(struct zn__sqlite *s);

@@ -8,6 +8,7 @@
  * a turn are appended here (one write, and one fdatasync when durability
  * is full) and answered; their transaction commits with the rest of the
  * engine's work a few milliseconds later, when many pushes share its pages.
+ * A single push's row is inserted after its answer too (sqlite_push.c).
  *
  * A record is one accepted job: the values bound to the insert, each with
  * its parameter's number, and its tags (number 0). Records carry the

@@ -37,9 +37,11 @@
  *   - held is empty while no transaction is open: outside one, a fetch
  *     settles before it returns;
  *   - every op but push, fetch and finish settles first, so what it reads
- *     or changes includes the leases; a finish settles when its job is
- *     held (and is not a first ACK, which ends the attempt in memory):
- *     the row of a job that is not held does not depend on the others;
+ *     or changes includes the leases and the deferred pushes (a fetch
+ *     inserts those itself, so a buffer never passes one by); a finish
+ *     settles when its job is held (and is not a first ACK, which ends
+ *     the attempt in memory): the row of a job that is not held does not
+ *     depend on the others;
  *   - while the reader ahead is busy only its thread uses the connection
  *     (zn__sqlite_step asserts it): settle joins it, and so do push,
  *     begin, commit, rollback, close, explain, a finish of a job not
@@ -454,6 +456,8 @@ zn__sqlite_settle(struct zn__sqlite *s, struct zn_err *err)
     enum zn__sqlite_tx tx;
     int rc = zn__sqlite_ahead_join(s, err);
 
+    if (rc == 0)
+        rc = zn__sqlite_deferred_insert(s, err);
     if (rc < 0 || s->nheld == 0)
         return rc;
     rc = zn__sqlite_tx_open(s, &tx, "write leases to", err);

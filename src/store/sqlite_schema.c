@@ -55,15 +55,19 @@
  *  2. Bump ZN_SCHEMA_VERSION in sqlite.h to the new number of entries (the
  *     static assertion below checks it).
  *  3. If jobs gains or loses a column, change together (they list the
- *     columns in one order): ZN__SQLITE_JOB_COLS, ZN__SQLITE_INSERT_INTO,
+ *     columns in one order): ZN__SQLITE_JOB_COLS, ZN__SQLITE_INSERT_COLS,
  *     ZN__SQLITE_INSERT_ROW and ZN__SQLITE_INSERT_NPARAM in sqlite_int.h,
  *     enum job_col and zn__sqlite_row_job in sqlite_query.c, enum
  *     insert_param and insert_bind in sqlite_push.c.
- *  4. If an index of a hot statement changes, change its INDEXED BY and
+ *  4. If jobs gains a constraint an insert can break, push_valid or
+ *     deferred_check in sqlite_push.c must check it: a deferred push is
+ *     answered before its insert, and an insert that fails then fails the
+ *     transaction, and every replay of the journal after it.
+ *  5. If an index of a hot statement changes, change its INDEXED BY and
  *     test_store_sqlite_query_plans_use_indexes.
- *  5. Add a test that builds a database at the previous version, opens it
+ *  6. Add a test that builds a database at the previous version, opens it
  *     with the new code and checks the data survived.
- *  6. Older binaries refuse the migrated file with ZN_ESTATE: say so in the
+ *  7. Older binaries refuse the migrated file with ZN_ESTATE: say so in the
  *     release notes.
  */
 /*

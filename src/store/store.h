@@ -116,6 +116,13 @@ struct zn_store_ops {
      * commits instead. NULL: the same.
      */
     int (*sync)(struct zn_store *st, struct zn_err *err);
+    /*
+     * Called when the caller has answered what it could and would wait:
+     * the store does the work it deferred in the open transaction (the
+     * inserts of pushes answered after their sync). On failure the caller
+     * rolls back, as after a commit that failed. NULL: nothing is deferred.
+     */
+    int (*idle)(struct zn_store *st, struct zn_err *err);
 
     /*
      * Inserts n new jobs (jid, defaults and state already set by the

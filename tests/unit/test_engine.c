@@ -650,43 +650,61 @@ test_engine_fail_not_working(void **state)
     assert_int_equal(zn_engine_fail(f->e, "none", NULL, &fl, &err), ZN_ENOTFOUND);
 }
 
-/*
- * A commit that fails rolls back pushes already answered from the store's
- * journal; they come back with the next transaction, and its commit wakes
- * the fetchers that wait (a trigger makes the first commit fail).
- */
-static void
-test_engine_failed_commit_wakes_fetchers_after(void **state)
+/* Room for a test directory and for a database path in it. */
+#define DIR_MAX 512
+#define DB_PATH_MAX (DIR_MAX + 16)
+
+/* An engine on a store in a new directory dir, at path *st. */
+static struct zn_engine *
+file_engine(struct fx *f, char dir[DIR_MAX], char path[DB_PATH_MAX],
+            struct zn_store **st)
 {
-    struct fx *f = *state;
     struct zn_sqlite_opts so = {ZN_DURABILITY_FAST, false};
     struct zn_engine_config cfg;
-    const char *queues[] = {"q"};
-    char dir[512], path[600];
-    struct zn_job *job = make_job("a", "q", 5), *b = make_job("b", "other", 5);
-    struct zn_store *st;
     struct zn_engine *e;
+    struct zn_err err;
+
+    zn_test_tmpdir(dir, DIR_MAX, "zn_test_engine");
+    snprintf(path, DB_PATH_MAX, "%s/zenith.db", dir);
+    zn_engine_config_default(&cfg);
+    assert_int_equal(zn_store_sqlite_open(path, &so, st, &err), 0);
+    assert_int_equal(zn_engine_new(*st, &cfg, &f->clock, &e, &err), 0);
+    zn_engine_set_ready_cb(e, on_ready, f);
+    return e;
+}
+
+/*
+ * Under a trigger "poison" on table (when when holds), pushes job "a" to
+ * queue q and syncs it: the push is answered.
+ */
+static void
+push_poisoned(struct zn_engine *e, const char *path, const char *table,
+              const char *when)
+{
+    struct zn_job *job = make_job("a", "q", 5);
     struct zn_err err, perr;
 
-    zn_test_tmpdir(dir, sizeof(dir), "zn_test_engine");
-    snprintf(path, sizeof(path), "%s/zenith.db", dir);
-    zn_engine_config_default(&cfg);
-    assert_int_equal(zn_store_sqlite_open(path, &so, &st, &err), 0);
-    assert_int_equal(zn_engine_new(st, &cfg, &f->clock, &e, &err), 0);
-    zn_engine_set_ready_cb(e, on_ready, f);
-    zn_test_sqlite_poison(path, "attempts", "NEW.worker = 'bad'");
-
+    zn_test_sqlite_poison(path, table, when);
     assert_int_equal(zn_engine_push(e, &job, 1, &perr), 0);
     assert_int_equal(perr.code, 0);
     zn_job_free(job);
     assert_int_equal(zn_engine_sync(e, &err), 0);
-    assert_int_equal(zn_engine_fetch(e, queues, 1, "bad", &job, &err), 0);
-    assert_non_null(job);
-    zn_job_free(job);
-    assert_int_equal(zn_engine_commit(e, &err), ZN_EIO);
-    assert_non_null(strstr(err.msg, "poison"));
-    zn_test_sqlite_exec(path, "DROP TRIGGER poison");
+}
 
+/*
+ * After the transaction failed, drops the trigger: a push then wakes every
+ * fetcher, and the first job fetched is "a", which the rollback took and
+ * the journal brought back. Frees the engine, the store and dir.
+ */
+static void
+expect_a_replayed(struct fx *f, struct zn_engine *e, struct zn_store *st,
+                  const char *dir, const char *path)
+{
+    const char *queues[] = {"q"};
+    struct zn_job *job, *b = make_job("b", "other", 5);
+    struct zn_err err, perr;
+
+    zn_test_sqlite_exec(path, "DROP TRIGGER poison");
     f->ready_all = f->nready = 0;
     assert_int_equal(zn_engine_push(e, &b, 1, &perr), 0);
     zn_job_free(b);
@@ -700,6 +718,51 @@ test_engine_failed_commit_wakes_fetchers_after(void **state)
     zn_engine_free(e);
     zn_store_close(st);
     zn_test_rmdir(dir);
+}
+
+/*
+ * A commit that fails rolls back pushes already answered from the store's
+ * journal; they come back with the next transaction, and its commit wakes
+ * the fetchers that wait (a trigger makes the first commit fail).
+ */
+static void
+test_engine_failed_commit_wakes_fetchers_after(void **state)
+{
+    struct fx *f = *state;
+    const char *queues[] = {"q"};
+    char dir[DIR_MAX], path[DB_PATH_MAX];
+    struct zn_store *st;
+    struct zn_engine *e = file_engine(f, dir, path, &st);
+    struct zn_job *job;
+    struct zn_err err;
+
+    push_poisoned(e, path, "attempts", "NEW.worker = 'bad'");
+    assert_int_equal(zn_engine_fetch(e, queues, 1, "bad", &job, &err), 0);
+    assert_non_null(job);
+    zn_job_free(job);
+    assert_int_equal(zn_engine_commit(e, &err), ZN_EIO);
+    assert_non_null(strstr(err.msg, "poison"));
+    expect_a_replayed(f, e, st, dir, path);
+}
+
+/*
+ * The store's deferred work failing at idle (an answered push whose insert
+ * a trigger refuses) rolls the transaction back as a failed commit does.
+ */
+static void
+test_engine_failed_idle_rolls_back(void **state)
+{
+    struct fx *f = *state;
+    char dir[DIR_MAX], path[DB_PATH_MAX];
+    struct zn_store *st;
+    struct zn_engine *e = file_engine(f, dir, path, &st);
+    struct zn_err err;
+
+    push_poisoned(e, path, "jobs", "NEW.jid = 'a'");
+    assert_int_equal(zn_engine_idle(e, &err), ZN_EIO);
+    assert_non_null(strstr(err.msg, "poison"));
+    assert_false(zn_engine_pending(e));
+    expect_a_replayed(f, e, st, dir, path);
 }
 
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -730,6 +793,7 @@ main(void)
         T(test_engine_clear_queue_and_flush),
         T(test_engine_fail_not_working),
         T(test_engine_failed_commit_wakes_fetchers_after),
+        T(test_engine_failed_idle_rolls_back),
     };
 
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);

@@ -239,11 +239,10 @@ child_job(const char *jid, const char *tag)
     return p;
 }
 
-/* A job (with a tag, or none) pushed by a child: no cmocka there. */
+/* Pushes p and frees it: the store's error, or the refusal's code. */
 static int
-child_push(struct zn_store *st, const char *jid, const char *tag)
+child_push_job(struct zn_store *st, struct zn_job *p)
 {
-    struct zn_job *p = child_job(jid, tag);
     struct zn_err err = {0};
     int rc;
 
@@ -252,6 +251,27 @@ child_push(struct zn_store *st, const char *jid, const char *tag)
     rc = st->ops->push(st, &p, 1, T0, &err);
     zn_job_free(p);
     return rc < 0 ? rc : err.code;
+}
+
+/* A job (with a tag, or none) pushed by a child: no cmocka there. */
+static int
+child_push(struct zn_store *st, const char *jid, const char *tag)
+{
+    return child_push_job(st, child_job(jid, tag));
+}
+
+/*
+ * A push whose insert comes at once, not deferred to a later op: a job
+ * with unique_for, which must see the jobs pushed before it.
+ */
+static int
+child_push_at_once(struct zn_store *st, const char *jid)
+{
+    struct zn_job *p = child_job(jid, NULL);
+
+    if (p)
+        p->unique_for = 60;
+    return child_push_job(st, p);
 }
 
 /* One push of the batch PREFIX0..PREFIX<n-1>, each tagged "t-" jid. */
@@ -424,7 +444,7 @@ crash_after(const char *path, enum zn_durability durability,
                 break;
             case '*': rc = child_push(st, a, NULL); break;
             case 'G': rc = child_push_batch(st, a); break;
-            case '!': rc = child_push(st, a, NULL) < 0 ? 0 : -1; break;
+            case '!': rc = child_push_at_once(st, a) < 0 ? 0 : -1; break;
             case '-': {
                 struct zn_store_query q = {.jid = a};
 
@@ -593,7 +613,9 @@ test_store_sqlite_big_flush_in_a_transaction(void **state)
 /*
  * A push whose one INSERT fails inside the transaction (a trigger refuses
  * it) takes nothing with it: the pushes around it stay, with their
- * counts, and the journal has no record of it.
+ * counts, and the journal has no record of it. (Its job has unique_for,
+ * so it is inserted at once: a deferred insert fails later, see
+ * test_store_deferred_insert_failure_keeps_the_push.)
  */
 static void
 test_store_sqlite_failed_push_leaves_the_rest(void **state)
@@ -613,7 +635,7 @@ test_store_sqlite_failed_push_leaves_the_rest(void **state)
     assert_int_equal(zn_sfx_count_of(st, 0), 2);
     OK(st->ops->begin(st, &err));
     push_ok(st, "c", "q", T0);
-    assert_int_equal(child_push(st, "bad2", NULL), ZN_EIO);
+    assert_int_equal(child_push_at_once(st, "bad2"), ZN_EIO);
     push_ok(st, "d", "q", T0);
     OK(st->ops->commit(st, &err));
     assert_int_equal(zn_sfx_count_of(st, 0), 4);
@@ -628,9 +650,10 @@ test_store_sqlite_failed_push_leaves_the_rest(void **state)
 }
 
 /*
- * A push that rolls the whole transaction back, after pushes before it
- * were synced (answered): those are owed to the table, and an op that
- * commits on its own before the next transaction must not disown them.
+ * A push that rolls the whole transaction back (inserted at once), after
+ * pushes before it were synced (answered): those are owed to the table,
+ * and an op that commits on its own before the next transaction must not
+ * disown them.
  */
 static void
 test_store_sqlite_rollback_keeps_synced_pushes(void **state)
@@ -649,7 +672,7 @@ test_store_sqlite_rollback_keeps_synced_pushes(void **state)
     OK(st->ops->begin(st, &err));
     push_ok(st, "a", "q", T0 + 1);
     OK(st->ops->sync(st, &err));
-    assert_int_equal(child_push(st, "doom", NULL), ZN_EIO);
+    assert_int_equal(child_push_at_once(st, "doom"), ZN_EIO);
     /* The caller has not rolled back yet: this commits on its own. */
     zn_sfx_fetch_expect(st, "q", "x", T0 + 2);
     zn_store_close(st);
