@@ -980,6 +980,8 @@ sq_close(struct zn_store *st)
     /* What the journal owes lands before the counts are called exact. */
     if (s->journal && !sqlite3_get_autocommit(s->db))
         tx_undo(s, ZN__SQLITE_TX_OWN);
+    /* Deferred pushes live in a transaction: its undo discarded them. */
+    ZN_ASSERT(s->ndeferred == 0);
     if (s->journal && zn__sqlite_journal_owed(s->journal)) {
         struct zn_err e = {0};
 
