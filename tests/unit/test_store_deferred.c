@@ -145,7 +145,10 @@ test_store_deferred_refuses_taken_jids(void **state)
     zn_sfx_expect_jobs(st, (struct zn_store_query){.queue = "r"}, "");
 }
 
-/* Every read sees a deferred push, its tags too. */
+/*
+ * Reads see a deferred push: get, a list by its tag, a count, and the
+ * next due time of a scheduled one.
+ */
 static void
 test_store_deferred_seen_by_reads(void **state)
 {
@@ -307,6 +310,7 @@ test_store_deferred_dropped_by_rollback(void **state)
     OK(st->ops->sync(st, &err));
     zn_sfx_push_ok(st, "unsynced", "q", 5, T0);
     st->ops->rollback(st);
+    assert_false(deferred(st));
     OK(st->ops->begin(st, &err));
     zn_sfx_push_ok(st, "b", "q", 5, T0);
     OK(st->ops->commit(st, &err));
