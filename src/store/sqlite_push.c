@@ -575,14 +575,17 @@ push_deferred(struct zn__sqlite *s, struct zn__sqlite_journal *j,
     return 0;
 }
 
-/* Frees the copies of deferred rows [from, to). */
+/* Drops deferred rows [from, to): frees their copies, moves the rest up. */
 static void
-deferred_free(struct zn__sqlite *s, size_t from, size_t to)
+deferred_drop(struct zn__sqlite *s, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
         zn_job_free(s->deferred[i].job);
         row_free(&s->deferred[i]);
     }
+    memmove(s->deferred + from, s->deferred + to,
+            (s->ndeferred - to) * sizeof(s->deferred[0]));
+    s->ndeferred -= to - from;
 }
 
 int
@@ -624,18 +627,14 @@ zn__sqlite_deferred_insert(struct zn__sqlite *s, struct zn_err *err)
      */
     if (rc < 0 && (tagged || s->ndeferred == 0))
         done = 0;
-    deferred_free(s, 0, done);
-    s->ndeferred -= done;
-    memmove(s->deferred, s->deferred + done,
-            s->ndeferred * sizeof(s->deferred[0]));
+    deferred_drop(s, 0, done);
     return rc;
 }
 
 void
 zn__sqlite_deferred_discard(struct zn__sqlite *s)
 {
-    deferred_free(s, 0, s->ndeferred);
-    s->ndeferred = 0;
+    deferred_drop(s, 0, s->ndeferred);
 }
 
 /*
@@ -811,10 +810,8 @@ zn__sqlite_push(struct zn_store *st, struct zn_job *const *jobs, size_t n,
         return 0;
     zn__sqlite_journal_undo(j, mark);
     /* Nothing of the batch was kept: every job gets the store's error. */
-    if (s->ndeferred > kept) {
-        deferred_free(s, kept, s->ndeferred);
-        s->ndeferred = kept;
-    }
+    if (s->ndeferred > kept)
+        deferred_drop(s, kept, s->ndeferred);
     for (size_t i = 0; i < n; i++)
         errs[i] = err;
     return rc;

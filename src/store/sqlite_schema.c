@@ -387,17 +387,19 @@ zn__sqlite_thread_start(struct zn__sqlite_thread *t, void *(*run)(void *),
     if (rc)
         return rc;
     rc = pthread_cond_init(&t->cv, NULL);
-    if (rc == 0) {
-        rc = pthread_cond_init(&t->idle, NULL);
-        if (rc == 0) {
-            t->stop = false;
-            rc = pthread_create(&t->thread, NULL, run, arg);
-            if (rc == 0)
-                return 0;
-            pthread_cond_destroy(&t->idle);
-        }
-        pthread_cond_destroy(&t->cv);
-    }
+    if (rc)
+        goto no_cv;
+    rc = pthread_cond_init(&t->idle, NULL);
+    if (rc)
+        goto no_idle;
+    t->stop = false;
+    rc = pthread_create(&t->thread, NULL, run, arg);
+    if (rc == 0)
+        return 0;
+    pthread_cond_destroy(&t->idle);
+no_idle:
+    pthread_cond_destroy(&t->cv);
+no_cv:
     pthread_mutex_destroy(&t->mu);
     return rc;
 }
