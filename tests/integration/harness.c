@@ -303,7 +303,7 @@ zn_srv_call_err(struct zn_fwp_client *c, const char *verb, const char *arg)
 void
 zn_srv_db_path(const struct zn_srv *s, char *out, size_t size)
 {
-    snprintf(out, size, "%s/zenith.db", s->dir);
+    zn_test_db_path(s->dir, out, size);
 }
 
 /* One output stream of a child, read into a growing buffer. */

@@ -30,6 +30,14 @@ zn_test_tmpdir(char *dir, size_t size, const char *name)
 }
 
 void
+zn_test_db_path(const char *dir, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s/zenith.db", dir);
+
+    assert_true(n > 0 && (size_t)n < size);
+}
+
+void
 zn_test_rmdir(const char *dir)
 {
     char path[PATH_MAX + 256];

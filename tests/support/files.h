@@ -12,6 +12,9 @@
 /* Makes a fresh directory "$TMPDIR/<name>.XXXXXX" (TMPDIR: /tmp) in dir. */
 void zn_test_tmpdir(char *dir, size_t size, const char *name);
 
+/* The store's database file in dir, "<dir>/zenith.db", into out. */
+void zn_test_db_path(const char *dir, char *out, size_t size);
+
 /* Removes what dir holds (directories too), then dir. */
 void zn_test_rmdir(const char *dir);
 

@@ -21,14 +21,6 @@
 
 /* Back ends. */
 
-static void
-db_path(const char *dir, char *out, size_t size)
-{
-    int n = snprintf(out, size, "%s/zenith.db", dir);
-
-    assert_true(n > 0 && (size_t)n < size);
-}
-
 static int
 open_sqlite_memory(const char *dir, bool readonly, struct zn_store **out,
                    struct zn_err *err)
@@ -46,16 +38,21 @@ open_sqlite_file(const char *dir, bool readonly, struct zn_store **out,
     struct zn_sqlite_opts opts = {ZN_DURABILITY_FULL, readonly};
     char path[PATH_MAX];
 
-    db_path(dir, path, sizeof(path));
+    zn_test_db_path(dir, path, sizeof(path));
     return zn_store_sqlite_open(path, &opts, out, err);
 }
 
+enum { SQLITE_MEMORY, SQLITE_FILE };
+
 const struct zn_sfx_backend zn_sfx_backends[] = {
-    {"sqlite :memory:", false, open_sqlite_memory},
-    {"sqlite file", true, open_sqlite_file},
+    [SQLITE_MEMORY] = {"sqlite :memory:", false, open_sqlite_memory},
+    [SQLITE_FILE] = {"sqlite file", true, open_sqlite_file},
 };
 
 const size_t zn_sfx_nbackends = ZN_ARRAY_LEN(zn_sfx_backends);
+
+const struct zn_sfx_backend *const zn_sfx_sqlite_file =
+    &zn_sfx_backends[SQLITE_FILE];
 
 /* Fixture. */
 

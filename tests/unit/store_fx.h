@@ -2,7 +2,9 @@
  * store_fx.h - the fixture of the store conformance tests (test_store.c,
  * test_store_query.c): the back ends every test runs on, a store opened
  * afresh in a directory of each test's own, and helpers that build, push,
- * fetch, finish, get and list jobs through struct zn_store's ops.
+ * fetch, finish, get and list jobs through struct zn_store's ops. The
+ * sqlite back end's own tests (test_store_sqlite.c, test_store_deferred.c)
+ * use the helpers too.
  *
  * A helper that fails fails the test (cmocka), so none returns an error.
  * Time is injected: every call gets its own "now", counted from T0.
@@ -38,6 +40,9 @@ struct zn_sfx_backend {
 extern const struct zn_sfx_backend zn_sfx_backends[];
 extern const size_t zn_sfx_nbackends;
 
+/* The back end "sqlite file", one of zn_sfx_backends. */
+extern const struct zn_sfx_backend *const zn_sfx_sqlite_file;
+
 /* Fixture: a directory of its own and a store opened in it. */
 
 struct zn_sfx {
@@ -53,6 +58,10 @@ struct zn_sfx {
  */
 int zn_sfx_setup(void **state);
 int zn_sfx_teardown(void **state);
+
+/* A test with that setup and teardown, for zn_sfx_run. */
+#define ZN_SFX_TEST(t)                                                      \
+    cmocka_unit_test_setup_teardown(t, zn_sfx_setup, zn_sfx_teardown)
 
 /* The fixture's store. */
 struct zn_store *zn_sfx_st_of(void **state);

@@ -4,6 +4,7 @@
  */
 #include "compat.h"
 
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,8 @@
 struct fx {
     struct zn_store *st;
     struct zn_engine *e;
+    char dir[PATH_MAX]; /* of a store in a file (use_file_store), or "" */
+    char path[PATH_MAX + 16];
     struct zn_clock clock;
     int64_t now;
     char ready[8][ZN_QUEUE_NAME_MAX + 1];
@@ -74,6 +77,8 @@ teardown(void **state)
 
     zn_engine_free(f->e);
     zn_store_close(f->st);
+    if (f->dir[0])
+        zn_test_rmdir(f->dir);
     free(f);
     return 0;
 }
@@ -650,74 +655,70 @@ test_engine_fail_not_working(void **state)
     assert_int_equal(zn_engine_fail(f->e, "none", NULL, &fl, &err), ZN_ENOTFOUND);
 }
 
-/* Room for a test directory and for a database path in it. */
-#define DIR_MAX 512
-#define DB_PATH_MAX (DIR_MAX + 16)
-
-/* An engine on a store in a new directory dir, at path *st. */
-static struct zn_engine *
-file_engine(struct fx *f, char dir[DIR_MAX], char path[DB_PATH_MAX],
-            struct zn_store **st)
+/*
+ * Moves the fixture's engine onto a store in a file, in a new directory
+ * that teardown removes.
+ */
+static void
+use_file_store(struct fx *f)
 {
     struct zn_sqlite_opts so = {ZN_DURABILITY_FAST, false};
     struct zn_engine_config cfg;
-    struct zn_engine *e;
     struct zn_err err;
 
-    zn_test_tmpdir(dir, DIR_MAX, "zn_test_engine");
-    snprintf(path, DB_PATH_MAX, "%s/zenith.db", dir);
+    zn_engine_free(f->e);
+    zn_store_close(f->st);
+    f->e = NULL;
+    f->st = NULL;
+    zn_test_tmpdir(f->dir, sizeof(f->dir), "zn_test_engine");
+    zn_test_db_path(f->dir, f->path, sizeof(f->path));
     zn_engine_config_default(&cfg);
-    assert_int_equal(zn_store_sqlite_open(path, &so, st, &err), 0);
-    assert_int_equal(zn_engine_new(*st, &cfg, &f->clock, &e, &err), 0);
-    zn_engine_set_ready_cb(e, on_ready, f);
-    return e;
+    assert_int_equal(zn_store_sqlite_open(f->path, &so, &f->st, &err), 0);
+    assert_int_equal(zn_engine_new(f->st, &cfg, &f->clock, &f->e, &err), 0);
+    zn_engine_set_ready_cb(f->e, on_ready, f);
 }
 
 /*
- * Under a trigger "poison" on table (when when holds), pushes job "a" to
- * queue q and syncs it: the push is answered.
+ * On a store in a file, under a trigger "poison" on table (when when
+ * holds), pushes job "a" to queue q and syncs it: the push is answered.
  */
 static void
-push_poisoned(struct zn_engine *e, const char *path, const char *table,
-              const char *when)
+push_poisoned(struct fx *f, const char *table, const char *when)
 {
     struct zn_job *job = make_job("a", "q", 5);
     struct zn_err err, perr;
 
-    zn_test_sqlite_poison(path, table, when);
-    assert_int_equal(zn_engine_push(e, &job, 1, &perr), 0);
+    use_file_store(f);
+    zn_test_sqlite_poison(f->path, table, when);
+    assert_int_equal(zn_engine_push(f->e, &job, 1, &perr), 0);
     assert_int_equal(perr.code, 0);
     zn_job_free(job);
-    assert_int_equal(zn_engine_sync(e, &err), 0);
+    assert_int_equal(zn_engine_sync(f->e, &err), 0);
 }
 
 /*
  * After the transaction failed, drops the trigger: a push then wakes every
  * fetcher, and the first job fetched is "a", which the rollback took and
- * the journal brought back. Frees the engine, the store and dir.
+ * the journal brought back.
  */
 static void
-expect_a_replayed(struct fx *f, struct zn_engine *e, struct zn_store *st,
-                  const char *dir, const char *path)
+expect_a_replayed(struct fx *f)
 {
     const char *queues[] = {"q"};
     struct zn_job *job, *b = make_job("b", "other", 5);
     struct zn_err err, perr;
 
-    zn_test_sqlite_exec(path, "DROP TRIGGER poison");
+    zn_test_sqlite_exec(f->path, "DROP TRIGGER poison");
     f->ready_all = f->nready = 0;
-    assert_int_equal(zn_engine_push(e, &b, 1, &perr), 0);
+    assert_int_equal(zn_engine_push(f->e, &b, 1, &perr), 0);
     zn_job_free(b);
-    assert_int_equal(zn_engine_sync(e, &err), 0);
+    assert_int_equal(zn_engine_sync(f->e, &err), 0);
     assert_true(f->ready_all > 0);
-    assert_int_equal(zn_engine_fetch(e, queues, 1, "w1", &job, &err), 0);
+    assert_int_equal(zn_engine_fetch(f->e, queues, 1, "w1", &job, &err), 0);
     assert_non_null(job);
     assert_string_equal(job->jid, "a");
     zn_job_free(job);
-    assert_int_equal(zn_engine_commit(e, &err), 0);
-    zn_engine_free(e);
-    zn_store_close(st);
-    zn_test_rmdir(dir);
+    assert_int_equal(zn_engine_commit(f->e, &err), 0);
 }
 
 /*
@@ -730,19 +731,16 @@ test_engine_failed_commit_wakes_fetchers_after(void **state)
 {
     struct fx *f = *state;
     const char *queues[] = {"q"};
-    char dir[DIR_MAX], path[DB_PATH_MAX];
-    struct zn_store *st;
-    struct zn_engine *e = file_engine(f, dir, path, &st);
     struct zn_job *job;
     struct zn_err err;
 
-    push_poisoned(e, path, "attempts", "NEW.worker = 'bad'");
-    assert_int_equal(zn_engine_fetch(e, queues, 1, "bad", &job, &err), 0);
+    push_poisoned(f, "attempts", "NEW.worker = 'bad'");
+    assert_int_equal(zn_engine_fetch(f->e, queues, 1, "bad", &job, &err), 0);
     assert_non_null(job);
     zn_job_free(job);
-    assert_int_equal(zn_engine_commit(e, &err), ZN_EIO);
+    assert_int_equal(zn_engine_commit(f->e, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "poison"));
-    expect_a_replayed(f, e, st, dir, path);
+    expect_a_replayed(f);
 }
 
 /*
@@ -753,16 +751,13 @@ static void
 test_engine_failed_idle_rolls_back(void **state)
 {
     struct fx *f = *state;
-    char dir[DIR_MAX], path[DB_PATH_MAX];
-    struct zn_store *st;
-    struct zn_engine *e = file_engine(f, dir, path, &st);
     struct zn_err err;
 
-    push_poisoned(e, path, "jobs", "NEW.jid = 'a'");
-    assert_int_equal(zn_engine_idle(e, &err), ZN_EIO);
+    push_poisoned(f, "jobs", "NEW.jid = 'a'");
+    assert_int_equal(zn_engine_idle(f->e, &err), ZN_EIO);
     assert_non_null(strstr(err.msg, "poison"));
-    assert_false(zn_engine_pending(e));
-    expect_a_replayed(f, e, st, dir, path);
+    assert_false(zn_engine_pending(f->e));
+    expect_a_replayed(f);
 }
 
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)

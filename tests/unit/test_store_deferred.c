@@ -29,24 +29,8 @@
 static int
 setup(void **state)
 {
-    for (size_t i = 0; i < zn_sfx_nbackends; i++) {
-        if (strcmp(zn_sfx_backends[i].name, "sqlite file") == 0) {
-            *state = (void *)&zn_sfx_backends[i];
-            return zn_sfx_setup(state);
-        }
-    }
-    fail_msg("store_fx has no back end \"sqlite file\"");
-    return -1;
-}
-
-/* The fixture's database file (store_fx opens "zenith.db" in its dir). */
-static void
-db_path(void **state, char *out, size_t size)
-{
-    struct zn_sfx *f = *state;
-    int n = snprintf(out, size, "%s/zenith.db", f->dir);
-
-    assert_true(n > 0 && (size_t)n < size);
+    *state = (void *)zn_sfx_sqlite_file;
+    return zn_sfx_setup(state);
 }
 
 static bool
@@ -274,11 +258,12 @@ test_store_deferred_full_disk_keeps_answered_pushes(void **state)
 static void
 test_store_deferred_insert_failure_keeps_the_push(void **state)
 {
-    struct zn_store *st = zn_sfx_st_of(state);
+    struct zn_sfx *f = *state;
+    struct zn_store *st = f->st;
     struct zn_err err = {0};
     char path[PATH_MAX];
 
-    db_path(state, path, sizeof(path));
+    zn_test_db_path(f->dir, path, sizeof(path));
     zn_test_sqlite_poison(path, "jobs", "NEW.jid = 'bad'");
     OK(st->ops->begin(st, &err));
     zn_sfx_push_ok(st, "a", "q", 5, T0);

@@ -56,14 +56,6 @@ teardown(void **state)
     return 0;
 }
 
-static void
-db_path(const char *dir, char *out, size_t size)
-{
-    int n = snprintf(out, size, "%s/zenith.db", dir);
-
-    assert_true(n > 0 && (size_t)n < size);
-}
-
 /* An ACK, as a worker sends it. */
 static const struct zn_store_outcome ack_ok = {
     .next = ZN_STATE_DONE, .outcome = "ok", .cpu_ms = -1, .rss_kb = -1};
@@ -103,7 +95,7 @@ sqlite_open_in(struct fx *f, char *path, size_t size)
     struct zn_store *st = NULL;
     struct zn_err err = {0};
 
-    db_path(f->dir, path, size);
+    zn_test_db_path(f->dir, path, size);
     OK(zn_store_sqlite_open(path, &opts, &st, &err));
     return st;
 }
@@ -116,7 +108,7 @@ test_store_sqlite_migrate_reports_versions(void **state)
     char path[PATH_MAX];
     int from = -1, to = -1;
 
-    db_path(f->dir, path, sizeof(path));
+    zn_test_db_path(f->dir, path, sizeof(path));
     OK(zn_store_sqlite_migrate(path, &from, &to, &err));
     assert_int_equal(from, 0);
     assert_int_equal(to, ZN_SCHEMA_VERSION);
@@ -183,7 +175,7 @@ test_store_sqlite_v1_data_survives(void **state)
     struct zn_job *g = NULL;
     char path[PATH_MAX], sql[1024];
 
-    db_path(f->dir, path, sizeof(path));
+    zn_test_db_path(f->dir, path, sizeof(path));
     zn_test_sqlite_exec(path, zn__sqlite_migration(1));
     snprintf(sql, sizeof(sql),
              "INSERT INTO jobs (seq, jid, queue, jobtype, state, priority,"
@@ -851,7 +843,7 @@ test_store_sqlite_readonly_needs_current_schema(void **state)
     struct zn_err err = {0};
     char path[PATH_MAX];
 
-    db_path(f->dir, path, sizeof(path));
+    zn_test_db_path(f->dir, path, sizeof(path));
     zn_test_sqlite_exec(path, "PRAGMA user_version = 0");
     assert_int_equal(zn_store_sqlite_open(path, &ro, &st, &err), ZN_ESTATE);
     assert_non_null(strstr(err.msg, "zenith migrate"));
