@@ -135,9 +135,9 @@ setup(void **state)
 
     zn_srv_start(&f->srv, extra);
     f->c = zn_srv_connect(&f->srv, NULL, NULL);
-    free(zn_srv_call(f->c, "PUSH", "{\"jid\":\"keep1\",\"jobtype\":\"x\"}"));
-    free(zn_srv_call(f->c, "PUSH", "{\"jid\":\"keep2\",\"jobtype\":\"y\","
-                                   "\"queue\":\"other\",\"at\":\"2099-01-01T00:00:00Z\"}"));
+    zn_srv_push(f->c, "{\"jid\":\"keep1\",\"jobtype\":\"x\"}");
+    zn_srv_push(f->c, "{\"jid\":\"keep2\",\"jobtype\":\"y\","
+                      "\"queue\":\"other\",\"at\":\"2099-01-01T00:00:00Z\"}");
     f->snapshot = snapshot(f->c);
     *state = f;
     return 0;

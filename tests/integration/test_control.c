@@ -131,15 +131,13 @@ assert_each_once(struct fx *f, int64_t want)
         assert_int_equal(zn_srv_queue_count(&f->srv, f->p, "default",
                                             others[i]), 0);
     for (;;) {
-        char arg[96], *text;
+        char arg[96];
         json_t *page, *job;
         size_t i, n;
 
         snprintf(arg, sizeof(arg), "{\"state\":\"done\",\"after\":%lld,"
                  "\"limit\":1000}", (long long)after);
-        text = zn_srv_call(f->p, "JOBS", arg);
-        page = json_loads(text, 0, NULL);
-        free(text);
+        page = zn_srv_parse_take(zn_srv_call(f->p, "JOBS", arg));
         n = json_array_size(json_object_get(page, "jobs"));
         json_array_foreach(json_object_get(page, "jobs"), i, job) {
             json_int_t a = json_integer_value(json_object_get(job,

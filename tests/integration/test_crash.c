@@ -105,17 +105,14 @@ stored_jids(const struct zn_srv *s, struct jids *out)
         json_int_t next = 0;
 
         do {
-            char arg[128], *reply;
+            char arg[128];
             json_t *page, *job;
             size_t i;
 
             snprintf(arg, sizeof(arg),
                      "{\"state\":\"%s\",\"limit\":1000,\"after\":%lld}",
                      states[k], (long long)next);
-            reply = zn_srv_call(c, "JOBS", arg);
-            page = json_loads(reply, 0, NULL);
-            free(reply);
-            assert_non_null(page);
+            page = zn_srv_parse_take(zn_srv_call(c, "JOBS", arg));
             json_array_foreach(json_object_get(page, "jobs"), i, job)
                 jids_add(out, json_string_value(json_object_get(job, "jid")));
             next = json_integer_value(json_object_get(page, "next"));

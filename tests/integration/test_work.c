@@ -408,12 +408,10 @@ test_work_beats_with_its_wid(void **state)
     start_worker(f, extra);
     /* Its first BEAT comes at start, on the beat thread's connection. */
     while (!wk && zn_clock_mono_ms() < deadline) {
-        char *text = zn_srv_call(f->p, "INFO", NULL);
         json_t *w;
 
         json_decref(info);
-        info = json_loads(text, 0, NULL);
-        free(text);
+        info = zn_srv_parse_take(zn_srv_call(f->p, "INFO", NULL));
         json_array_foreach(json_object_get(json_object_get(info, "zenith"),
                                            "workers"), i, w)
             if (json_integer_value(json_object_get(w, "rss_kb")) > 0)

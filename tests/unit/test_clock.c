@@ -229,7 +229,7 @@ test_clock_jid_shape(void **state)
 /*
  * 100,000 jids made from t on, strictly increasing (so also all
  * distinct), each carrying its ms: all in ms t (per_ms 0), or per_ms in
- * each ms after t. *last gets the last one.
+ * each ms after t. *last (unless NULL) gets the last one.
  */
 static void
 expect_jids_increase(int64_t t, int per_ms, char *last)
@@ -249,16 +249,15 @@ expect_jids_increase(int64_t t, int per_ms, char *last)
         prev = cur;
         cur = tmp;
     }
-    memcpy(last, prev, ZN_JID_MAX + 1);
+    if (last)
+        memcpy(last, prev, ZN_JID_MAX + 1);
 }
 
 static void
 test_clock_jid_increases_within_one_ms(void **state)
 {
-    char last[ZN_JID_MAX + 1];
-
     (void)state;
-    expect_jids_increase(fresh_ms(), 0, last);
+    expect_jids_increase(fresh_ms(), 0, NULL);
 }
 
 static void

@@ -297,7 +297,47 @@ test_store_remove_with_attempts(void **state)
     assert_int_equal(zn_sfx_count_of(st, 0), 0);
 }
 
-static void expect_stats_true(struct zn_store *st);
+/*
+ * Checks queue_stats against the jobs themselves: every count is what
+ * count() finds for that queue and state, oldest_enqueued_at is the
+ * smallest enqueued_at that list() shows, and no queue with jobs is
+ * missing.
+ */
+static void
+expect_stats_true(struct zn_store *st)
+{
+    struct zn_queue_stats *v;
+    struct zn_store_list l;
+    struct zn_err err = {0};
+    int64_t n, total = 0, all = 0;
+    size_t nv;
+
+    OK(st->ops->queue_stats(st, &v, &nv, &err));
+    for (size_t i = 0; i < nv; i++) {
+        struct zn_store_query q = {.queue = v[i].name, .limit = 1000};
+        int64_t oldest = 0;
+
+        for (int s = 0; s < ZN_STATE_COUNT; s++) {
+            q.states = ZN_STATE_BIT(s);
+            OK(st->ops->count(st, &q, &n, &err));
+            if (n != v[i].count[s])
+                fail_msg("queue '%s' state %s: stats %lld, count %lld",
+                         v[i].name, zn_job_state_name(s),
+                         (long long)v[i].count[s], (long long)n);
+            total += n;
+        }
+        q.states = ZN_STATE_BIT(ZN_STATE_ENQUEUED);
+        OK(st->ops->list(st, &q, &l, &err));
+        for (size_t k = 0; k < l.n; k++)
+            if (!oldest || l.jobs[k]->enqueued_at < oldest)
+                oldest = l.jobs[k]->enqueued_at;
+        zn_store_list_release(&l);
+        assert_int_equal(v[i].oldest_enqueued_at, oldest);
+    }
+    free(v);
+    all = zn_sfx_count_of(st, 0);
+    assert_int_equal(total, all);
+}
 
 /* A batch: at most max jobs, the least recently updated, attempts too. */
 static void
@@ -434,48 +474,6 @@ test_store_queue_stats(void **state)
     for (int s = 0; s < ZN_STATE_COUNT; s++)
         assert_int_equal(e->count[s], 0);
     free(v);
-}
-
-/*
- * Checks queue_stats against the jobs themselves: every count is what
- * count() finds for that queue and state, oldest_enqueued_at is the
- * smallest enqueued_at that list() shows, and no queue with jobs is
- * missing.
- */
-static void
-expect_stats_true(struct zn_store *st)
-{
-    struct zn_queue_stats *v;
-    struct zn_store_list l;
-    struct zn_err err = {0};
-    int64_t n, total = 0, all = 0;
-    size_t nv;
-
-    OK(st->ops->queue_stats(st, &v, &nv, &err));
-    for (size_t i = 0; i < nv; i++) {
-        struct zn_store_query q = {.queue = v[i].name, .limit = 1000};
-        int64_t oldest = 0;
-
-        for (int s = 0; s < ZN_STATE_COUNT; s++) {
-            q.states = ZN_STATE_BIT(s);
-            OK(st->ops->count(st, &q, &n, &err));
-            if (n != v[i].count[s])
-                fail_msg("queue '%s' state %s: stats %lld, count %lld",
-                         v[i].name, zn_job_state_name(s),
-                         (long long)v[i].count[s], (long long)n);
-            total += n;
-        }
-        q.states = ZN_STATE_BIT(ZN_STATE_ENQUEUED);
-        OK(st->ops->list(st, &q, &l, &err));
-        for (size_t k = 0; k < l.n; k++)
-            if (!oldest || l.jobs[k]->enqueued_at < oldest)
-                oldest = l.jobs[k]->enqueued_at;
-        zn_store_list_release(&l);
-        assert_int_equal(v[i].oldest_enqueued_at, oldest);
-    }
-    free(v);
-    all = zn_sfx_count_of(st, 0);
-    assert_int_equal(total, all);
 }
 
 static void
