@@ -187,21 +187,31 @@ zn_sfx_fetch_from(struct zn_store *st, const char *queue, const char *wid,
 }
 
 void
-zn_sfx_fetch_expect(struct zn_store *st, const char *queue, const char *jid,
-                    int64_t now)
+zn_sfx_fetch_expect_in(struct zn_store *st, const char *const *queues,
+                       size_t nq, const char *jid, int64_t now)
 {
-    struct zn_job *job = zn_sfx_fetch_from(st, queue, "w1", now);
+    struct zn_job *job = NULL;
+    struct zn_err err = {0};
 
+    OK(st->ops->fetch(st, queues, nq, "w1", now, &job, &err));
     if (!jid) {
         if (job)
-            fail_msg("fetch from '%s': want nothing, got '%s'", queue,
-                     job->jid);
+            fail_msg("fetch from '%s'...: want nothing, got '%s'",
+                     nq ? queues[0] : "", job->jid);
         return;
     }
     if (!job)
-        fail_msg("fetch from '%s': want '%s', got nothing", queue, jid);
+        fail_msg("fetch from '%s'...: want '%s', got nothing",
+                 nq ? queues[0] : "", jid);
     assert_string_equal(job->jid, jid);
     zn_job_free(job);
+}
+
+void
+zn_sfx_fetch_expect(struct zn_store *st, const char *queue, const char *jid,
+                    int64_t now)
+{
+    zn_sfx_fetch_expect_in(st, &queue, 1, jid, now);
 }
 
 void
@@ -252,6 +262,17 @@ zn_sfx_count_of(struct zn_store *st, unsigned states)
 }
 
 void
+zn_sfx_jids_append(const struct zn_store_list *l, char *out, size_t size,
+                   size_t *len)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        *len += (size_t)snprintf(out + *len, size - *len, "%s%s",
+                                 *len ? " " : "", l->jobs[i]->jid);
+        assert_true(*len < size);
+    }
+}
+
+void
 zn_sfx_expect_jobs(struct zn_store *st, struct zn_store_query q,
                    const char *want)
 {
@@ -269,11 +290,9 @@ zn_sfx_expect_jobs(struct zn_store *st, struct zn_store_query q,
         for (size_t i = 0; i < l.n; i++) {
             assert_true(l.jobs[i]->seq > last);
             last = l.jobs[i]->seq;
-            len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s",
-                                    len ? " " : "", l.jobs[i]->jid);
-            assert_true(len < sizeof(got));
-            total++;
         }
+        zn_sfx_jids_append(&l, got, sizeof(got), &len);
+        total += (int64_t)l.n;
         q.after = l.next;
         zn_store_list_release(&l);
     } while (q.after);

@@ -116,6 +116,10 @@ struct zn_job *zn_sfx_fetch_from(struct zn_store *st, const char *queue,
 void zn_sfx_fetch_expect(struct zn_store *st, const char *queue,
                          const char *jid, int64_t now);
 
+/* The same from the first of nq queues that has a job. */
+void zn_sfx_fetch_expect_in(struct zn_store *st, const char *const *queues,
+                            size_t nq, const char *jid, int64_t now);
+
 /*
  * Finishes the working jid at now, moving it to next (due at next_at):
  * outcome "ok" when next is done, else "failed", RuntimeError "boom". The
@@ -134,6 +138,13 @@ int zn_sfx_get_state(struct zn_store *st, const char *jid);
 
 /* How many jobs are in states (ZN_STATE_BIT()s; 0: any state). */
 int64_t zn_sfx_count_of(struct zn_store *st, unsigned states);
+
+/*
+ * Appends the jids of l to out (size bytes, of which *len are used),
+ * separated by spaces; they must fit.
+ */
+void zn_sfx_jids_append(const struct zn_store_list *l, char *out,
+                        size_t size, size_t *len);
 
 /*
  * Lists every page of q (two jobs a page, so paging runs too) and counts

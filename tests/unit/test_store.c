@@ -378,31 +378,6 @@ test_store_fetch_fifo_within_priority(void **state)
     zn_sfx_fetch_expect(st, "q", NULL, T0 + 10);
 }
 
-static struct zn_job *
-fetch_queues(struct zn_store *st, const char *const *queues, size_t nq)
-{
-    struct zn_job *job = NULL;
-    struct zn_err err = {0};
-
-    OK(st->ops->fetch(st, queues, nq, "w1", T0, &job, &err));
-    return job;
-}
-
-static void
-expect_from_queues(struct zn_store *st, const char *const *queues,
-                   size_t nq, const char *jid)
-{
-    struct zn_job *job = fetch_queues(st, queues, nq);
-
-    if (!jid) {
-        assert_null(job);
-        return;
-    }
-    assert_non_null(job);
-    assert_string_equal(job->jid, jid);
-    zn_job_free(job);
-}
-
 static void
 test_store_fetch_queues_in_order(void **state)
 {
@@ -415,10 +390,10 @@ test_store_fetch_queues_in_order(void **state)
     zn_sfx_push_ok(st, "b2", "beta", 9, T0);
     zn_sfx_push_ok(st, "g1", "gamma", 9, T0);
     /* The order of the queues wins over priority. */
-    expect_from_queues(st, ba, 2, "b1");
-    expect_from_queues(st, ab, 2, "a1");
-    expect_from_queues(st, ab, 2, "b2");
-    expect_from_queues(st, ab, 2, NULL);
+    zn_sfx_fetch_expect_in(st, ba, 2, "b1", T0);
+    zn_sfx_fetch_expect_in(st, ab, 2, "a1", T0);
+    zn_sfx_fetch_expect_in(st, ab, 2, "b2", T0);
+    zn_sfx_fetch_expect_in(st, ab, 2, NULL, T0);
     assert_int_equal(zn_sfx_get_state(st, "g1"), ZN_STATE_ENQUEUED);
 }
 
@@ -432,7 +407,7 @@ test_store_fetch_skips_paused_queue(void **state)
     zn_sfx_push_ok(st, "a", "p", 9, T0);
     zn_sfx_push_ok(st, "b", "o", 1, T0);
     OK(st->ops->set_paused(st, "p", true, &err));
-    expect_from_queues(st, po, 2, "b");
+    zn_sfx_fetch_expect_in(st, po, 2, "b", T0);
     zn_sfx_fetch_expect(st, "p", NULL, T0);
     assert_int_equal(zn_sfx_get_state(st, "a"), ZN_STATE_ENQUEUED);
     OK(st->ops->set_paused(st, "p", false, &err));
@@ -507,7 +482,7 @@ test_store_fetch_nothing_gives_null(void **state)
     job = (struct zn_job *)&job;
     OK(st->ops->fetch(st, none, 0, "w1", T0, &job, &err));
     assert_null(job);
-    expect_from_queues(st, none, 2, NULL);
+    zn_sfx_fetch_expect_in(st, none, 2, NULL, T0);
 }
 
 /* Finish. */
@@ -708,9 +683,7 @@ expect_list(const struct zn_store_list *l, const char *want)
     char got[1024] = "";
     size_t len = 0;
 
-    for (size_t i = 0; i < l->n; i++)
-        len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s",
-                                len ? " " : "", l->jobs[i]->jid);
+    zn_sfx_jids_append(l, got, sizeof(got), &len);
     assert_string_equal(got, want);
 }
 
