@@ -294,7 +294,8 @@ print_status(const char *info, bool as_json)
                                  json_object_get(q, cols[k])));
         printf(" %7s %10lld\n",
                json_is_true(json_object_get(q, "paused")) ? "yes" : "no",
-               (long long)json_integer_value(json_object_get(q, "oldest_age_s")));
+               (long long)json_integer_value(
+                   json_object_get(q, "oldest_age_s")));
     }
     json_decref(root);
     return 0;
@@ -368,6 +369,13 @@ static const char *
 str_or(const char *s, const char *def)
 {
     return s ? s : def;
+}
+
+/* The string member key of obj, or def when it is missing or not one. */
+static const char *
+get_str(const json_t *obj, const char *key, const char *def)
+{
+    return str_or(json_string_value(json_object_get(obj, key)), def);
 }
 
 /* ---- failed ------------------------------------------------------------ */
@@ -466,11 +474,10 @@ failed_get(const struct zn__cli_conn *o, const char *jid, bool print)
     r = json_loads(reply, 0, NULL);
     job = json_object_get(r, "job");
     if (!print) {
-        rc = strcmp(str_or(json_string_value(json_object_get(job, "state")), ""),
-                    "dead") == 0 ? 0 : 1;
+        rc = strcmp(get_str(job, "state", ""), "dead") == 0 ? 0 : 1;
         if (rc)
             fprintf(stderr, "zenith: job '%s' is not dead (it is %s)\n", jid,
-                    str_or(json_string_value(json_object_get(job, "state")), "?"));
+                    get_str(job, "state", "?"));
     } else if (o->json) {
         printf("%s\n", reply);
     } else {
@@ -481,11 +488,9 @@ failed_get(const struct zn__cli_conn *o, const char *jid, bool print)
         json_array_foreach(json_object_get(r, "attempts"), i, a)
             printf("  #%lld %s %s..%s %s: %s\n",
                    (long long)json_integer_value(json_object_get(a, "n")),
-                   str_or(json_string_value(json_object_get(a, "worker")), "-"),
-                   str_or(json_string_value(json_object_get(a, "started_at")), ""),
-                   str_or(json_string_value(json_object_get(a, "ended_at")), ""),
-                   str_or(json_string_value(json_object_get(a, "outcome")), "running"),
-                   str_or(json_string_value(json_object_get(a, "message")), ""));
+                   get_str(a, "worker", "-"), get_str(a, "started_at", ""),
+                   get_str(a, "ended_at", ""), get_str(a, "outcome", "running"),
+                   get_str(a, "message", ""));
     }
     json_decref(r);
     free(reply);

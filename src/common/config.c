@@ -163,7 +163,8 @@ set_value(struct zn_config *cfg, const struct option_def *o, const char *v,
                                       parse_int(v, o->type == OPT_SIZE, &n))
             return zn_err_set(err, ZN_EINVAL, "%s: %s: '%s' is not a %s", where,
                               o->name, v,
-                              o->type == OPT_DURATION ? "duration like 90s, 15m, 7d"
+                              o->type == OPT_DURATION
+                                  ? "duration like 90s, 15m, 7d"
                               : o->type == OPT_SIZE ? "size like 1048576 or 1m"
                                                     : "whole number");
         if (n < o->min || n > o->max)

@@ -30,10 +30,12 @@ struct zn_kv {
     } v;
 };
 
-#define ZN_STR(k, s_) ((struct zn_kv){.key = (k), .type = ZN_KV_STR, .v.s = (s_)})
+#define ZN_STR(k, s_) \
+    ((struct zn_kv){.key = (k), .type = ZN_KV_STR, .v.s = (s_)})
 #define ZN_INT(k, n_) \
     ((struct zn_kv){.key = (k), .type = ZN_KV_INT, .v.i = (int64_t)(n_)})
-#define ZN_BOOL(k, b_) ((struct zn_kv){.key = (k), .type = ZN_KV_BOOL, .v.b = (b_)})
+#define ZN_BOOL(k, b_) \
+    ((struct zn_kv){.key = (k), .type = ZN_KV_BOOL, .v.b = (b_)})
 
 #define ZN_LOG(lvl, event, ...)                                         \
     do {                                                                \

@@ -179,12 +179,13 @@ open_block(struct ctx *c, const char *hdr, size_t len)
     name[nlen] = '\0';
     for (size_t i = 0; i < c->out->n; i++)
         if (strcmp(c->out->v[i].name, name) == 0) {
-            FAIL_AT(c, c->lines.lineno, "supervisor '%s' is declared twice (first "
-                    "at line %d)", name, c->out->v[i].line);
+            FAIL_AT(c, c->lines.lineno, "supervisor '%s' is declared twice "
+                    "(first at line %d)", name, c->out->v[i].line);
             return;
         }
     if (c->out->n == ZN_SUPERVISOR_MAX) {
-        FAIL_AT(c, c->lines.lineno, "more than %d supervisors", ZN_SUPERVISOR_MAX);
+        FAIL_AT(c, c->lines.lineno, "more than %d supervisors",
+                ZN_SUPERVISOR_MAX);
         return;
     }
     grown = realloc(c->out->v, (c->out->n + 1) * sizeof(*grown));
@@ -258,9 +259,9 @@ set_queues(struct ctx *c, const char *v)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
 
         if (!zn_job_queue_name_valid(p, len))
-            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': queues: '%.*s' "
-                           "does not match [A-Za-z0-9_.:-]{1,100}", s->name,
-                           (int)(len > 100 ? 100 : len), p);
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': queues: "
+                           "'%.*s' does not match [A-Za-z0-9_.:-]{1,100}",
+                           s->name, (int)(len > 100 ? 100 : len), p);
         if (++n > 64)
             return FAIL_AT(c, c->lines.lineno, "supervisor '%s': queues: more "
                            "than 64", s->name);
@@ -290,17 +291,17 @@ set_number(struct ctx *c, const struct key_def *k, const char *v)
 
     if (k->type == K_DURATION) {
         if (zn_clock_parse_duration(v, &ms) < 0)
-            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: '%s' is not "
-                           "a duration like 90s, 15m, 2h", s->name, k->name,
-                           v);
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: '%s' is "
+                           "not a duration like 90s, 15m, 2h", s->name,
+                           k->name, v);
         n = ms;
     } else {
         errno = 0;
         n = strtoll(v, &end, 10);
         if (errno || end == v || *end || !(*v == '-' || (*v >= '0' &&
                                                          *v <= '9')))
-            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: '%s' is not "
-                           "a whole number", s->name, k->name, v);
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: '%s' is "
+                           "not a whole number", s->name, k->name, v);
     }
     if (n < k->min || n > k->max)
         return FAIL_AT(c, c->lines.lineno, "supervisor '%s': %s: %s is out of "
@@ -347,8 +348,8 @@ set_key(struct ctx *c, const char *name, const char *v)
         else if (strcmp(v, "auto") == 0)
             s->balance = ZN_SUPERVISOR_BALANCE_AUTO;
         else
-            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': balance: '%s' is "
-                           "not off, simple or auto", s->name, v);
+            return FAIL_AT(c, c->lines.lineno, "supervisor '%s': balance: "
+                           "'%s' is not off, simple or auto", s->name, v);
         return 1;
     case K_BACKOFF:
         if (zn_job_parse_backoff(v, s->backoff, &s->nbackoff, &e) < 0)

@@ -5,12 +5,12 @@
  * a SIGCHLD event on the server's loop, and restarts the ones that end.
  *
  * A child is `zenith work --server SOCKET --queues Q --wid NAME-N-GEN
- * [--max-jobs N] [--memory MB] [--config FILE]`: N numbers its slot in
- * the block (from 1), GEN counts the processes that slot has had. The password, when
- * there is one, goes through the environment (ZENITH_PASSWORD), never
- * argv. Each child runs in its own process group (a terminal's ^C reaches
- * the server, which stops the children itself), with the block's nice
- * value and an address-space limit of memory x memory_hard_factor MB.
+ * [--max-jobs N] [--memory MB] [--config FILE]`: N numbers its slot in the
+ * block (from 1), GEN counts the processes that slot has had. The password,
+ * when there is one, goes through the environment (ZENITH_PASSWORD), never
+ * argv. Each child runs in its own process group (a terminal's ^C reaches the
+ * server, which stops the children itself), with the block's nice value and an
+ * address-space limit of memory x memory_hard_factor MB.
  *
  * Crash attribution: when a child ends by a signal or a non-zero exit
  * status other than 3 (its watchdog already FAILed the job), the jobs its

@@ -187,16 +187,16 @@ set_key(struct ctx *c, const char *name, const char *value)
     if (strcmp(name, "timeout") == 0)
         return set_timeout(c, value);
     if (strcmp(name, "command") != 0 && strcmp(name, "url") != 0)
-        return FAIL_AT(c, c->lines.lineno, "job '%s': unknown key '%s' (expected "
-                       "command, url or timeout)", s->name, name);
+        return FAIL_AT(c, c->lines.lineno, "job '%s': unknown key '%s' "
+                       "(expected command, url or timeout)", s->name, name);
     if (s->argv || s->url)
-        return FAIL_AT(c, c->lines.lineno, "job '%s': %s: the job already has a "
-                       "%s (one of command or url, once)", s->name, name,
+        return FAIL_AT(c, c->lines.lineno, "job '%s': %s: the job already "
+                       "has a %s (one of command or url, once)", s->name, name,
                        s->argv ? "command" : "url");
     if (name[0] == 'u') {
         if (!zn_webhook_url_valid(value))
-            return FAIL_AT(c, c->lines.lineno, "job '%s': url: must be an http:// "
-                           "or https:// URL", s->name);
+            return FAIL_AT(c, c->lines.lineno, "job '%s': url: must be an "
+                           "http:// or https:// URL", s->name);
         s->url = strdup(value);
         if (s->url)
             return 1;
@@ -204,7 +204,8 @@ set_key(struct ctx *c, const char *name, const char *value)
     } else if (zn_exec_split(value, &s->argv, &e) == 0) {
         return 1;
     }
-    return FAIL_AT(c, c->lines.lineno, "job '%s': %s: %s", s->name, name, e.msg);
+    return FAIL_AT(c, c->lines.lineno, "job '%s': %s: %s", s->name, name,
+                   e.msg);
 }
 
 static int

@@ -106,10 +106,12 @@ test_fwp_push_refusals(void **state)
                            "invalid JSON"));
     zn_srv_push(f->p, "{\"jid\":\"dup\",\"jobtype\":\"x\"}");
     assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH",
-                                           "{\"jid\":\"dup\",\"jobtype\":\"x\"}"),
+                                           "{\"jid\":\"dup\","
+                                           "\"jobtype\":\"x\"}"),
                            "already exists"));
     assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH",
-                                           "{\"jobtype\":\"x\",\"queue\":\"a b\"}"),
+                                           "{\"jobtype\":\"x\","
+                                           "\"queue\":\"a b\"}"),
                            "queue"));
 }
 
@@ -219,7 +221,8 @@ test_fwp_fail_retry_then_dead(void **state)
                       "\"retry\":1,\"backoff\":[0]}");
     assert_string_equal(zn_srv_fetch_jid(f->w, "default"), "ff");
     free(zn_srv_call(f->w, "FAIL", "{\"jid\":\"ff\",\"errtype\":\"Boom\","
-                                   "\"message\":\"first\",\"backtrace\":[\"a:1\"]}"));
+                                   "\"message\":\"first\","
+                                   "\"backtrace\":[\"a:1\"]}"));
     info = zn_srv_job(f->p, "ff");
     assert_true(!strcmp(job_state(info), "retry") ||
                 !strcmp(job_state(info), "enqueued"));
@@ -287,8 +290,8 @@ test_fwp_scheduled_job_waits(void **state)
     int64_t t0 = zn_clock_wall_ms();
 
     zn_clock_format(t0 + 2500, at, sizeof(at));
-    snprintf(job, sizeof(job), "{\"jid\":\"later\",\"jobtype\":\"x\",\"at\":\"%s\"}",
-             at);
+    snprintf(job, sizeof(job),
+             "{\"jid\":\"later\",\"jobtype\":\"x\",\"at\":\"%s\"}", at);
     zn_srv_push(f->p, job);
     /* First FETCH waits its 2 s and comes back empty. */
     assert_int_equal(zn_fwp_client_call(f->w, "FETCH", "default", &reply, &err),
@@ -306,7 +309,8 @@ test_fwp_unique_for(void **state)
     zn_srv_push(f->p, "{\"jid\":\"u1\",\"jobtype\":\"mail\",\"args\":[7],"
                       "\"unique_for\":60}");
     assert_non_null(strstr(zn_srv_call_err(f->p, "PUSH",
-                                           "{\"jid\":\"u2\",\"jobtype\":\"mail\","
+                                           "{\"jid\":\"u2\","
+                                           "\"jobtype\":\"mail\","
                                            "\"args\":[7],\"unique_for\":60}"),
                            "u1"));
     /* Other args: a different job. */
@@ -427,8 +431,8 @@ test_fwp_half_close_answers_everything(void **state)
     for (int i = 0; i < 3; i++) {
         char push[100];
 
-        snprintf(push, sizeof(push), "PUSH {\"jid\":\"hc%d\",\"jobtype\":\"x\"}\r\n",
-                 i);
+        snprintf(push, sizeof(push),
+                 "PUSH {\"jid\":\"hc%d\",\"jobtype\":\"x\"}\r\n", i);
         assert_true(write(fd, push, strlen(push)) > 0);
     }
     shutdown(fd, SHUT_WR);

@@ -652,7 +652,8 @@ test_engine_fail_not_working(void **state)
     push(f, make_job("nw", "default", 5));
     assert_int_equal(zn_engine_fail(f->e, "nw", NULL, &fl, &err), ZN_ESTATE);
     assert_non_null(strstr(err.msg, "nw"));
-    assert_int_equal(zn_engine_fail(f->e, "none", NULL, &fl, &err), ZN_ENOTFOUND);
+    assert_int_equal(zn_engine_fail(f->e, "none", NULL, &fl, &err),
+                     ZN_ENOTFOUND);
 }
 
 /*

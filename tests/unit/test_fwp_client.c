@@ -1,11 +1,11 @@
 /*
- * test_fwp_client.c - the blocking FWP client against a small fake server
- * run in a thread of the test, on a loopback port chosen by the kernel or
- * a Unix socket in a fresh temporary directory. The fake speaks just
- * enough FWP to script replies: each command the client sends names the
- * reply the fake writes back (PING, BAD, NIL, BULK, BIG, INT, SILENT,
- * DRIP, STALL, GARBAGE, CLOSE). The thread only records what it saw; all assertions
- * run in the test's own thread, after joining it.
+ * test_fwp_client.c - the blocking FWP client against a small fake server run
+ * in a thread of the test, on a loopback port chosen by the kernel or a Unix
+ * socket in a fresh temporary directory. The fake speaks just enough FWP to
+ * script replies: each command the client sends names the reply the fake
+ * writes back (PING, BAD, NIL, BULK, BIG, INT, SILENT, DRIP, STALL, GARBAGE,
+ * CLOSE). The thread only records what it saw; all assertions run in the
+ * test's own thread, after joining it.
  */
 #include "compat.h"
 

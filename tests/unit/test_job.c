@@ -1066,7 +1066,8 @@ test_job_encode_checks_stored_text(void **state)
             fail_msg("args '%s' encoded", bad[i]);
     }
     free(job->args);
-    job->args = strdup(" [ 1 , {\"a\" : [true,false,null,-0.5e+3,\"\\u00e9\"]} ] ");
+    job->args = strdup(" [ 1 , {\"a\" : "
+                       "[true,false,null,-0.5e+3,\"\\u00e9\"]} ] ");
     s = zn_job_encode(job, false);
     assert_non_null(s);
     assert_non_null(strstr(s, job->args));
