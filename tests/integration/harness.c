@@ -607,7 +607,7 @@ zn_srv_queue_count(const struct zn_srv *s, struct zn_fwp_client *c,
                    const char *queue, const char *state)
 {
     char *text = NULL;
-    json_t *info, *q;
+    json_t *info, *queues, *q;
     struct zn_err err;
     int64_t n = 0;
     size_t i;
@@ -617,14 +617,20 @@ zn_srv_queue_count(const struct zn_srv *s, struct zn_fwp_client *c,
         fail_msg("INFO: %s", err.msg);
     }
     info = zn_srv_parse_take(text);
-    json_array_foreach(json_object_get(json_object_get(info, "zenith"),
-                                       "queues"), i, q) {
+    queues = json_object_get(json_object_get(info, "zenith"), "queues");
+    if (!json_is_array(queues))
+        fail_msg("INFO: no array zenith.queues");
+    json_array_foreach(queues, i, q) {
         const char *name = json_string_value(json_object_get(q, "name"));
+        json_t *count = json_object_get(q, state);
 
         if (!name)
             fail_msg("INFO: a queue without a name");
-        if (strcmp(name, queue) == 0)
-            n = json_integer_value(json_object_get(q, state));
+        if (strcmp(name, queue) != 0)
+            continue;
+        if (!json_is_integer(count))
+            fail_msg("INFO: queue '%s' has no count '%s'", queue, state);
+        n = json_integer_value(count);
     }
     json_decref(info);
     return n;

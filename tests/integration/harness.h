@@ -176,7 +176,8 @@ struct json_t *zn_srv_wait_state(const struct zn_srv *s,
 /*
  * INFO's count of jobs in state (a key of zenith.queues[]: "done",
  * "enqueued", ...) on queue; 0 when the queue is not listed. Fails the
- * test, with the server's log, when INFO fails.
+ * test when INFO fails (with the server's log), or lists the queue
+ * without that count.
  */
 int64_t zn_srv_queue_count(const struct zn_srv *s, struct zn_fwp_client *c,
                            const char *queue, const char *state);
