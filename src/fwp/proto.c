@@ -34,6 +34,7 @@
 #define LABEL_MAX 255
 #define FAIL_ERRTYPE_MAX 1024
 #define FAIL_MESSAGE_MAX (64 * 1024)
+#define FAIL_BACKTRACE_MAX (64 * 1024) /* its lines' bytes, all together */
 #define RESP_LINE_MAX (1024 * 1024)
 #define RESP_NUM_MAX 32              /* digits line of ':' and '$' */
 
@@ -604,13 +605,19 @@ zn_fwp_parse_ack(const char *json, size_t len, struct zn_fwp_ack *out,
     return rc;
 }
 
-/* The backtrace as compact JSON text: an array of strings, kept as is. */
+/*
+ * The backtrace as compact JSON text: an array of strings. Its lines are
+ * kept up to FAIL_BACKTRACE_MAX bytes in all, the line that crosses it
+ * cut there, the rest dropped: as the message, cut and not refused, since
+ * the failure must still be recorded, and a job keeps its last one.
+ */
 static int
 fail_backtrace(json_t *obj, struct zn_fwp_fail *out, struct zn_err *err)
 {
     json_t *arr = field(obj, "backtrace");
-    size_t i;
-    json_t *l;
+    json_t *kept, *l;
+    size_t i, left = FAIL_BACKTRACE_MAX;
+    int rc = 0;
 
     if (!arr)
         return 0;
@@ -622,7 +629,22 @@ fail_backtrace(json_t *obj, struct zn_fwp_fail *out, struct zn_err *err)
             return zn_err_set(err, ZN_EPROTO,
                               "FAIL: backtrace[%zu] must be a string", i);
     }
-    out->backtrace = json_dumps(arr, JSON_COMPACT);
+    kept = json_array();
+    json_array_foreach(arr, i, l) {
+        size_t full = json_string_length(l), n;
+
+        if (!kept || left == 0)
+            break;
+        n = utf8_cut(json_string_value(l), full, left);
+        left = n < full ? 0 : left - n; /* a line cut is the last one */
+        if (json_array_append_new(kept, json_stringn(json_string_value(l),
+                                                     n)) < 0) {
+            rc = ZN_ENOMEM;
+            break;
+        }
+    }
+    out->backtrace = kept && rc == 0 ? json_dumps(kept, JSON_COMPACT) : NULL;
+    json_decref(kept);
     if (!out->backtrace)
         return zn_err_set(err, ZN_ENOMEM, "FAIL: out of memory");
     return 0;

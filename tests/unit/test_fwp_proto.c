@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "fwp/proto.h"
 #include "queue/job.h"
@@ -541,6 +542,45 @@ test_fwp_proto_fail_long_message(void **state)
     free(j);
 }
 
+/*
+ * A long backtrace keeps its lines up to 64 KiB in all: three lines of 40
+ * KiB come back as the first, the second cut to the 24 KiB left (before
+ * the two-byte character that straddles the cap), and not the third.
+ */
+static void
+test_fwp_proto_fail_long_backtrace(void **state)
+{
+    size_t cap = 64 * 1024, line = 40 * 1024, o;
+    char *j = malloc(3 * (line + 8) + 128);
+    struct zn_fwp_fail f;
+    struct zn_err err = {0};
+    json_t *bt;
+
+    (void)state;
+    assert_non_null(j);
+    o = (size_t)snprintf(j, 64, "{\"jid\":\"j\",\"backtrace\":[");
+    for (int k = 0; k < 3; k++) {
+        j[o++] = '"';
+        memset(j + o, 'a' + k, line);
+        if (k == 1)
+            memcpy(j + o + (cap - line) - 1, "\xc3\xa9", 2);
+        o += line;
+        j[o++] = '"';
+        j[o++] = k < 2 ? ',' : ']';
+    }
+    j[o++] = '}';
+    assert_int_equal(zn_fwp_parse_fail(j, o, &f, &err), 0);
+    bt = json_loads(f.backtrace, 0, NULL);
+    assert_int_equal(json_array_size(bt), 2);
+    assert_int_equal(json_string_length(json_array_get(bt, 0)), line);
+    assert_int_equal(json_string_length(json_array_get(bt, 1)),
+                     cap - line - 1);
+    assert_int_equal(json_string_value(json_array_get(bt, 1))[0], 'b');
+    json_decref(bt);
+    zn_fwp_fail_release(&f);
+    free(j);
+}
+
 static int
 fail_fn(const char *in, size_t len, struct zn_err *err)
 {
@@ -962,6 +1002,7 @@ main(void)
         cmocka_unit_test(test_fwp_proto_ack_bad),
         cmocka_unit_test(test_fwp_proto_fail),
         cmocka_unit_test(test_fwp_proto_fail_long_message),
+        cmocka_unit_test(test_fwp_proto_fail_long_backtrace),
         cmocka_unit_test(test_fwp_proto_fail_bad),
         cmocka_unit_test(test_fwp_proto_beat),
         cmocka_unit_test(test_fwp_proto_beat_bad),
