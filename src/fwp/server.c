@@ -534,8 +534,15 @@ fetch_try(struct conn *c)
             .cpu_ms = -1, .rss_kb = -1,
         };
 
-        zn_engine_fail(c->srv->engine, job->jid, NULL, &f, &err);
-        reply_err(c, "FETCH: the next job could not be read; it was failed");
+        if (zn_engine_fail(c->srv->engine, job->jid, NULL, &f, &err) == 0) {
+            reply_err(c, "FETCH: the next job could not be read; it was "
+                      "failed");
+        } else {
+            /* Its lease ends it: reserve_for, then the retry rule. */
+            ZN_LOG(ZN_ERROR, "job.unreadable_not_failed",
+                   ZN_STR("jid", job->jid), ZN_STR("error", err.msg));
+            reply_err(c, "FETCH: the next job could not be read");
+        }
     }
     ZN_LOG(ZN_DEBUG, "job.fetched", ZN_STR("jid", job->jid),
            ZN_STR("queue", job->queue), ZN_STR("wid", job->worker));

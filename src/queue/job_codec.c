@@ -300,6 +300,22 @@ parse_names(const struct reader *r, struct zn_job *job)
     return 0;
 }
 
+/*
+ * jansson reads values nested up to 2048 deep, but a stored job is
+ * written back only as deep as zn_json_valid allows (job_encode.c): a job
+ * it cannot write back could never be fetched, so it is refused here:
+ * 0, or ZN_EINVAL with err set.
+ */
+static int
+nesting_check(const struct reader *r, const char *name, const char *text,
+              char open)
+{
+    if (zn_json_valid(text, strlen(text), open))
+        return 0;
+    return zn_err_set(r->err, ZN_EINVAL, "%s: nested more than %d levels "
+                      "deep", name, ZN_JSON_DEPTH_MAX);
+}
+
 static int
 parse_blobs(const struct reader *r, struct zn_job *job)
 {
@@ -310,12 +326,14 @@ parse_blobs(const struct reader *r, struct zn_job *job)
     job->args = v ? dump_compact(v) : strdup("[]");
     if (!job->args)
         return oom(r->err);
-    if (r->custom) {
-        job->custom = dump_compact(r->custom);
-        if (!job->custom)
-            return oom(r->err);
-    }
-    return 0;
+    if (nesting_check(r, "args", job->args, '[') < 0)
+        return ZN_EINVAL;
+    if (!r->custom)
+        return 0;
+    job->custom = dump_compact(r->custom);
+    if (!job->custom)
+        return oom(r->err);
+    return nesting_check(r, "custom", job->custom, '{');
 }
 
 /* "" means "not given" for both, as in Faktory. */

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "common/json_plain.h"
 #include "queue/job.h"
 
 #define NOW_MS 1767323045000LL /* 2026-01-02T03:04:05Z */
@@ -1326,6 +1327,68 @@ test_job_unique_key_differs(void **state)
     zn_job_free(base);
 }
 
+/*
+ * "{\"jobtype\":\"x\",\"<name>\":" then depth of open, one value, closes:
+ * malloc'd.
+ */
+static char *
+nested_job(const char *name, int depth, char open, char close)
+{
+    size_t cap = 64 + 6 * (size_t)depth + 8, o;
+    char *s = malloc(cap);
+
+    assert_non_null(s);
+    o = (size_t)snprintf(s, cap, "{\"jobtype\":\"x\",\"%s\":", name);
+    for (int i = 0; i < depth; i++) {
+        s[o++] = open;
+        if (open == '{' && i < depth - 1)
+            o += (size_t)snprintf(s + o, cap - o, "\"k\":");
+    }
+    for (int i = 0; i < depth; i++)
+        s[o++] = close;
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
+/*
+ * args and custom nested as deep as a stored job can be written back are
+ * accepted, and come back; one level more is refused (jansson alone reads
+ * 2048), not stored to fail every fetch.
+ */
+static void
+test_job_nesting_limit(void **state)
+{
+    static const struct {
+        const char *name;
+        char open, close;
+    } blobs[] = {{"args", '[', ']'}, {"custom", '{', '}'}};
+    struct zn_err err = {0};
+    struct zn_job *job;
+    char want[64], *text, *out;
+
+    (void)state;
+    for (size_t b = 0; b < 2; b++) {
+        text = nested_job(blobs[b].name, ZN_JSON_DEPTH_MAX, blobs[b].open,
+                          blobs[b].close);
+        job = must_parse(text);
+        out = zn_job_encode(job, false);
+        assert_non_null(out);
+        free(out);
+        zn_job_free(job);
+        free(text);
+        text = nested_job(blobs[b].name, ZN_JSON_DEPTH_MAX + 1,
+                          blobs[b].open, blobs[b].close);
+        job = NULL;
+        assert_int_equal(parse_str(text, &job, &err), ZN_EINVAL);
+        assert_null(job);
+        snprintf(want, sizeof(want), "%s: nested more than %d levels deep",
+                 blobs[b].name, ZN_JSON_DEPTH_MAX);
+        assert_string_equal(err.msg, want);
+        free(text);
+    }
+}
+
 static void
 test_job_dup_is_deep(void **state)
 {
@@ -1425,6 +1488,7 @@ main(void)
         cmocka_unit_test(test_job_parse_backoff_rejects_bad_lists),
         cmocka_unit_test(test_job_unique_key_equal_jobs),
         cmocka_unit_test(test_job_unique_key_differs),
+        cmocka_unit_test(test_job_nesting_limit),
         cmocka_unit_test(test_job_dup_is_deep),
         cmocka_unit_test(test_job_state_names),
     };
