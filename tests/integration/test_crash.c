@@ -63,11 +63,13 @@ cmp_str(const void *a, const void *b)
 
 /*
  * A producer process: pushes its share, appending each jid to its file
- * only after the server answered OK. Exits when the server goes away.
+ * only after the server answered OK. Exits 0 when its share is done or
+ * the server went away after the round's target; 1 when it could not
+ * start, or its pushes failed before the kill could have come.
  */
 static void
 produce(const struct zn_srv *s, int round, int k, const char *path,
-        volatile int *acked_count)
+        int target, volatile int *acked_count)
 {
     struct zn_fwp_client_opts o = {.addr = s->addr, .timeout_ms = 30000};
     struct zn_fwp_client *c = NULL;
@@ -75,19 +77,19 @@ produce(const struct zn_srv *s, int round, int k, const char *path,
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
     if (fd < 0 || zn_fwp_client_connect(&o, &c, &err) < 0)
-        _exit(0);
+        _exit(1);
     for (int i = 0; i < JOBS_PER_ROUND / PRODUCERS; i++) {
         char job[160], line[64];
         int n;
 
         snprintf(job, sizeof(job),
-                 "{\"jid\":\"r%d-p%d-%d\",\"jobtype\":\"crash\",\"args\":[%d]}",
-                 round, k, i, i);
+                 "{\"jid\":\"r%d-p%d-%d\",\"jobtype\":\"crash\","
+                 "\"args\":[%d]}", round, k, i, i);
         if (zn_fwp_client_call(c, "PUSH", job, NULL, &err) < 0)
-            break;
+            _exit(__atomic_load_n(acked_count, __ATOMIC_SEQ_CST) < target);
         n = snprintf(line, sizeof(line), "r%d-p%d-%d\n", round, k, i);
         if (write(fd, line, (size_t)n) != n)
-            break;
+            _exit(1);
         __atomic_add_fetch(acked_count, 1, __ATOMIC_SEQ_CST);
     }
     _exit(0);
@@ -184,6 +186,7 @@ test_crash_kill9_loses_no_acknowledged_push(void **state)
         int target = 1 + rand_r(&seed) % (JOBS_PER_ROUND - 1);
         size_t before = acked.n, lost = 0;
         struct timespec ms1 = {0, 1000000L};
+        int reached, status[PRODUCERS];
         int64_t deadline;
 
         *count = 0;
@@ -194,17 +197,26 @@ test_crash_kill9_loses_no_acknowledged_push(void **state)
             kids[k] = fork();
             assert_true(kids[k] >= 0);
             if (kids[k] == 0)
-                produce(&s, round, k, paths[k], count);
+                produce(&s, round, k, paths[k], target, count);
         }
         deadline = zn_clock_mono_ms() + zn_test_ms(120000);
         while (__atomic_load_n(count, __ATOMIC_SEQ_CST) < target &&
                zn_clock_mono_ms() < deadline)
             nanosleep(&ms1, NULL);
+        reached = __atomic_load_n(count, __ATOMIC_SEQ_CST);
         zn_srv_kill9(&s);
         for (int k = 0; k < PRODUCERS; k++) {
-            waitpid(kids[k], NULL, 0);
+            assert_int_equal(waitpid(kids[k], &status[k], 0), kids[k]);
             read_acked(paths[k], &acked);
         }
+        /* The kill came after the target, not at the deadline. */
+        if (reached < target)
+            fail_msg("round %d: %d pushes acknowledged by the deadline, "
+                     "not the %d targeted", round + 1, reached, target);
+        for (int k = 0; k < PRODUCERS; k++)
+            if (!WIFEXITED(status[k]) || WEXITSTATUS(status[k]) != 0)
+                fail_msg("round %d: producer %d failed before the kill "
+                         "(wait status %d)", round + 1, k, status[k]);
         /* Restart on the same data: everything acknowledged is there. */
         integrity_check(&s);
         zn_srv_start(&s, NULL);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -339,8 +340,10 @@ test_fwp_queue_pause_resume_remove(void **state)
     json_decref(info);
     assert_non_null(strstr(zn_srv_call_err(f->p, "JOBS", "{\"jid\":\"q2\"}"),
                            "q2"));
-    assert_non_null(zn_srv_call_err(f->p, "QUEUE", "STOP mail"));
-    assert_non_null(zn_srv_call_err(f->p, "QUEUE", "PAUSE"));
+    assert_non_null(strstr(zn_srv_call_err(f->p, "QUEUE", "STOP mail"),
+                           "subcommand must be PAUSE, RESUME or REMOVE"));
+    assert_non_null(strstr(zn_srv_call_err(f->p, "QUEUE", "PAUSE"),
+                           "at least one queue name is required"));
 }
 
 static void
@@ -350,7 +353,9 @@ test_fwp_beat_and_info(void **state)
     json_t *info, *workers;
 
     free(zn_srv_call(f->w, "BEAT", "{\"wid\":\"w1\",\"rss_kb\":2048}"));
-    assert_non_null(zn_srv_call_err(f->w, "BEAT", "{\"wid\":\"nobody\"}"));
+    assert_non_null(strstr(zn_srv_call_err(f->w, "BEAT",
+                                           "{\"wid\":\"nobody\"}"),
+                           "unknown worker 'nobody'"));
     info = zn_srv_parse_take(zn_srv_call(f->p, "INFO", NULL));
     workers = json_object_get(json_object_get(info, "zenith"), "workers");
     assert_int_equal(json_array_size(workers), 1);
@@ -384,8 +389,10 @@ test_fwp_errors_keep_connection(void **state)
     struct fx *f = *state;
 
     assert_non_null(strstr(zn_srv_call_err(f->p, "BOGUS", "x"), "BOGUS"));
-    assert_non_null(zn_srv_call_err(f->p, "INFO", "extra"));
-    assert_non_null(zn_srv_call_err(f->p, "FETCH", "default"));
+    assert_non_null(strstr(zn_srv_call_err(f->p, "INFO", "extra"),
+                           "takes no argument"));
+    assert_non_null(strstr(zn_srv_call_err(f->p, "FETCH", "default"),
+                           "only a consumer"));
     zn_srv_push(f->p, "{\"jid\":\"ok\",\"jobtype\":\"x\"}");
 }
 
@@ -447,6 +454,40 @@ test_fwp_half_close_answers_everything(void **state)
     assert_int_equal(oks, 4); /* HELLO and the three pushes */
 }
 
+/*
+ * The server itself refuses a HELLO (a raw line, past our client's own
+ * check) that lacks the password's hash or has a wrong one, and then
+ * closes the connection: a PUSH sent after it gets nothing.
+ */
+static void
+expect_hello_refused(const char *hello, int port)
+{
+    static const char push[] = "PUSH {\"jid\":\"sneak\",\"jobtype\":\"x\"}\r\n";
+    char buf[1024] = "";
+    size_t len = 0;
+    ssize_t n;
+    int fd = zn_test_connect_raw(port);
+    /* A server that kept the connection open fails the test, not hangs. */
+    struct timeval tv = {10, 0};
+
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+                                sizeof(tv)), 0);
+    while (!memchr(buf, '\n', len) &&
+           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    assert_non_null(strstr(buf, "\"s\":\"")); /* HI carries a salt */
+    assert_true(write(fd, hello, strlen(hello)) > 0);
+    (void)!write(fd, push, sizeof(push) - 1); /* may meet the close */
+    len = 0;
+    while (len < sizeof(buf) - 1 &&
+           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(fd);
+    assert_string_equal(buf, "-ERR invalid password\r\n");
+}
+
 static void
 test_fwp_password(void **state)
 {
@@ -454,6 +495,7 @@ test_fwp_password(void **state)
     struct zn_fwp_client_opts o = {.addr = f->srv.addr, .password = "wrong"};
     struct zn_fwp_client *c = NULL;
     struct zn_err err;
+    char hello[128];
     int rc;
 
     rc = zn_fwp_client_connect(&o, &c, &err);
@@ -466,6 +508,10 @@ test_fwp_password(void **state)
     assert_int_equal(rc, ZN_EAUTH);
     o.password = NULL;
     assert_int_equal(zn_fwp_client_connect(&o, &c, &err), ZN_EAUTH);
+    expect_hello_refused("HELLO {\"v\":2}\r\n", f->srv.port);
+    snprintf(hello, sizeof(hello), "HELLO {\"v\":2,\"pwdhash\":\"%064d\"}\r\n",
+             0);
+    expect_hello_refused(hello, f->srv.port);
 }
 
 /* Every test runs twice: on a server without and with a password. */
