@@ -34,19 +34,23 @@ reply_json(struct conn *c, const json_t *v, const char *verb)
     free(text);
 }
 
+/* The queues' counts, or NULL with err set when the store fails. */
 static json_t *
-info_queues(struct zn_fwp_server *s, json_t *sizes, int64_t *total)
+info_queues(struct zn_fwp_server *s, json_t *sizes, int64_t *total,
+            struct zn_err *err)
 {
     struct zn_queue_stats *qs = NULL;
     int64_t now = zn_engine_now(s->engine);
-    json_t *list = json_array();
-    struct zn_err err;
+    json_t *list;
     size_t n = 0;
 
     *total = 0;
-    if (zn_engine_queue_stats(s->engine, &qs, &n, &err) < 0)
-        return list;
-    for (size_t i = 0; i < n; i++) {
+    if (zn_engine_queue_stats(s->engine, &qs, &n, err) < 0)
+        return NULL;
+    list = json_array();
+    if (!list)
+        zn_err_set(err, ZN_ENOMEM, "out of memory");
+    for (size_t i = 0; list && i < n; i++) {
         json_t *q = json_object();
 
         json_object_set_new(q, "name", json_string(qs[i].name));
@@ -106,21 +110,25 @@ info_current_job(json_t *o, const struct worker *w,
     json_object_set_new(o, "working_since", json_null());
 }
 
+/* The workers, or NULL with err set when the store fails. */
 static json_t *
-info_workers(struct zn_fwp_server *s)
+info_workers(struct zn_fwp_server *s, struct zn_err *err)
 {
     struct zn_store_query q = {
         .states = ZN_STATE_BIT(ZN_STATE_WORKING), .limit = 1000,
     };
     struct zn_store_list working = {0};
-    json_t *list = json_array();
+    json_t *list;
     struct worker *w;
-    struct zn_err err;
     char t1[64], t2[64];
 
-    if (zn_engine_list(s->engine, &q, &working, &err) < 0)
-        working.n = 0;
-    LIST_FOREACH(w, &s->workers, link) {
+    if (zn_engine_list(s->engine, &q, &working, err) < 0)
+        return NULL;
+    list = json_array();
+    if (!list)
+        zn_err_set(err, ZN_ENOMEM, "out of memory");
+    for (w = list ? LIST_FIRST(&s->workers) : NULL; w;
+         w = LIST_NEXT(w, link)) {
         json_t *labels = w->labels;
         json_t *o;
 
@@ -148,13 +156,23 @@ zn__fwp_cmd_info(struct conn *c)
     struct zn_fwp_server *s = c->srv;
     struct zn_store_counters ctr = {0};
     struct rusage ru;
-    json_t *sizes = json_object(), *root, *queues;
-    int64_t now = zn_engine_now(s->engine), total;
+    json_t *sizes = json_object(), *root, *queues = NULL, *workers = NULL;
+    int64_t now = zn_engine_now(s->engine), total = 0;
     struct zn_err err;
-    char ts[64];
+    char ts[64], msg[sizeof(err.msg) + 8];
 
-    zn_engine_counters(s->engine, &ctr, &err);
-    queues = info_queues(s, sizes, &total);
+    /* A store that cannot answer gets its error, not counts of 0. */
+    if (zn_engine_counters(s->engine, &ctr, &err) == 0)
+        queues = info_queues(s, sizes, &total, &err);
+    if (queues)
+        workers = info_workers(s, &err);
+    if (!workers) {
+        json_decref(sizes);
+        json_decref(queues);
+        snprintf(msg, sizeof(msg), "INFO: %s", err.msg);
+        reply_err(c, msg);
+        return;
+    }
     getrusage(RUSAGE_SELF, &ru);
     zn_clock_format(now, ts, sizeof(ts));
     root = json_pack(
@@ -169,7 +187,7 @@ zn__fwp_cmd_info(struct conn *c)
         "uptime", (json_int_t)((now - s->started_at) / 1000), "connections",
         (json_int_t)s->nconns, "command_count", (json_int_t)s->commands,
         "used_memory_mb", (json_int_t)(ru.ru_maxrss / 1024),
-        "zenith", "queues", queues, "workers", info_workers(s));
+        "zenith", "queues", queues, "workers", workers);
     reply_json(c, root, "INFO");
     json_decref(root);
 }
