@@ -43,12 +43,8 @@ static const char *const verb_names[ZN_FWP_VERB_COUNT] = {
     "BEAT", "INFO", "FLUSH", "QUEUE", "END", "MUTATE", "JOBS", "CONTROL",
 };
 
-/*
- * Makes n bytes of untrusted input safe to print: printable ASCII stays,
- * anything else becomes \xNN, and more than max bytes are cut with "...".
- */
-static const char *
-quote_max(const char *s, size_t n, size_t max, char *buf, size_t size)
+const char *
+zn_fwp_quote(const char *s, size_t n, size_t max, char *buf, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
@@ -77,7 +73,7 @@ quote_max(const char *s, size_t n, size_t max, char *buf, size_t size)
 static const char *
 quote(const char *s, size_t n, char *buf, size_t size)
 {
-    return quote_max(s, n, QUOTE_MAX, buf, size);
+    return zn_fwp_quote(s, n, QUOTE_MAX, buf, size);
 }
 
 const char *
@@ -253,8 +249,8 @@ load_object(const char *verb, const char *json, size_t len, json_t **out,
     if (!root) {
         if (json_error_code(&je) == json_error_out_of_memory)
             return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", verb);
-        quote_max(je.text, strlen(je.text), JSON_ERROR_TEXT_LENGTH, q,
-                  sizeof(q));
+        zn_fwp_quote(je.text, strlen(je.text), JSON_ERROR_TEXT_LENGTH, q,
+                     sizeof(q));
         if (je.line > 0)
             return zn_err_set(err, ZN_EPROTO,
                               "%s: invalid JSON at line %d column %d: %s",

@@ -86,6 +86,15 @@ struct zn_fwp_hello {
  * left to release.
  */
 
+/*
+ * Makes n bytes of untrusted input safe to print in a reply or a log:
+ * printable ASCII stays, anything else becomes \xNN, and more than max
+ * bytes are cut with "...". buf gets the text (size 4 * max + 8 holds
+ * any), which is returned.
+ */
+const char *zn_fwp_quote(const char *s, size_t n, size_t max, char *buf,
+                         size_t size);
+
 /* HELLO {...}: v must be 2; wid, if present, a valid id. */
 int zn_fwp_parse_hello(const char *json, size_t len, struct zn_fwp_hello *out,
                        struct zn_err *err);

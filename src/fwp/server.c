@@ -340,6 +340,7 @@ static int
 batch_read(const struct zn_fwp_cmd *cmd, size_t max_payload,
            struct batch *b, char *msg, size_t size)
 {
+    char q[JSON_ERROR_TEXT_LENGTH * 4 + 8];
     json_error_t jerr;
 
     memset(b, 0, sizeof(*b));
@@ -353,9 +354,13 @@ batch_read(const struct zn_fwp_cmd *cmd, size_t max_payload,
         return 0;
     b->arr = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
     b->n = json_array_size(b->arr);
-    if (!b->arr)
+    if (!b->arr && json_error_code(&jerr) == json_error_out_of_memory)
+        snprintf(msg, size, "PUSHB: out of memory");
+    else if (!b->arr)
         snprintf(msg, size, "PUSHB: invalid JSON at line %d column %d: %s",
-                 jerr.line, jerr.column, jerr.text);
+                 jerr.line, jerr.column,
+                 zn_fwp_quote(jerr.text, strlen(jerr.text),
+                              JSON_ERROR_TEXT_LENGTH, q, sizeof(q)));
     else if (!json_is_array(b->arr) || b->n > PUSHB_MAX)
         snprintf(msg, size, "PUSHB: must be a JSON array of at most %d "
                  "jobs", PUSHB_MAX);

@@ -79,6 +79,9 @@ static const struct bad bad_commands[] = {
     /* PUSHB. */
     {"PUSHB", "{\"jobtype\":\"x\"}", "array"},
     {"PUSHB", "[{\"jobtype\":\"x\"", "JSON"},
+    {"PUSHB", "[\x01\xff\xfe]", "JSON"},
+    {"PUSHB", "[\xc3\xa9]", "JSON"},
+    {"PUSH", "{\"jobtype\":\xc3\xa9}", "JSON"},
     /* Commands in the wrong state or on unknown jobs. */
     {"HELLO", "{\"v\":2}", "HELLO"},
     {"FETCH", "default", "consumer"},
@@ -195,6 +198,11 @@ test_bad_input_commands(void **state)
         if (!strstr(msg, b->want))
             fail_msg("%s %s: error '%s' does not mention '%s'", b->verb,
                      b->arg ? b->arg : "", msg, b->want);
+        /* Raw input bytes never reach the reply. */
+        for (const char *p = msg; *p; p++)
+            if (*p < 0x20 || *p > 0x7e)
+                fail_msg("%s: error '%s' holds byte 0x%02x", b->verb, msg,
+                         (unsigned char)*p);
         still_good(f);
     }
 }
