@@ -805,8 +805,12 @@ process_input(struct conn *c)
         dispatch(c, line, len + eol_len);
         evbuffer_drain(in, len + eol_len);
     }
-    /* After EOF, every complete line has run once nothing waits. */
-    if (c->eof && !c->held && !c->waiting)
+    /*
+     * After EOF, every complete line has run once nothing waits; a full
+     * output only pauses them (write_cb goes on once it drains).
+     */
+    if (c->eof && !c->held && !c->waiting &&
+        evbuffer_get_length(out) < OUTPUT_MAX)
         c->ending = true;
     if (c->ending && c->state != C_CLOSING && !c->held && !c->waiting) {
         bufferevent_disable(c->bev, EV_READ);

@@ -409,21 +409,26 @@ test_fwp_end_closes(void **state)
     f->p = zn_srv_connect(&f->srv, NULL, f->password);
 }
 
-/* A client that sends its commands and half-closes still gets every reply. */
-static void
-test_fwp_half_close_answers_everything(void **state)
+/*
+ * A raw connection to f's server past HELLO (with the password's hash
+ * when it has one): its descriptor, reads timing out after 30 s.
+ */
+static int
+raw_ready(struct fx *f)
 {
-    struct fx *f = *state;
-    char buf[4096] = "", hello[200], salt[40] = "", hash[65];
+    char buf[256] = "", hello[200], salt[40] = "", hash[65];
+    struct timeval tv = {30, 0};
     const char *p;
     size_t len = 0;
     ssize_t n;
-    int fd = zn_test_connect_raw(f->srv.port), oks = 0;
+    int fd = zn_test_connect_raw(f->srv.port);
 
     assert_true(fd >= 0);
-    while (!memchr(buf, '\n', len) && (n = read(fd, buf + len, 200)) > 0)
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+                                sizeof(tv)), 0);
+    while (!memchr(buf, '\n', len) &&
+           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
         len += (size_t)n;
-    buf[len] = '\0';
     p = strstr(buf, "\"s\":\"");
     if (p)
         sscanf(p + 5, "%32[0-9a-f]", salt);
@@ -435,6 +440,47 @@ test_fwp_half_close_answers_everything(void **state)
         snprintf(hello, sizeof(hello), "HELLO {\"v\":2}\r\n");
     }
     assert_true(write(fd, hello, strlen(hello)) > 0);
+    memset(buf, 0, sizeof(buf));
+    len = 0;
+    while (!memchr(buf, '\n', len) &&
+           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    assert_string_equal(buf, "+OK\r\n");
+    return fd;
+}
+
+/* Reads fd to its end into a malloc'd, NUL-terminated text. */
+static char *
+read_to_end(int fd, size_t *len)
+{
+    size_t cap = 1 << 16;
+    char *buf = malloc(cap);
+    ssize_t n;
+
+    assert_non_null(buf);
+    *len = 0;
+    while ((n = read(fd, buf + *len, cap - 1 - *len)) > 0) {
+        *len += (size_t)n;
+        if (*len == cap - 1) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    buf[*len] = '\0';
+    return buf;
+}
+
+/* A client that sends its commands and half-closes still gets every reply. */
+static void
+test_fwp_half_close_answers_everything(void **state)
+{
+    struct fx *f = *state;
+    const char *p;
+    char *buf;
+    size_t len;
+    int fd = raw_ready(f), oks = 0;
+
     for (int i = 0; i < 3; i++) {
         char push[100];
 
@@ -443,15 +489,54 @@ test_fwp_half_close_answers_everything(void **state)
         assert_true(write(fd, push, strlen(push)) > 0);
     }
     shutdown(fd, SHUT_WR);
-    len = 0;
-    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len,
-                                                sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
+    buf = read_to_end(fd, &len);
     close(fd);
     for (p = buf; (p = strstr(p, "+OK")); p++)
         oks++;
-    assert_int_equal(oks, 4); /* HELLO and the three pushes */
+    assert_int_equal(oks, 3);
+    free(buf);
+}
+
+/*
+ * The same when the replies pass the server's output limit (64 MiB; here
+ * one JOBS reply of 80 jobs of 1 MB): the server stops reading until the
+ * client has read some, and then runs the rest it was sent, the PUSH
+ * behind the JOBS too, before it closes.
+ */
+static void
+test_fwp_half_close_behind_full_output(void **state)
+{
+    enum { BIG = 80, ARG = 1000000 };
+    static const char cmds[] =
+        "JOBS {\"queue\":\"big\",\"limit\":1000}\r\n"
+        "PUSH {\"jid\":\"behind\",\"jobtype\":\"x\"}\r\n";
+    struct fx *f = *state;
+    char *job = malloc(ARG + 100), *buf;
+    size_t len, o;
+    json_t *j;
+    int fd;
+
+    assert_non_null(job);
+    for (int i = 0; i < BIG; i++) {
+        o = (size_t)snprintf(job, 100, "{\"jid\":\"big%d\",\"jobtype\":\"x\","
+                             "\"queue\":\"big\",\"args\":[\"", i);
+        memset(job + o, 'a', ARG);
+        memcpy(job + o + ARG, "\"]}", 4);
+        zn_srv_push(f->p, job);
+    }
+    free(job);
+    fd = raw_ready(f);
+    assert_int_equal(write(fd, cmds, sizeof(cmds) - 1),
+                     (ssize_t)sizeof(cmds) - 1);
+    shutdown(fd, SHUT_WR);
+    buf = read_to_end(fd, &len);
+    close(fd);
+    assert_true(len > (size_t)BIG * ARG);
+    assert_int_equal(buf[0], '$');
+    assert_string_equal(buf + len - 5, "+OK\r\n");
+    free(buf);
+    j = zn_srv_job(f->p, "behind");
+    json_decref(j);
 }
 
 /*
@@ -532,6 +617,7 @@ test_fwp_password(void **state)
     X(test_fwp_errors_keep_connection)            \
     X(test_fwp_end_closes)                        \
     X(test_fwp_half_close_answers_everything)     \
+    X(test_fwp_half_close_behind_full_output)     \
     X(test_fwp_password)
 
 #define OPEN(t) cmocka_unit_test_setup_teardown(t, setup_open, teardown),
