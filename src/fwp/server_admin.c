@@ -18,6 +18,9 @@
 #include "common/log.h"
 #include "fwp/server_int.h"
 
+/* A JOBS page ends early past this much JSON (jobs_page). */
+#define JOBS_PAGE_BYTES (16u << 20)
+
 /* v as a bulk reply; NULL (a failed allocation) is an error. */
 static void
 reply_json(struct conn *c, const json_t *v, const char *verb)
@@ -302,28 +305,58 @@ read_query(struct zn_engine *e, json_t *o, struct zn_store_query *q,
     return 0;
 }
 
-static json_t *
-job_json(const struct zn_job *job)
+/*
+ * Appends job as JSON to b; a job whose row cannot be written back (a
+ * damaged row) as {"jid":...,"unreadable":true}. False when out of memory.
+ */
+static bool
+job_add(struct evbuffer *b, const struct zn_job *job)
 {
     char *text = zn_job_encode(job, true);
-    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    int rc = text ? evbuffer_add(b, text, strlen(text))
+                  : evbuffer_add_printf(b, "{\"jid\":\"%s\",\"unreadable\":"
+                                        "true}", job->jid);
 
     free(text);
-    return j;
+    return rc >= 0;
 }
 
-static json_t *
-attempts_json(struct zn_engine *e, const char *jid)
+/*
+ * A page of jobs as JOBS' reply into b: {"jobs":[...],"next":N}. Past
+ * JOBS_PAGE_BYTES of jobs the page ends early, next at its last job, so
+ * that a page of big jobs is not held whole many times over.
+ */
+static bool
+jobs_page(struct evbuffer *b, const struct zn_store_list *l)
+{
+    uint64_t next = l->next;
+    bool ok = evbuffer_add(b, "{\"jobs\":[", 9) == 0;
+
+    for (size_t i = 0; ok && i < l->n; i++) {
+        ok = (i == 0 || evbuffer_add(b, ",", 1) == 0) &&
+             job_add(b, l->jobs[i]);
+        if (i + 1 < l->n && evbuffer_get_length(b) > JOBS_PAGE_BYTES) {
+            next = l->jobs[i]->seq;
+            break;
+        }
+    }
+    return ok && evbuffer_add_printf(b, "],\"next\":%llu}",
+                                     (unsigned long long)next) > 0;
+}
+
+/* The attempts of job jid as compact JSON (malloc'd), or NULL with err. */
+static char *
+attempts_text(struct zn_engine *e, const char *jid, struct zn_err *err)
 {
     struct zn_attempt *a = NULL;
-    json_t *list = json_array();
-    struct zn_err err;
+    json_t *list;
     size_t n = 0;
-    char t1[64], t2[64];
+    char t1[64], t2[64], *text;
 
-    if (zn_engine_attempts(e, jid, &a, &n, &err) < 0)
-        return list;
-    for (size_t i = 0; i < n; i++) {
+    if (zn_engine_attempts(e, jid, &a, &n, err) < 0)
+        return NULL;
+    list = json_array();
+    for (size_t i = 0; list && i < n; i++) {
         zn_clock_format(a[i].started_at, t1, sizeof(t1));
         zn_clock_format(a[i].ended_at, t2, sizeof(t2));
         json_array_append_new(list, json_pack(
@@ -334,7 +367,11 @@ attempts_json(struct zn_engine *e, const char *jid)
             (json_int_t)a[i].cpu_ms, "rss_kb", (json_int_t)a[i].rss_kb));
     }
     zn_attempts_free(a, n);
-    return list;
+    text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+    json_decref(list);
+    if (!text)
+        zn_err_set(err, ZN_ENOMEM, "JOBS: out of memory");
+    return text;
 }
 
 /*
@@ -349,9 +386,12 @@ zn__fwp_cmd_jobs(struct conn *c, const struct zn_fwp_cmd *cmd)
     struct zn_store_query q = {0};
     struct zn_store_list l = {0};
     struct zn_job *job = NULL;
+    struct evbuffer *b = NULL;
     json_error_t jerr;
-    json_t *o, *v, *out = NULL;
+    json_t *o, *v;
+    char *attempts = NULL;
     struct zn_err err;
+    bool ok;
 
     o = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
     if (!json_is_object(o)) {
@@ -387,31 +427,40 @@ zn__fwp_cmd_jobs(struct conn *c, const struct zn_fwp_cmd *cmd)
         goto done;
     }
     q.limit = v ? (size_t)json_integer_value(v) : 100;
+    b = evbuffer_new();
+    if (!b) {
+        reply_err(c, "JOBS: out of memory");
+        goto done;
+    }
     if (q.jid) {
         if (zn_engine_get(e, q.jid, &job, &err) < 0) {
             reply_err(c, err.msg);
             goto done;
         }
-        out = json_pack("{s:o,s:o}", "job", job_json(job), "attempts",
-                        attempts_json(e, q.jid));
-    } else {
-        json_t *list = json_array();
-
-        if (zn_engine_list(e, &q, &l, &err) < 0) {
-            json_decref(list);
+        attempts = attempts_text(e, q.jid, &err);
+        if (!attempts) {
             reply_err(c, err.msg);
             goto done;
         }
-        for (size_t i = 0; i < l.n; i++)
-            json_array_append_new(list, job_json(l.jobs[i]));
-        out = json_pack("{s:o,s:I}", "jobs", list, "next",
-                        (json_int_t)l.next);
+        ok = evbuffer_add(b, "{\"job\":", 7) == 0 && job_add(b, job) &&
+             evbuffer_add_printf(b, ",\"attempts\":%s}", attempts) > 0;
+    } else {
+        if (zn_engine_list(e, &q, &l, &err) < 0) {
+            reply_err(c, err.msg);
+            goto done;
+        }
+        ok = jobs_page(b, &l);
     }
-    reply_json(c, out, "JOBS");
+    if (ok)
+        reply_bulk_buffer(c, b);
+    else
+        reply_err(c, "JOBS: out of memory");
 done:
+    if (b)
+        evbuffer_free(b);
+    free(attempts);
     zn_store_list_release(&l);
     zn_job_free(job);
-    json_decref(out);
     json_decref(o);
 }
 

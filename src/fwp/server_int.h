@@ -154,6 +154,17 @@ reply_bulk(struct conn *c, const char *s)
     evbuffer_add(out, "\r\n", 2);
 }
 
+/* The text in b as a bulk reply; b is left empty. */
+static inline void
+reply_bulk_buffer(struct conn *c, struct evbuffer *b)
+{
+    struct evbuffer *out = output(c);
+
+    evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(b));
+    evbuffer_add_buffer(out, b);
+    evbuffer_add(out, "\r\n", 2);
+}
+
 /* Formats a bulk reply as a malloc'd string, for held replies. */
 static inline char *
 bulk_text(const char *s)

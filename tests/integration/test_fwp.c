@@ -498,21 +498,24 @@ test_fwp_half_close_answers_everything(void **state)
 }
 
 /*
- * The same when the replies pass the server's output limit (64 MiB; here
- * one JOBS reply of 80 jobs of 1 MB): the server stops reading until the
- * client has read some, and then runs the rest it was sent, the PUSH
- * behind the JOBS too, before it closes.
+ * 80 jobs of 1 MB. JOBS pages them by size: a page ends past 16 MiB of
+ * JSON, next at its last job, and the pages hold each job once. And a
+ * client that half-closes while the replies to its 5 JOBS pass the
+ * server's output limit (64 MiB) still gets the rest of its commands run:
+ * the server stops reading until the client reads, then runs the PUSH
+ * behind them before it closes.
  */
 static void
-test_fwp_half_close_behind_full_output(void **state)
+test_fwp_big_pages_and_full_output(void **state)
 {
-    enum { BIG = 80, ARG = 1000000 };
-    static const char cmds[] =
-        "JOBS {\"queue\":\"big\",\"limit\":1000}\r\n"
+    enum { BIG = 80, ARG = 1000000, PAGES = 5 };
+    static const char jobs[] = "JOBS {\"queue\":\"big\",\"limit\":1000}\r\n";
+    static const char push[] =
         "PUSH {\"jid\":\"behind\",\"jobtype\":\"x\"}\r\n";
     struct fx *f = *state;
-    char *job = malloc(ARG + 100), *buf;
-    size_t len, o;
+    char *job = malloc(ARG + 100), *buf, arg[64];
+    json_int_t after = 0;
+    size_t len, o, seen = 0, pages = 0;
     json_t *j;
     int fd;
 
@@ -525,13 +528,38 @@ test_fwp_half_close_behind_full_output(void **state)
         zn_srv_push(f->p, job);
     }
     free(job);
+    do {
+        json_t *list;
+
+        snprintf(arg, sizeof(arg), "{\"queue\":\"big\",\"after\":%lld}",
+                 (long long)after);
+        j = zn_srv_parse_take(zn_srv_call(f->p, "JOBS", arg));
+        list = json_object_get(j, "jobs");
+        assert_true(json_array_size(list) > 0);
+        assert_true(json_array_size(list) < BIG);
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            char want[16];
+
+            snprintf(want, sizeof(want), "big%zu", seen++);
+            assert_string_equal(json_string_value(json_object_get(
+                                    json_array_get(list, i), "jid")), want);
+        }
+        after = json_integer_value(json_object_get(j, "next"));
+        json_decref(j);
+        pages++;
+    } while (after);
+    assert_int_equal(seen, BIG);
+    assert_true(pages >= 5);
     fd = raw_ready(f);
-    assert_int_equal(write(fd, cmds, sizeof(cmds) - 1),
-                     (ssize_t)sizeof(cmds) - 1);
+    for (int i = 0; i < PAGES; i++)
+        assert_int_equal(write(fd, jobs, sizeof(jobs) - 1),
+                         (ssize_t)sizeof(jobs) - 1);
+    assert_int_equal(write(fd, push, sizeof(push) - 1),
+                     (ssize_t)sizeof(push) - 1);
     shutdown(fd, SHUT_WR);
     buf = read_to_end(fd, &len);
     close(fd);
-    assert_true(len > (size_t)BIG * ARG);
+    assert_true(len > (size_t)64 * 1024 * 1024);
     assert_int_equal(buf[0], '$');
     assert_string_equal(buf + len - 5, "+OK\r\n");
     free(buf);
@@ -617,7 +645,7 @@ test_fwp_password(void **state)
     X(test_fwp_errors_keep_connection)            \
     X(test_fwp_end_closes)                        \
     X(test_fwp_half_close_answers_everything)     \
-    X(test_fwp_half_close_behind_full_output)     \
+    X(test_fwp_big_pages_and_full_output)         \
     X(test_fwp_password)
 
 #define OPEN(t) cmocka_unit_test_setup_teardown(t, setup_open, teardown),
