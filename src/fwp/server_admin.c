@@ -240,12 +240,13 @@ zn__fwp_cmd_queue(struct conn *c, const struct zn_fwp_cmd *cmd)
     const char *sp = memchr(cmd->arg, ' ', cmd->arg_len);
     size_t sublen = sp ? (size_t)(sp - cmd->arg) : cmd->arg_len;
     struct zn_err err;
-    int which = -1, n, rc = 0;
+    int which = -1, n, i, rc = 0;
     int64_t removed;
+    char msg[sizeof(err.msg) + 160];
 
-    for (int i = 0; i < 3; i++)
-        if (sublen == strlen(subs[i]) && !memcmp(cmd->arg, subs[i], sublen))
-            which = i;
+    for (int k = 0; k < 3; k++)
+        if (sublen == strlen(subs[k]) && !memcmp(cmd->arg, subs[k], sublen))
+            which = k;
     if (which < 0) {
         reply_err(c, "QUEUE: subcommand must be PAUSE, RESUME or REMOVE");
         return;
@@ -258,19 +259,27 @@ zn__fwp_cmd_queue(struct conn *c, const struct zn_fwp_cmd *cmd)
                                        "required");
         return;
     }
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (i = 0; i < n; i++) {
         if (which == 2)
             rc = zn_engine_clear_queue(c->srv->engine, names[i], &removed,
                                        &err);
         else
             rc = zn_engine_pause(c->srv->engine, names[i], which == 0, &err);
-        if (rc == 0)
-            ZN_LOG(ZN_INFO, "queue.changed", ZN_STR("queue", names[i]),
-                   ZN_STR("action", subs[which]));
+        if (rc < 0)
+            break;
+        ZN_LOG(ZN_INFO, "queue.changed", ZN_STR("queue", names[i]),
+               ZN_STR("action", subs[which]));
     }
+    /* The queues before the one that failed stay changed: say so. */
+    if (rc < 0 && i > 0)
+        snprintf(msg, sizeof(msg), "QUEUE %s: %s (done for the %d "
+                 "queue%s before '%s')", subs[which], err.msg, i,
+                 i == 1 ? "" : "s", names[i]);
+    else if (rc < 0)
+        snprintf(msg, sizeof(msg), "QUEUE %s: %s", subs[which], err.msg);
     zn_fwp_names_free(names, (size_t)n);
     if (rc < 0)
-        reply_err(c, err.msg);
+        reply_err(c, msg);
     else
         hold_ok(c);
 }
