@@ -462,9 +462,11 @@ read_to_end(int fd, size_t *len)
     while ((n = read(fd, buf + *len, cap - 1 - *len)) > 0) {
         *len += (size_t)n;
         if (*len == cap - 1) {
+            char *grown = realloc(buf, cap * 2);
+
+            assert_non_null(grown);
+            buf = grown;
             cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
         }
     }
     buf[*len] = '\0';
