@@ -300,6 +300,30 @@ run_exec(const char *const *argv, int timeout_s, int cancel_fd,
     zn_handler_registry_release(&r);
 }
 
+/*
+ * An exec command's CPU time is its own, measured: a shell counting to
+ * 200,000 spends tens of milliseconds or more, and no more CPU than the
+ * time it ran (one thread).
+ */
+static void
+test_worker_handler_exec_cpu_time(void **state)
+{
+    const char *burn[] = {"/bin/sh", "-c",
+                          "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); "
+                          "done", NULL};
+    struct zn_handler_result res;
+    int64_t t0, wall;
+
+    (void)state;
+    t0 = zn_clock_mono_ms();
+    run_exec(burn, 60, -1, &res, NULL);
+    wall = zn_clock_mono_ms() - t0;
+    assert_true(res.ok);
+    if (res.cpu_ms < 10 || res.cpu_ms > wall + 10)
+        fail_msg("cpu_ms %lld for a run of %lld ms", (long long)res.cpu_ms,
+                 (long long)wall);
+}
+
 static void
 test_worker_handler_exec_status(void **state)
 {
@@ -574,6 +598,7 @@ main(void)
         cmocka_unit_test(test_worker_handler_split),
         cmocka_unit_test(test_worker_handler_split_errors),
         cmocka_unit_test(test_worker_handler_exec_status),
+        cmocka_unit_test(test_worker_handler_exec_cpu_time),
         cmocka_unit_test(test_worker_handler_exec_env_and_stdin),
         cmocka_unit_test(test_worker_handler_exec_stderr_tail),
         cmocka_unit_test(test_worker_handler_exec_timeout_kills_group),
