@@ -6,6 +6,7 @@
  */
 #include "compat.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -76,8 +77,14 @@ produce(const struct zn_srv *s, int round, int k, const char *path,
     struct zn_err err;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
-    if (fd < 0 || zn_fwp_client_connect(&o, &c, &err) < 0)
+    if (fd < 0) {
+        fprintf(stderr, "producer %d: %s: %s\n", k, path, strerror(errno));
         _exit(1);
+    }
+    if (zn_fwp_client_connect(&o, &c, &err) < 0) {
+        fprintf(stderr, "producer %d: connect: %s\n", k, err.msg);
+        _exit(1);
+    }
     for (int i = 0; i < JOBS_PER_ROUND / PRODUCERS; i++) {
         char job[160], line[64];
         int n;
@@ -85,11 +92,17 @@ produce(const struct zn_srv *s, int round, int k, const char *path,
         snprintf(job, sizeof(job),
                  "{\"jid\":\"r%d-p%d-%d\",\"jobtype\":\"crash\","
                  "\"args\":[%d]}", round, k, i, i);
-        if (zn_fwp_client_call(c, "PUSH", job, NULL, &err) < 0)
-            _exit(__atomic_load_n(acked_count, __ATOMIC_SEQ_CST) < target);
-        n = snprintf(line, sizeof(line), "r%d-p%d-%d\n", round, k, i);
-        if (write(fd, line, (size_t)n) != n)
+        if (zn_fwp_client_call(c, "PUSH", job, NULL, &err) < 0) {
+            if (__atomic_load_n(acked_count, __ATOMIC_SEQ_CST) >= target)
+                _exit(0); /* the kill */
+            fprintf(stderr, "producer %d: push %d: %s\n", k, i, err.msg);
             _exit(1);
+        }
+        n = snprintf(line, sizeof(line), "r%d-p%d-%d\n", round, k, i);
+        if (write(fd, line, (size_t)n) != n) {
+            fprintf(stderr, "producer %d: %s: short write\n", k, path);
+            _exit(1);
+        }
         __atomic_add_fetch(acked_count, 1, __ATOMIC_SEQ_CST);
     }
     _exit(0);
