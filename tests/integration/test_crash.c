@@ -63,10 +63,25 @@ cmp_str(const void *a, const void *b)
 }
 
 /*
+ * A producer's connection or push failed: the kill's doing once the round
+ * reached its target (a small target can come before the last producer
+ * has even connected), else a failure, said on stderr.
+ */
+static _Noreturn void
+producer_failed(int k, const char *what, const char *msg, int target,
+                volatile int *acked_count)
+{
+    if (__atomic_load_n(acked_count, __ATOMIC_SEQ_CST) >= target)
+        _exit(0);
+    fprintf(stderr, "producer %d: %s: %s\n", k, what, msg);
+    _exit(1);
+}
+
+/*
  * A producer process: pushes its share, appending each jid to its file
  * only after the server answered OK. Exits 0 when its share is done or
  * the server went away after the round's target; 1 when it could not
- * start, or its pushes failed before the kill could have come.
+ * start, or failed before the kill could have come.
  */
 static void
 produce(const struct zn_srv *s, int round, int k, const char *path,
@@ -81,10 +96,8 @@ produce(const struct zn_srv *s, int round, int k, const char *path,
         fprintf(stderr, "producer %d: %s: %s\n", k, path, strerror(errno));
         _exit(1);
     }
-    if (zn_fwp_client_connect(&o, &c, &err) < 0) {
-        fprintf(stderr, "producer %d: connect: %s\n", k, err.msg);
-        _exit(1);
-    }
+    if (zn_fwp_client_connect(&o, &c, &err) < 0)
+        producer_failed(k, "connect", err.msg, target, acked_count);
     for (int i = 0; i < JOBS_PER_ROUND / PRODUCERS; i++) {
         char job[160], line[64];
         int n;
@@ -92,12 +105,8 @@ produce(const struct zn_srv *s, int round, int k, const char *path,
         snprintf(job, sizeof(job),
                  "{\"jid\":\"r%d-p%d-%d\",\"jobtype\":\"crash\","
                  "\"args\":[%d]}", round, k, i, i);
-        if (zn_fwp_client_call(c, "PUSH", job, NULL, &err) < 0) {
-            if (__atomic_load_n(acked_count, __ATOMIC_SEQ_CST) >= target)
-                _exit(0); /* the kill */
-            fprintf(stderr, "producer %d: push %d: %s\n", k, i, err.msg);
-            _exit(1);
-        }
+        if (zn_fwp_client_call(c, "PUSH", job, NULL, &err) < 0)
+            producer_failed(k, "push", err.msg, target, acked_count);
         n = snprintf(line, sizeof(line), "r%d-p%d-%d\n", round, k, i);
         if (write(fd, line, (size_t)n) != n) {
             fprintf(stderr, "producer %d: %s: short write\n", k, path);
