@@ -409,27 +409,50 @@ test_fwp_end_closes(void **state)
     f->p = zn_srv_connect(&f->srv, NULL, f->password);
 }
 
-/*
- * A raw connection to f's server past HELLO (with the password's hash
- * when it has one): its descriptor, reads timing out after 30 s.
- */
-static int
-raw_ready(struct fx *f)
+/* Reads from fd into buf (size bytes, NUL-terminated) up to a newline. */
+static void
+read_line(int fd, char *buf, size_t size)
 {
-    char buf[256] = "", hello[200], salt[40] = "", hash[65];
-    struct timeval tv = {30, 0};
-    const char *p;
     size_t len = 0;
     ssize_t n;
-    int fd = zn_test_connect_raw(f->srv.port);
+
+    buf[0] = '\0';
+    while (!memchr(buf, '\n', len) &&
+           (n = read(fd, buf + len, size - 1 - len)) > 0) {
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+}
+
+/*
+ * A raw connection to the server on port, its HI line read into hi (size
+ * bytes): the descriptor. Reads time out after 30 s, so a server that
+ * keeps the connection open fails a test instead of hanging it.
+ */
+static int
+raw_hi(int port, char *hi, size_t size)
+{
+    struct timeval tv = {30, 0};
+    int fd = zn_test_connect_raw(port);
 
     assert_true(fd >= 0);
     assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
                                 sizeof(tv)), 0);
-    while (!memchr(buf, '\n', len) &&
-           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
-    p = strstr(buf, "\"s\":\"");
+    read_line(fd, hi, size);
+    return fd;
+}
+
+/*
+ * A raw connection to f's server past HELLO (with the password's hash
+ * when it has one): its descriptor.
+ */
+static int
+raw_ready(struct fx *f)
+{
+    char buf[256], hello[200], salt[40] = "", hash[65];
+    int fd = raw_hi(f->srv.port, buf, sizeof(buf));
+    const char *p = strstr(buf, "\"s\":\"");
+
     if (p)
         sscanf(p + 5, "%32[0-9a-f]", salt);
     if (f->password) {
@@ -440,11 +463,7 @@ raw_ready(struct fx *f)
         snprintf(hello, sizeof(hello), "HELLO {\"v\":2}\r\n");
     }
     assert_true(write(fd, hello, strlen(hello)) > 0);
-    memset(buf, 0, sizeof(buf));
-    len = 0;
-    while (!memchr(buf, '\n', len) &&
-           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
+    read_line(fd, buf, sizeof(buf));
     assert_string_equal(buf, "+OK\r\n");
     return fd;
 }
@@ -578,29 +597,17 @@ static void
 expect_hello_refused(const char *hello, int port)
 {
     static const char push[] = "PUSH {\"jid\":\"sneak\",\"jobtype\":\"x\"}\r\n";
-    char buf[1024] = "";
-    size_t len = 0;
-    ssize_t n;
-    int fd = zn_test_connect_raw(port);
-    /* A server that kept the connection open fails the test, not hangs. */
-    struct timeval tv = {10, 0};
+    char hi[256], *buf;
+    size_t len;
+    int fd = raw_hi(port, hi, sizeof(hi));
 
-    assert_true(fd >= 0);
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
-                                sizeof(tv)), 0);
-    while (!memchr(buf, '\n', len) &&
-           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
-    assert_non_null(strstr(buf, "\"s\":\"")); /* HI carries a salt */
+    assert_non_null(strstr(hi, "\"s\":\"")); /* HI carries a salt */
     assert_true(write(fd, hello, strlen(hello)) > 0);
     (void)!write(fd, push, sizeof(push) - 1); /* may meet the close */
-    len = 0;
-    while (len < sizeof(buf) - 1 &&
-           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
+    buf = read_to_end(fd, &len);
     close(fd);
     assert_string_equal(buf, "-ERR invalid password\r\n");
+    free(buf);
 }
 
 static void
