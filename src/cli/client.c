@@ -399,15 +399,11 @@ static void
 print_failed_row(json_t *job)
 {
     json_t *f = json_object_get(job, "failure");
-    const char *msg = json_string_value(json_object_get(f, "message"));
 
-    printf("%-28s %-16s %-24s %-20s %s\n",
-           json_string_value(json_object_get(job, "jid")),
-           json_string_value(json_object_get(job, "queue")),
-           json_string_value(json_object_get(job, "jobtype")),
-           json_string_value(json_object_get(f, "errtype"))
-               ? json_string_value(json_object_get(f, "errtype")) : "-",
-           msg ? msg : "");
+    /* A job JOBS could not read has its jid and nothing else. */
+    printf("%-28s %-16s %-24s %-20s %s\n", get_str(job, "jid", "-"),
+           get_str(job, "queue", "-"), get_str(job, "jobtype", "-"),
+           get_str(f, "errtype", "-"), get_str(f, "message", ""));
 }
 
 static int

@@ -43,8 +43,12 @@ static const char *const verb_names[ZN_FWP_VERB_COUNT] = {
     "BEAT", "INFO", "FLUSH", "QUEUE", "END", "MUTATE", "JOBS", "CONTROL",
 };
 
-const char *
-zn_fwp_quote(const char *s, size_t n, size_t max, char *buf, size_t size)
+/*
+ * Makes n bytes of untrusted input safe to print: printable ASCII stays,
+ * anything else becomes \xNN, and more than max bytes are cut with "...".
+ */
+static const char *
+quote_max(const char *s, size_t n, size_t max, char *buf, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
@@ -73,7 +77,24 @@ zn_fwp_quote(const char *s, size_t n, size_t max, char *buf, size_t size)
 static const char *
 quote(const char *s, size_t n, char *buf, size_t size)
 {
-    return zn_fwp_quote(s, n, QUOTE_MAX, buf, size);
+    return quote_max(s, n, QUOTE_MAX, buf, size);
+}
+
+int
+zn_fwp_json_error(const char *verb, const struct json_error_t *je,
+                  struct zn_err *err)
+{
+    char q[JSON_ERROR_TEXT_LENGTH * 4 + 8];
+
+    if (json_error_code(je) == json_error_out_of_memory)
+        return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", verb);
+    quote_max(je->text, strlen(je->text), JSON_ERROR_TEXT_LENGTH, q,
+              sizeof(q));
+    if (je->line > 0)
+        return zn_err_set(err, ZN_EPROTO,
+                          "%s: invalid JSON at line %d column %d: %s", verb,
+                          je->line, je->column, q);
+    return zn_err_set(err, ZN_EPROTO, "%s: invalid JSON: %s", verb, q);
 }
 
 const char *
@@ -239,24 +260,14 @@ static int
 load_object(const char *verb, const char *json, size_t len, json_t **out,
             struct zn_err *err)
 {
-    char q[JSON_ERROR_TEXT_LENGTH * 4 + 8];
     json_error_t je;
     json_t *root;
 
     *out = NULL;
     root = json_loadb(json ? json : "", json ? len : 0,
                       JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        if (json_error_code(&je) == json_error_out_of_memory)
-            return zn_err_set(err, ZN_ENOMEM, "%s: out of memory", verb);
-        zn_fwp_quote(je.text, strlen(je.text), JSON_ERROR_TEXT_LENGTH, q,
-                     sizeof(q));
-        if (je.line > 0)
-            return zn_err_set(err, ZN_EPROTO,
-                              "%s: invalid JSON at line %d column %d: %s",
-                              verb, je.line, je.column, q);
-        return zn_err_set(err, ZN_EPROTO, "%s: invalid JSON: %s", verb, q);
-    }
+    if (!root)
+        return zn_fwp_json_error(verb, &je, err);
     if (!json_is_object(root)) {
         json_decref(root);
         return zn_err_set(err, ZN_EPROTO, "%s: argument must be a JSON object",
@@ -613,33 +624,33 @@ fail_backtrace(json_t *obj, struct zn_fwp_fail *out, struct zn_err *err)
     json_t *arr = field(obj, "backtrace");
     json_t *kept, *l;
     size_t i, left = FAIL_BACKTRACE_MAX;
-    int rc = 0;
 
     if (!arr)
         return 0;
     if (!json_is_array(arr))
         return zn_err_set(err, ZN_EPROTO,
                           "FAIL: backtrace must be an array of strings");
-    json_array_foreach(arr, i, l) {
-        if (!json_is_string(l))
-            return zn_err_set(err, ZN_EPROTO,
-                              "FAIL: backtrace[%zu] must be a string", i);
-    }
     kept = json_array();
     json_array_foreach(arr, i, l) {
-        size_t full = json_string_length(l), n;
+        size_t full, n;
 
+        if (!json_is_string(l)) {
+            json_decref(kept);
+            return zn_err_set(err, ZN_EPROTO,
+                              "FAIL: backtrace[%zu] must be a string", i);
+        }
         if (!kept || left == 0)
-            break;
+            continue;
+        full = json_string_length(l);
         n = utf8_cut(json_string_value(l), full, left);
         left = n < full ? 0 : left - n; /* a line cut is the last one */
         if (json_array_append_new(kept, json_stringn(json_string_value(l),
                                                      n)) < 0) {
-            rc = ZN_ENOMEM;
-            break;
+            json_decref(kept);
+            kept = NULL;
         }
     }
-    out->backtrace = kept && rc == 0 ? json_dumps(kept, JSON_COMPACT) : NULL;
+    out->backtrace = kept ? json_dumps(kept, JSON_COMPACT) : NULL;
     json_decref(kept);
     if (!out->backtrace)
         return zn_err_set(err, ZN_ENOMEM, "FAIL: out of memory");

@@ -87,13 +87,12 @@ struct zn_fwp_hello {
  */
 
 /*
- * Makes n bytes of untrusted input safe to print in a reply or a log:
- * printable ASCII stays, anything else becomes \xNN, and more than max
- * bytes are cut with "...". buf gets the text (size 4 * max + 8 holds
- * any), which is returned.
+ * jansson's failure to read a command's JSON as err: "<verb>: invalid
+ * JSON at line L column C: <its text, quoted>" (ZN_EPROTO), or ZN_ENOMEM.
  */
-const char *zn_fwp_quote(const char *s, size_t n, size_t max, char *buf,
-                         size_t size);
+struct json_error_t; /* jansson's json_error_t */
+int zn_fwp_json_error(const char *verb, const struct json_error_t *je,
+                      struct zn_err *err);
 
 /* HELLO {...}: v must be 2; wid, if present, a valid id. */
 int zn_fwp_parse_hello(const char *json, size_t len, struct zn_fwp_hello *out,

@@ -333,14 +333,13 @@ struct batch {
 };
 
 /*
- * 0, or ZN_EINVAL with the reply's message in msg. An empty array leaves
+ * 0, or an error with the reply's message in err. An empty array leaves
  * both plain and arr NULL: n is 0 then.
  */
 static int
 batch_read(const struct zn_fwp_cmd *cmd, size_t max_payload,
-           struct batch *b, char *msg, size_t size)
+           struct batch *b, struct zn_err *err)
 {
-    char q[JSON_ERROR_TEXT_LENGTH * 4 + 8];
     json_error_t jerr;
 
     memset(b, 0, sizeof(*b));
@@ -354,19 +353,12 @@ batch_read(const struct zn_fwp_cmd *cmd, size_t max_payload,
         return 0;
     b->arr = json_loadb(cmd->arg, cmd->arg_len, 0, &jerr);
     b->n = json_array_size(b->arr);
-    if (!b->arr && json_error_code(&jerr) == json_error_out_of_memory)
-        snprintf(msg, size, "PUSHB: out of memory");
-    else if (!b->arr)
-        snprintf(msg, size, "PUSHB: invalid JSON at line %d column %d: %s",
-                 jerr.line, jerr.column,
-                 zn_fwp_quote(jerr.text, strlen(jerr.text),
-                              JSON_ERROR_TEXT_LENGTH, q, sizeof(q)));
-    else if (!json_is_array(b->arr) || b->n > PUSHB_MAX)
-        snprintf(msg, size, "PUSHB: must be a JSON array of at most %d "
-                 "jobs", PUSHB_MAX);
-    else
-        return 0;
-    return ZN_EINVAL;
+    if (!b->arr)
+        return zn_fwp_json_error("PUSHB", &jerr, err);
+    if (!json_is_array(b->arr) || b->n > PUSHB_MAX)
+        return zn_err_set(err, ZN_EINVAL, "PUSHB: must be a JSON array of "
+                          "at most %d jobs", PUSHB_MAX);
+    return 0;
 }
 
 static void
@@ -471,11 +463,11 @@ cmd_pushb(struct conn *c, const struct zn_fwp_cmd *cmd)
     struct batch b;
     json_t *refused = json_object();
     size_t ok = 0;
-    char *text = NULL, *reply = NULL, msg[300];
-    int rc = batch_read(cmd, cfg->limits.max_payload, &b, msg, sizeof(msg));
+    char *text = NULL, *reply = NULL;
+    struct zn_err err;
 
-    if (rc == ZN_EINVAL) {
-        reply_err(c, msg);
+    if (batch_read(cmd, cfg->limits.max_payload, &b, &err) < 0) {
+        reply_err(c, err.msg);
         goto done;
     }
     jobs = calloc(b.n ? b.n : 1, sizeof(*jobs));

@@ -51,9 +51,12 @@ info_queues(struct zn_fwp_server *s, json_t *sizes, int64_t *total,
     if (zn_engine_queue_stats(s->engine, &qs, &n, err) < 0)
         return NULL;
     list = json_array();
-    if (!list)
+    if (!list) {
+        free(qs);
         zn_err_set(err, ZN_ENOMEM, "out of memory");
-    for (size_t i = 0; list && i < n; i++) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
         json_t *q = json_object();
 
         json_object_set_new(q, "name", json_string(qs[i].name));
@@ -128,10 +131,12 @@ info_workers(struct zn_fwp_server *s, struct zn_err *err)
     if (zn_engine_list(s->engine, &q, &working, err) < 0)
         return NULL;
     list = json_array();
-    if (!list)
+    if (!list) {
+        zn_store_list_release(&working);
         zn_err_set(err, ZN_ENOMEM, "out of memory");
-    for (w = list ? LIST_FIRST(&s->workers) : NULL; w;
-         w = LIST_NEXT(w, link)) {
+        return NULL;
+    }
+    LIST_FOREACH(w, &s->workers, link) {
         json_t *labels = w->labels;
         json_t *o;
 
@@ -322,12 +327,18 @@ static bool
 job_add(struct evbuffer *b, const struct zn_job *job)
 {
     char *text = zn_job_encode(job, true);
-    int rc = text ? evbuffer_add(b, text, strlen(text))
-                  : evbuffer_add_printf(b, "{\"jid\":\"%s\",\"unreadable\":"
-                                        "true}", job->jid);
+    json_t *o;
+    int rc;
 
+    /* A jid may hold '"' or '\\': jansson writes it escaped. */
+    if (!text) {
+        o = json_pack("{s:s,s:b}", "jid", job->jid, "unreadable", 1);
+        text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+    }
+    rc = text ? evbuffer_add(b, text, strlen(text)) : -1;
     free(text);
-    return rc >= 0;
+    return rc == 0;
 }
 
 /*
